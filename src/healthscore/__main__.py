@@ -1,0 +1,4 @@
+from healthscore.cli import main
+
+if __name__ == "__main__":
+    main()

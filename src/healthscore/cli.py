@@ -1,0 +1,120 @@
+"""Command line: parses, calls, prints. Heavy imports happen inside each command."""
+
+from __future__ import annotations
+
+import os
+import sys
+from datetime import date
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+
+from healthscore.errors import HealthscoreError
+
+os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+
+app = typer.Typer(
+    name="healthscore",
+    help="A churn-calibrated customer health score: learned weights, calibrated probability, explained.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+console = Console(stderr=False, highlight=False)
+err_console = Console(stderr=True, highlight=False)
+
+DataOpt = Annotated[Path, typer.Option("--data", help="Dataset directory (CONTRACT §1): CSV and/or Parquet files.")]
+ConfigOpt = Annotated[Optional[Path], typer.Option("--config", help="YAML config over the defaults.")]
+AsOfOpt = Annotated[Optional[str], typer.Option("--as-of", help="Observation date, YYYY-MM-DD.")]
+ModelOpt = Annotated[
+    str, typer.Option("--model", help="MLflow model URI (models:/NAME@ALIAS, runs:/..., or a local path).")
+]
+ModelNameOpt = Annotated[str, typer.Option("--model-name", help="Registered model name.")]
+QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars or tables (for cron jobs).")]
+
+
+def _parse_date(value: str | None, option: str) -> date | None:
+    if value is None:
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise HealthscoreError(f"{option} must be a date like 2025-06-30, found {value!r}") from None
+
+
+def _config(path: Path | None):
+    from healthscore.config import load_config
+
+    return load_config(path)
+
+
+@app.command()
+def simulate(
+    out: Annotated[Path, typer.Option("--out", help="Directory to write the dataset into.")],
+    accounts: Annotated[int, typer.Option("--accounts", help="Number of accounts.")] = 2000,
+    seed: Annotated[int, typer.Option("--seed", help="Random seed; same seed, same world.")] = 7,
+    start: Annotated[str, typer.Option("--start", help="First day of the world, YYYY-MM-DD.")] = "2022-01-01",
+    months: Annotated[int, typer.Option("--months", help="Length of the world in months.")] = 36,
+    drift: Annotated[bool, typer.Option("--drift", help="Behaviour shifts midway (support starts to matter more).")]
+    = False,
+    fmt: Annotated[str, typer.Option("--format", help="parquet or csv.")] = "parquet",
+) -> None:
+    """Write a simulated B2B SaaS dataset (CONTRACT §1) plus truth.parquet."""
+    from healthscore.simulate import SimulationSpec, write_world
+
+    spec = SimulationSpec(
+        accounts=accounts, seed=seed, start=_parse_date(start, "--start"), months=months, drift=drift
+    )
+    summary = write_world(spec, out, fmt=fmt)
+    console.print(summary)
+
+
+@app.command()
+def validate(data: DataOpt) -> None:
+    """Check a dataset against the contract: print every problem, or a summary of what is there."""
+    from healthscore.io import load_dataset, render_summary, summarise
+
+    ds = load_dataset(data)
+    for warning in ds.warnings:
+        err_console.print(f"[yellow]warning:[/yellow] {warning}")
+    console.print(render_summary(summarise(ds)))
+
+
+@app.command()
+def features(
+    data: DataOpt,
+    as_of: Annotated[str, typer.Option("--as-of", help="Observation date, YYYY-MM-DD.")],
+    out: Annotated[Path, typer.Option("--out", help="Output file: .parquet or .csv.")],
+    config: ConfigOpt = None,
+) -> None:
+    """Write point-in-time features as of a date: one row per account."""
+    from healthscore.features import write_features
+    from healthscore.io import load_dataset
+
+    cfg = _config(config)
+    ds = load_dataset(data)
+    path = write_features(ds, _parse_date(as_of, "--as-of"), out, config=cfg)
+    console.print(f"features written to {path}")
+
+
+def main() -> None:
+    """Entry point of the console script: one-paragraph errors, never a traceback."""
+    try:
+        app(standalone_mode=False)
+    except HealthscoreError as exc:
+        err_console.print(f"healthscore: {exc}", markup=False, soft_wrap=True)
+        sys.exit(2)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except typer.Abort:
+        err_console.print("healthscore: aborted")
+        sys.exit(130)
+    except Exception as exc:  # click usage errors
+        import click
+
+        if isinstance(exc, click.ClickException):
+            exc.show()
+            sys.exit(exc.exit_code)
+        raise

@@ -1,0 +1,365 @@
+"""Typed, frozen configuration read from YAML; unknown keys are rejected with a did-you-mean.
+
+Every default lives here, in one place, documented next to the field. A YAML file only needs the
+keys it changes::
+
+    bands:
+      healthy: 85
+    model:
+      monotone:
+        seat_utilization_30d: 1
+
+``load_config(None)`` returns the defaults.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from healthscore.errors import ConfigError
+
+COMPONENTS: tuple[str, ...] = (
+    "usage",
+    "time_to_value",
+    "support",
+    "engagement",
+    "billing",
+    "feedback",
+    "account",
+)
+
+
+@dataclass(frozen=True)
+class TimelineConfig:
+    """Where training observations sit relative to each renewal."""
+
+    #: Days before each decided contract's end_date at which a training row is observed.
+    lead_times_days: tuple[int, ...] = (30, 90, 180)
+
+
+@dataclass(frozen=True)
+class FeaturesConfig:
+    """Choices the feature builders need."""
+
+    #: Product features whose adoption counts towards "breadth" (share of these used in 90 days).
+    key_features: tuple[str, ...] = (
+        "dashboards",
+        "reports",
+        "integrations",
+        "automation",
+        "collaboration",
+        "api",
+    )
+    #: Seat utilisation an account must reach to count as having reached value.
+    target_utilization: float = 0.8
+    #: Builders to use; empty means every registered feature.
+    include: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class SplitConfig:
+    """Shares of the renewal-date range given to train / calibration / test (oldest to newest)."""
+
+    train: float = 0.6
+    calibration: float = 0.2
+    test: float = 0.2
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """LightGBM and calibration settings.
+
+    Defaults are deliberately regularised: on a few hundred renewals an untuned GBM loses to a logistic
+    regression, so shallow trees, a minimum leaf size and L2 are chosen by time-ordered CV inside the
+    training part from a small grid.
+    """
+
+    seed: int = 42
+    #: Threads for LightGBM; 0 means "cores actually free" (see PITFALLS: contention slows 10x).
+    num_threads: int = 0
+    n_estimators: int = 300
+    learning_rate: float = 0.05
+    #: Candidate values searched by time-ordered CV (the product of the lists).
+    num_leaves_grid: tuple[int, ...] = (7, 15)
+    min_child_samples_grid: tuple[int, ...] = (20, 50)
+    reg_lambda_grid: tuple[float, ...] = (1.0, 10.0)
+    max_depth: int = 6
+    cv_folds: int = 3
+    early_stopping_rounds: int = 30
+    #: Isotonic calibration is only considered with at least this many calibration rows.
+    isotonic_min_rows: int = 1000
+    #: Direction of effect on renewal known in advance: +1 never lowers health, -1 never raises it.
+    monotone: dict[str, int] = field(
+        default_factory=lambda: {
+            "active_users_30d": 1,
+            "seat_utilization_30d": 1,
+            "active_days_30d": 1,
+            "feature_breadth_90d": 1,
+            "urgent_tickets_90d": -1,
+            "high_urgent_tickets_90d": -1,
+            "invoices_paid_late_365d": -1,
+            "amount_overdue": -1,
+            "days_overdue_max": -1,
+        }
+    )
+
+
+@dataclass(frozen=True)
+class BandsConfig:
+    """Cut points on the final 0-100 score: healthy >= healthy, watch >= watch, else at_risk."""
+
+    healthy: float = 80.0
+    watch: float = 60.0
+
+
+@dataclass(frozen=True)
+class ScorecardConfig:
+    """The hand-weighted baseline CS teams build (weights in points, summing to 100)."""
+
+    weights: dict[str, float] = field(
+        default_factory=lambda: {
+            "usage": 35.0,
+            "support": 20.0,
+            "engagement": 15.0,
+            "feedback": 15.0,
+            "billing": 10.0,
+            "time_to_value": 5.0,
+        }
+    )
+
+
+@dataclass(frozen=True)
+class AdjustmentRule:
+    """A config rule that adds points to the model score, with a reason CS ops can read."""
+
+    name: str = "no_ebr_6_months"
+    #: Segments the rule applies to (empty: all).
+    segments: tuple[str, ...] = ("mid_market", "enterprise")
+    #: A feature and a condition on it, e.g. ``days_since_last_ebr`` ``>`` 182 (missing counts as true).
+    feature: str = "days_since_last_ebr"
+    op: str = ">"
+    value: float = 182.0
+    missing_is_true: bool = True
+    points: int = -10
+    reason: str = "No executive business review in the last 6 months"
+
+
+@dataclass(frozen=True)
+class AdjustmentsConfig:
+    #: CSM adjustments without expires_at expire this many days after created_at.
+    default_expiry_days: int = 90
+    rules: tuple[AdjustmentRule, ...] = (AdjustmentRule(),)
+
+
+@dataclass(frozen=True)
+class AlertsConfig:
+    #: A drop of at least this many points since the previous run raises an alert.
+    drop_points: float = 10.0
+    #: How many components to name when attributing a change.
+    components_named: int = 2
+
+
+@dataclass(frozen=True)
+class Play:
+    """A named play with next steps, an owner role and a due date (days after as-of)."""
+
+    name: str = ""
+    steps: tuple[str, ...] = ()
+    owner: str = "CSM"
+    due_days: int = 14
+
+
+@dataclass(frozen=True)
+class PlaybooksConfig:
+    #: Lifecycle stages: onboarding while the customer is younger than this many days ...
+    onboarding_days: int = 90
+    #: ... renewal window when the renewal is closer than this many days.
+    renewal_window_days: int = 120
+    #: Play per weakest component, used for watch and at_risk accounts.
+    by_component: dict[str, Play] = field(
+        default_factory=lambda: {
+            "usage": Play("adoption_workshop", ("Run an adoption workshop", "Agree seat activation targets"),
+                          "CSM", 14),
+            "time_to_value": Play("onboarding_reset", ("Review onboarding plan", "Assign onboarding specialist"),
+                                  "Onboarding lead", 7),
+            "support": Play("escalation_review", ("Review open and urgent tickets", "Agree a fix plan with support"),
+                            "Support manager", 7),
+            "engagement": Play("executive_review", ("Schedule an executive business review",), "CSM", 21),
+            "billing": Play("finance_outreach", ("Contact finance about overdue invoices",), "Finance", 7),
+            "feedback": Play("feedback_followup", ("Call detractors back", "Close the loop on survey comments"),
+                             "CSM", 14),
+            "account": Play("account_review", ("Review the account plan",), "CSM", 30),
+        }
+    )
+    #: Play for an at_risk account inside the renewal window (overrides the component play).
+    renewal_rescue: Play = Play("renewal_rescue", ("Build a save plan", "Involve the account executive"),
+                                "CS director", 7)
+    #: Healthy accounts with last NPS >= this are flagged as advocates.
+    advocate_min_nps: float = 9.0
+    advocate: Play = Play("advocate", ("Ask for a reference or case study", "Explore expansion"), "CSM", 30)
+
+
+@dataclass(frozen=True)
+class RetrainConfig:
+    """Promotion gate: the challenger may be worse than the champion by at most these margins."""
+
+    log_loss_margin: float = 0.005
+    brier_margin: float = 0.002
+    auc_margin: float = 0.005
+    #: Share of the newest decided renewals held out from both models to compare them.
+    holdout_share: float = 0.2
+
+
+@dataclass(frozen=True)
+class DriftConfig:
+    psi_warn: float = 0.1
+    psi_alert: float = 0.25
+    bins: int = 10
+
+
+@dataclass(frozen=True)
+class TrackingConfig:
+    model_name: str = "healthscore"
+    experiment: str = "healthscore"
+
+
+@dataclass(frozen=True)
+class Config:
+    timeline: TimelineConfig = TimelineConfig()
+    features: FeaturesConfig = FeaturesConfig()
+    split: SplitConfig = SplitConfig()
+    model: ModelConfig = ModelConfig()
+    bands: BandsConfig = BandsConfig()
+    scorecard: ScorecardConfig = ScorecardConfig()
+    adjustments: AdjustmentsConfig = AdjustmentsConfig()
+    alerts: AlertsConfig = AlertsConfig()
+    playbooks: PlaybooksConfig = PlaybooksConfig()
+    retrain: RetrainConfig = RetrainConfig()
+    drift: DriftConfig = DriftConfig()
+    tracking: TrackingConfig = TrackingConfig()
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain nested dict (tuples as lists), for logging and YAML round trips."""
+        return _plain(dataclasses.asdict(self))
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
+
+
+def load_config(path: str | Path | None = None) -> Config:
+    """Read a YAML config over the defaults; raise ConfigError listing every unknown key or bad value."""
+    if path is None:
+        return Config()
+    path = Path(path)
+    if not path.exists():
+        raise ConfigError(f"config file {path} does not exist; pass an existing YAML file or omit --config")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"config file {path} is not valid YAML: {exc}") from None
+    return config_from_dict(data, source=str(path))
+
+
+def config_from_dict(data: dict[str, Any], *, source: str = "config") -> Config:
+    """Build a Config from a nested dict; every problem is collected and raised once."""
+    problems: list[str] = []
+    cfg = _build(Config, data, "", problems)
+    _check(cfg, problems)
+    if problems:
+        lines = "\n".join(f"  - {p}" for p in problems)
+        raise ConfigError(f"{source} has {len(problems)} problem(s):\n{lines}")
+    return cfg
+
+
+def _build(cls: type, data: Any, prefix: str, problems: list[str]) -> Any:
+    if not isinstance(data, dict):
+        problems.append(f"{prefix or 'top level'}: expected a mapping, found {type(data).__name__}")
+        return cls()
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    kwargs: dict[str, Any] = {}
+    for key, value in data.items():
+        where = f"{prefix}{key}"
+        if key not in fields:
+            close = difflib.get_close_matches(str(key), fields, n=1)
+            hint = f"; did you mean '{prefix}{close[0]}'?" if close else f"; known keys: {', '.join(fields)}"
+            problems.append(f"unknown key '{where}'{hint}")
+            continue
+        kwargs[key] = _coerce(hints[key], value, where, problems)
+    return cls(**kwargs)
+
+
+def _coerce(tp: Any, value: Any, where: str, problems: list[str]) -> Any:
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if dataclasses.is_dataclass(tp):
+        return _build(tp, value, where + ".", problems)
+    if origin is tuple:
+        if not isinstance(value, (list, tuple)):
+            problems.append(f"{where}: expected a list, found {value!r}")
+            return ()
+        return tuple(_coerce(args[0], v, f"{where}[{i}]", problems) for i, v in enumerate(value))
+    if origin is dict:
+        if not isinstance(value, dict):
+            problems.append(f"{where}: expected a mapping, found {value!r}")
+            return {}
+        return {str(k): _coerce(args[1], v, f"{where}.{k}", problems) for k, v in value.items()}
+    if origin in (typing.Union, types.UnionType):
+        return value
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            problems.append(f"{where}: expected a number, found {value!r}")
+            return 0.0
+        return float(value)
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            problems.append(f"{where}: expected an integer, found {value!r}")
+            return 0
+        return value
+    if tp is bool:
+        if not isinstance(value, bool):
+            problems.append(f"{where}: expected true or false, found {value!r}")
+            return False
+        return value
+    if tp is str:
+        if not isinstance(value, str):
+            problems.append(f"{where}: expected text, found {value!r}")
+            return ""
+        return value
+    return value
+
+
+def _check(cfg: Config, problems: list[str]) -> None:
+    s = cfg.split
+    if min(s.train, s.calibration, s.test) <= 0 or abs(s.train + s.calibration + s.test - 1.0) > 1e-9:
+        problems.append("split: train, calibration and test must be positive and sum to 1")
+    if not cfg.timeline.lead_times_days or min(cfg.timeline.lead_times_days) <= 0:
+        problems.append("timeline.lead_times_days: give at least one positive number of days")
+    if not cfg.bands.watch < cfg.bands.healthy:
+        problems.append("bands: watch must be below healthy")
+    for name, direction in cfg.model.monotone.items():
+        if direction not in (-1, 0, 1):
+            problems.append(f"model.monotone.{name}: use -1, 0 or 1, found {direction}")
+    for comp in cfg.scorecard.weights:
+        if comp not in COMPONENTS:
+            close = difflib.get_close_matches(comp, COMPONENTS, n=1)
+            hint = f"; did you mean '{close[0]}'?" if close else ""
+            problems.append(f"scorecard.weights: unknown component '{comp}'{hint}")
+    for comp in cfg.playbooks.by_component:
+        if comp not in COMPONENTS:
+            problems.append(f"playbooks.by_component: unknown component '{comp}'")
+    if not 0 < cfg.features.target_utilization <= 1:
+        problems.append("features.target_utilization: must be in (0, 1]")
