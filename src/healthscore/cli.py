@@ -118,3 +118,34 @@ def main() -> None:
             exc.show()
             sys.exit(exc.exit_code)
         raise
+
+
+@app.command()
+def train(
+    data: DataOpt,
+    as_of: AsOfOpt = None,
+    config: ConfigOpt = None,
+    model_name: ModelNameOpt = "",
+) -> None:
+    """Train as if today were --as-of: learn from decided renewals, calibrate, evaluate, log, register."""
+    from healthscore.pipelines import train_job
+    from healthscore.reports.console import evaluation_table, group_table, weights_table
+
+    cfg = _config(config)
+    outcome = train_job(data, config=cfg, as_of=_parse_date(as_of, "--as-of"), model_name=model_name or None,
+                        config_path=config)
+    r = outcome.result
+    for w in r.warnings:
+        err_console.print(f"warning: {w}", markup=False)
+    console.print(
+        f"trained on {r.sizes['rows_train']} rows, calibrated ({r.model.calibrator.method_}) on "
+        f"{r.sizes['rows_calibration']}, tested on {r.sizes['rows_test']} newer renewals"
+    )
+    console.print(evaluation_table(r.evaluation))
+    for group in ("lead_time_days", "segment"):
+        console.print(group_table(r.evaluation, group))
+    console.print(weights_table(r.component_weights))
+    console.print(
+        f"registered [bold]{outcome.model_name}[/bold] version {outcome.version} as @{outcome.alias} "
+        f"(run {outcome.run_id})"
+    )

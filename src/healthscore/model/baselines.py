@@ -1,0 +1,83 @@
+"""What healthscore must beat on the same rows: a hand-weighted scorecard and a logistic regression."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from sklearn.compose import ColumnTransformer
+from sklearn.impute import SimpleImputer
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import Pipeline, make_pipeline
+from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+
+class Scorecard:
+    """A hand-weighted health score as CS teams build it.
+
+    Each numeric feature with a known direction becomes a 0–100 percentile among the training rows (flipped
+    when more is worse); a component's score is the mean of its features' percentiles (missing → 50, the
+    neutral middle a spreadsheet would use); the score is the weighted mean of component scores with the
+    documented default weights (usage 35, support 20, engagement 15, feedback 15, billing 10,
+    time to value 5). Its "probability" is score / 100 — exactly the claim such scores make.
+    """
+
+    def __init__(self, *, weights: dict[str, float], components: dict[str, str], directions: dict[str, int]):
+        self.weights = weights
+        self.components = components
+        self.directions = directions
+
+    def fit(self, X: pd.DataFrame) -> Scorecard:
+        self.sorted_ = {}
+        for name, direction in self.directions.items():
+            if direction == 0 or name not in X.columns or self.components.get(name) not in self.weights:
+                continue
+            values = pd.to_numeric(X[name], errors="coerce").dropna().to_numpy()
+            if len(values):
+                self.sorted_[name] = np.sort(values)
+        return self
+
+    def component_scores(self, X: pd.DataFrame) -> pd.DataFrame:
+        per_comp: dict[str, list[np.ndarray]] = {}
+        for name, ref in self.sorted_.items():
+            x = pd.to_numeric(X[name], errors="coerce").to_numpy(dtype=float)
+            pct = 100.0 * np.searchsorted(ref, x, side="right") / len(ref)
+            if self.directions[name] < 0:
+                pct = 100.0 - pct
+            pct = np.where(np.isnan(x), 50.0, pct)
+            per_comp.setdefault(self.components[name], []).append(pct)
+        return pd.DataFrame({c: np.mean(v, axis=0) for c, v in per_comp.items()}, index=X.index)
+
+    def predict_score(self, X: pd.DataFrame) -> np.ndarray:
+        comp = self.component_scores(X)
+        weights = {c: w for c, w in self.weights.items() if c in comp.columns}
+        total = sum(weights.values())
+        return sum(comp[c].to_numpy() * w for c, w in weights.items()) / total
+
+    def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
+        return np.clip(self.predict_score(X) / 100.0, 1e-4, 1 - 1e-4)
+
+
+def logistic_baseline(X: pd.DataFrame, y: np.ndarray, *, categorical: list[str], seed: int = 42) -> Pipeline:
+    """A regularised logistic regression on the same features (median-imputed with indicators, scaled)."""
+    numeric = [c for c in X.columns if c not in categorical]
+    pre = ColumnTransformer(
+        [
+            ("num", make_pipeline(SimpleImputer(strategy="median", add_indicator=True,
+                                                keep_empty_features=True), StandardScaler()), numeric),
+            ("cat", OneHotEncoder(handle_unknown="ignore"), categorical),
+        ]
+    )
+    model = Pipeline([("pre", pre), ("lr", LogisticRegression(C=1.0, max_iter=5000, random_state=seed))])
+    Xc = X.copy()
+    for c in categorical:
+        Xc[c] = Xc[c].astype("object").where(Xc[c].notna(), "missing")
+    model.fit(Xc, y)
+    model.categorical_ = categorical
+    return model
+
+
+def logistic_proba(model: Pipeline, X: pd.DataFrame) -> np.ndarray:
+    Xc = X.copy()
+    for c in model.categorical_:
+        Xc[c] = Xc[c].astype("object").where(Xc[c].notna(), "missing")
+    return model.predict_proba(Xc)[:, 1]

@@ -1,0 +1,87 @@
+"""Calibration of the raw LightGBM margin into P(renew): a monotone map kept with the model."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+from sklearn.isotonic import IsotonicRegression
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import log_loss
+from sklearn.model_selection import StratifiedKFold
+
+EPS = 1e-4
+
+
+@dataclass
+class Calibrator:
+    """Maps a raw log-odds margin to a calibrated probability, monotone non-decreasing.
+
+    ``method`` is ``sigmoid`` (Platt scaling: a logistic regression on the margin) or ``isotonic``. Isotonic
+    is only tried with at least ``isotonic_min_rows`` calibration rows; below that it overfits. The choice is
+    made by cross-validated log loss *within* the calibration slice (choosing on in-sample loss would always
+    favour isotonic). Do not use it to calibrate on the rows the model was trained on.
+    """
+
+    isotonic_min_rows: int = 1000
+    seed: int = 42
+    method_: str = ""
+    coef_: float = 1.0
+    intercept_: float = 0.0
+    isotonic_: IsotonicRegression | None = None
+    cv_log_loss_: dict[str, float] = field(default_factory=dict)
+
+    def fit(self, margin: np.ndarray, y: np.ndarray) -> Calibrator:
+        margin = np.asarray(margin, dtype=float)
+        y = np.asarray(y, dtype=int)
+        methods = ["sigmoid"]
+        if len(y) >= self.isotonic_min_rows:
+            methods.append("isotonic")
+        if len(methods) > 1:
+            cv = StratifiedKFold(n_splits=5, shuffle=True, random_state=self.seed)
+            for method in methods:
+                oof = np.empty(len(y))
+                for tr, va in cv.split(margin, y):
+                    oof[va] = _fit(method, margin[tr], y[tr]).predict(margin[va])
+                self.cv_log_loss_[method] = float(log_loss(y, oof, labels=[0, 1]))
+            self.method_ = min(self.cv_log_loss_, key=self.cv_log_loss_.get)
+        else:
+            self.method_ = "sigmoid"
+        fitted = _fit(self.method_, margin, y)
+        if self.method_ == "sigmoid":
+            self.coef_, self.intercept_ = fitted.coef_, fitted.intercept_
+        else:
+            self.isotonic_ = fitted.iso
+        return self
+
+    def predict(self, margin: np.ndarray) -> np.ndarray:
+        """Calibrated P(renew) for raw margins, clipped to [1e-4, 1 - 1e-4] so log loss stays finite."""
+        margin = np.asarray(margin, dtype=float)
+        if self.method_ == "isotonic":
+            p = self.isotonic_.predict(margin)
+        else:
+            p = 1.0 / (1.0 + np.exp(-(self.coef_ * margin + self.intercept_)))
+        return np.clip(p, EPS, 1 - EPS)
+
+
+class _Sigmoid:
+    def __init__(self, margin, y):
+        lr = LogisticRegression(C=1e6, max_iter=1000).fit(margin.reshape(-1, 1), y)
+        self.coef_ = float(lr.coef_[0, 0])
+        self.intercept_ = float(lr.intercept_[0])
+
+    def predict(self, margin):
+        return np.clip(1.0 / (1.0 + np.exp(-(self.coef_ * margin + self.intercept_))), EPS, 1 - EPS)
+
+
+class _Isotonic:
+    def __init__(self, margin, y):
+        self.iso = IsotonicRegression(increasing=True, out_of_bounds="clip", y_min=0.0, y_max=1.0)
+        self.iso.fit(margin, y)
+
+    def predict(self, margin):
+        return np.clip(self.iso.predict(margin), EPS, 1 - EPS)
+
+
+def _fit(method: str, margin: np.ndarray, y: np.ndarray):
+    return _Sigmoid(margin, y) if method == "sigmoid" else _Isotonic(margin, y)

@@ -1,0 +1,107 @@
+"""The fitted artefact: everything scoring needs, stored together so nothing is refitted on a batch."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import lightgbm as lgb
+import numpy as np
+import pandas as pd
+
+from healthscore.config import COMPONENTS
+from healthscore.errors import ModelMismatchError
+from healthscore.model.calibrate import Calibrator
+
+
+@dataclass
+class HealthModel:
+    """A trained healthscore model: LightGBM booster + calibration + what was fitted on training rows.
+
+    ``prepare`` turns a raw feature frame (as ``healthscore features`` writes it) into the model's matrix,
+    applying the fitted segment adoption curve and the category lists fixed at training.
+    """
+
+    feature_names: list[str]
+    categories: dict[str, list[str]]
+    components: dict[str, str]
+    booster_text: str
+    calibrator: Calibrator
+    adoption_curve: Any = None
+    #: per feature: {"all": median, "<segment>": median} on training rows, reference points for drivers
+    references: dict[str, dict[str, float]] = field(default_factory=dict)
+    #: training-row distribution summaries for drift (per feature: quantile edges and shares)
+    reference_distributions: dict[str, Any] = field(default_factory=dict)
+    params: dict[str, Any] = field(default_factory=dict)
+    metadata: dict[str, Any] = field(default_factory=dict)
+    _booster: lgb.Booster | None = field(default=None, repr=False, compare=False)
+
+    # -- pickling: keep the booster as text so the artefact is portable across processes --------------
+    def __getstate__(self) -> dict:
+        state = dict(self.__dict__)
+        state["_booster"] = None
+        return state
+
+    @property
+    def booster(self) -> lgb.Booster:
+        if self._booster is None:
+            self._booster = lgb.Booster(model_str=self.booster_text)
+        return self._booster
+
+    # -- input ------------------------------------------------------------------------------------------
+    def raw_input_columns(self) -> list[str]:
+        """Columns a raw feature frame must have (fitted features are derived here, not supplied)."""
+        fitted = set(getattr(self.adoption_curve, "output_columns_", []) or [])
+        return [f for f in self.feature_names if f not in fitted]
+
+    def prepare(self, features: pd.DataFrame) -> pd.DataFrame:
+        """Model matrix from a raw feature frame; raises ModelMismatchError naming missing columns."""
+        missing = [c for c in self.raw_input_columns() if c not in features.columns]
+        if missing:
+            raise ModelMismatchError(
+                f"the feature frame lacks {len(missing)} feature(s) the model was trained on: "
+                f"{', '.join(missing[:10])}{' …' if len(missing) > 10 else ''}. Build features with the same "
+                "healthscore version and config as the model, or retrain."
+            )
+        frame = features
+        if self.adoption_curve is not None:
+            frame = self.adoption_curve.transform(frame)
+        X = pd.DataFrame(index=frame.index)
+        for name in self.feature_names:
+            col = frame[name]
+            if name in self.categories:
+                X[name] = pd.Categorical(col.astype("object").where(col.notna(), None),
+                                         categories=self.categories[name])
+            else:
+                X[name] = pd.to_numeric(col, errors="coerce").astype("float64")
+        return X
+
+    # -- prediction -------------------------------------------------------------------------------------
+    def margin(self, X: pd.DataFrame) -> np.ndarray:
+        """Raw LightGBM log-odds of renewal."""
+        return self.booster.predict(X, raw_score=True)
+
+    def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
+        """Calibrated P(renew)."""
+        return self.calibrator.predict(self.margin(X))
+
+    def contributions(self, X: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray]:
+        """Exact TreeSHAP in log-odds per feature (LightGBM ``pred_contrib``) and the expected value per row."""
+        raw = self.booster.predict(X, pred_contrib=True)
+        return pd.DataFrame(raw[:, :-1], columns=self.feature_names, index=X.index), raw[:, -1]
+
+    def component_contributions(self, contrib: pd.DataFrame) -> pd.DataFrame:
+        """Log-odds contributions summed per component (columns in COMPONENTS order)."""
+        out = pd.DataFrame(0.0, index=contrib.index, columns=list(COMPONENTS))
+        for feature in contrib.columns:
+            out[self.components.get(feature, "account")] += contrib[feature].to_numpy()
+        return out
+
+    @property
+    def expected_margin(self) -> float:
+        return float(self.metadata.get("expected_margin", 0.0))
+
+    @property
+    def baseline_points(self) -> float:
+        """The score of an average account: 100 × calibrated probability at the booster's expected value."""
+        return float(100.0 * self.calibrator.predict(np.array([self.expected_margin]))[0])

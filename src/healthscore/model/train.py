@@ -1,0 +1,322 @@
+"""Learn the weights from renewal outcomes: LightGBM chosen by time-ordered CV, calibrated, evaluated."""
+
+from __future__ import annotations
+
+import itertools
+import os
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any, Callable
+
+import lightgbm as lgb
+import numpy as np
+import pandas as pd
+
+from healthscore.config import COMPONENTS, Config
+from healthscore.model.baselines import Scorecard, logistic_baseline, logistic_proba
+from healthscore.model.calibrate import Calibrator
+from healthscore.model.evaluate import evaluate_predictions, reliability_table
+from healthscore.model.health_model import HealthModel
+from healthscore.model.split import split_by_renewal_date, time_folds
+
+
+@dataclass
+class TrainingSet:
+    """Rows to learn from: raw features, labels (1 = renewed) and each row's context.
+
+    ``rows`` must hold ``renewal_date`` (for the time split) and may hold ``contract_id``, ``segment``,
+    ``lead_time_days``; ``part`` is filled by the split when not given (the flat-table path may pass a
+    stratified split instead).
+    """
+
+    features: pd.DataFrame
+    label: np.ndarray
+    rows: pd.DataFrame
+    components: dict[str, str]
+    directions: dict[str, int]
+    categorical: list[str]
+    part: pd.Series | None = None
+    truth: pd.Series | None = None
+    #: builds a fitted transformer with ``fit(features)``/``transform(features)`` (e.g. the adoption curve)
+    fitted_transformer: Callable[[], Any] | None = None
+    group_columns: tuple[str, ...] = ("segment", "lead_time_days")
+
+
+@dataclass
+class TrainResult:
+    model: HealthModel
+    evaluation: pd.DataFrame
+    reliability: pd.DataFrame
+    component_weights: pd.DataFrame
+    cv_results: pd.DataFrame
+    test_predictions: pd.DataFrame
+    sizes: dict[str, int]
+    params: dict[str, Any]
+    warnings: list[str] = field(default_factory=list)
+
+
+def default_threads(configured: int) -> int:
+    """Threads for LightGBM: the configured number, else the CPUs this process may use."""
+    if configured > 0:
+        return configured
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def _base_params(config: Config) -> dict[str, Any]:
+    m = config.model
+    return {
+        "objective": "binary",
+        "learning_rate": m.learning_rate,
+        "max_depth": m.max_depth,
+        "feature_fraction": 0.8,
+        "bagging_fraction": 0.8,
+        "bagging_freq": 1,
+        "min_sum_hessian_in_leaf": 1e-3,
+        "cat_smooth": 10,
+        "seed": m.seed,
+        "deterministic": True,
+        "force_row_wise": True,
+        "num_threads": default_threads(m.num_threads),
+        "verbosity": -1,
+    }
+
+
+def _monotone(feature_names: list[str], config: Config, categorical: list[str]) -> tuple[list[int], list[str]]:
+    warnings = []
+    unknown = sorted(set(config.model.monotone) - set(feature_names))
+    if unknown:
+        warnings.append(f"model.monotone names features the model does not have (ignored): {', '.join(unknown)}")
+    return [0 if f in categorical else int(config.model.monotone.get(f, 0)) for f in feature_names], warnings
+
+
+def select_params(
+    X: pd.DataFrame, y: np.ndarray, dates: pd.Series, base: dict[str, Any], config: Config
+) -> tuple[dict[str, Any], int, pd.DataFrame]:
+    """Choose regularisation by expanding-window CV over renewal dates inside the training part.
+
+    Returns the chosen parameters, the number of trees (median best iteration over folds) and the CV table.
+    The test slice is never seen here.
+    """
+    m = config.model
+    folds = time_folds(dates, m.cv_folds)
+    rows = []
+    for leaves, min_child, lam in itertools.product(m.num_leaves_grid, m.min_child_samples_grid, m.reg_lambda_grid):
+        params = {**base, "num_leaves": leaves, "min_child_samples": min_child, "lambda_l2": lam}
+        losses, iters = [], []
+        for tr, va in folds:
+            if len(np.unique(y[tr])) < 2 or len(np.unique(y[va])) < 2:
+                continue
+            dtr = lgb.Dataset(X.iloc[tr], y[tr], free_raw_data=False)
+            dva = lgb.Dataset(X.iloc[va], y[va], reference=dtr)
+            booster = lgb.train(
+                {**params, "metric": "binary_logloss"},
+                dtr,
+                num_boost_round=m.n_estimators,
+                valid_sets=[dva],
+                callbacks=[lgb.early_stopping(m.early_stopping_rounds, verbose=False)],
+            )
+            losses.append(booster.best_score["valid_0"]["binary_logloss"])
+            iters.append(booster.best_iteration or m.n_estimators)
+        rows.append(
+            {
+                "num_leaves": leaves,
+                "min_child_samples": min_child,
+                "lambda_l2": lam,
+                "cv_log_loss": float(np.mean(losses)) if losses else float("inf"),
+                "best_iterations": int(np.median(iters)) if iters else m.n_estimators,
+                "folds": len(losses),
+            }
+        )
+    table = pd.DataFrame(rows).sort_values(["cv_log_loss", "num_leaves", "min_child_samples"], kind="stable")
+    best = table.iloc[0]
+    chosen = {
+        **base,
+        "num_leaves": int(best["num_leaves"]),
+        "min_child_samples": int(best["min_child_samples"]),
+        "lambda_l2": float(best["lambda_l2"]),
+    }
+    return chosen, max(20, int(best["best_iterations"])), table.reset_index(drop=True)
+
+
+def _references(X: pd.DataFrame, segments: pd.Series | None, categorical: list[str]) -> dict[str, dict[str, float]]:
+    refs: dict[str, dict[str, float]] = {}
+    for name in X.columns:
+        if name in categorical:
+            continue
+        col = X[name]
+        entry = {"all": float(col.median())} if col.notna().any() else {}
+        if segments is not None:
+            for seg, values in col.groupby(segments.to_numpy(), observed=True):
+                if values.notna().any():
+                    entry[str(seg)] = float(values.median())
+        refs[name] = entry
+    return refs
+
+
+def _distributions(X: pd.DataFrame, categorical: list[str], bins: int = 10) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for name in X.columns:
+        col = X[name]
+        if name in categorical:
+            shares = col.astype("object").fillna("<missing>").value_counts(normalize=True).sort_index()
+            out[name] = {"kind": "categorical", "shares": {str(k): float(v) for k, v in shares.items()}}
+        else:
+            values = pd.to_numeric(col, errors="coerce").to_numpy(dtype=float)
+            present = values[~np.isnan(values)]
+            edges = np.unique(np.quantile(present, np.linspace(0, 1, bins + 1))) if len(present) else np.array([])
+            out[name] = {"kind": "numeric", "edges": edges.tolist(), "values": np.sort(present)[:: max(1, len(present) // 2000)].tolist(),
+                         "missing_share": float(np.isnan(values).mean()) if len(values) else 0.0}
+    return out
+
+
+def fit_health_model(ts: TrainingSet, *, config: Config) -> TrainResult:
+    """Fit, calibrate and evaluate on a prepared training set (the dataset and flat-table paths share this)."""
+    warnings: list[str] = []
+    part = ts.part if ts.part is not None else split_by_renewal_date(ts.rows, config.split)
+    part = pd.Series(np.asarray(part), index=ts.rows.index)
+    is_train = (part == "train").to_numpy()
+    is_cal = (part == "calibration").to_numpy()
+    is_test = (part == "test").to_numpy()
+    y = np.asarray(ts.label, dtype=int)
+
+    features = ts.features
+    transformer = None
+    if ts.fitted_transformer is not None:
+        transformer = ts.fitted_transformer().fit(features[is_train])
+    frame = transformer.transform(features) if transformer is not None else features
+    feature_names = [c for c in frame.columns]
+    categories = {
+        c: sorted(pd.Series(frame.loc[is_train, c]).dropna().astype(str).unique().tolist()) for c in ts.categorical
+    }
+    model = HealthModel(
+        feature_names=feature_names,
+        categories=categories,
+        components={f: ts.components.get(f, "account") for f in feature_names},
+        booster_text="",
+        calibrator=Calibrator(isotonic_min_rows=config.model.isotonic_min_rows, seed=config.model.seed),
+        adoption_curve=transformer,
+    )
+    X = model.prepare(features)
+
+    base = _base_params(config)
+    constraints, mono_warnings = _monotone(feature_names, config, ts.categorical)
+    warnings += mono_warnings
+    base["monotone_constraints"] = constraints
+    dates = pd.to_datetime(ts.rows["renewal_date"]) if "renewal_date" in ts.rows else pd.Series(
+        np.arange(len(y)), index=ts.rows.index)
+    params, n_trees, cv_table = select_params(X[is_train], y[is_train], dates[is_train], base, config)
+    booster = lgb.train(params, lgb.Dataset(X[is_train], y[is_train]), num_boost_round=n_trees)
+    model.booster_text = booster.model_to_string()
+    model._booster = booster
+
+    contrib_train, expected = model.contributions(X.iloc[:1])
+    model.metadata["expected_margin"] = float(expected[0])
+    model.calibrator.fit(model.margin(X[is_cal]), y[is_cal])
+    segments = ts.rows["segment"] if "segment" in ts.rows else None
+    model.references = _references(X[is_train], segments[is_train] if segments is not None else None, ts.categorical)
+    model.reference_distributions = _distributions(X[is_train], ts.categorical, bins=config.drift.bins)
+    model.params = {**{k: v for k, v in params.items() if k != "monotone_constraints"}, "num_boost_round": n_trees}
+    model.metadata.update(
+        {
+            "calibration_method": model.calibrator.method_,
+            "calibration_cv_log_loss": dict(model.calibrator.cv_log_loss_),
+            "monotone": {f: c for f, c in zip(feature_names, constraints) if c},
+            "n_train": int(is_train.sum()),
+            "n_calibration": int(is_cal.sum()),
+            "n_test": int(is_test.sum()),
+        }
+    )
+
+    # --- evaluation on the test slice: the model, the baselines, the truth --------------------------------
+    Xt, yt = X[is_test], y[is_test]
+    preds = {"healthscore": model.predict_proba(Xt), "healthscore_raw": _sigmoid(model.margin(Xt))}
+    scorecard = Scorecard(weights=config.scorecard.weights, components=model.components,
+                          directions={f: ts.directions.get(f, 0) for f in feature_names}).fit(X[is_train])
+    preds["scorecard"] = scorecard.predict_proba(Xt)
+    logit = logistic_baseline(X[is_train], y[is_train], categorical=ts.categorical, seed=config.model.seed)
+    preds["logistic"] = logistic_proba(logit, Xt)
+    if ts.truth is not None:
+        truth = np.asarray(ts.truth, dtype=float)[is_test]
+        if not np.isnan(truth).any():
+            preds["truth"] = truth
+    rows_t = ts.rows[is_test]
+    groups = {g: rows_t[g].astype(str).reset_index(drop=True) for g in ts.group_columns if g in rows_t}
+    evaluation = evaluate_predictions(yt, preds, groups)
+    reliability = pd.concat(
+        [reliability_table(yt, p).assign(model=name) for name, p in preds.items() if name != "healthscore_raw"],
+        ignore_index=True,
+    )
+    contrib, _ = model.contributions(Xt)
+    comp = model.component_contributions(contrib).abs().mean()
+    learned = 100 * comp / comp.sum() if comp.sum() > 0 else comp
+    weights = pd.DataFrame(
+        {
+            "component": list(COMPONENTS),
+            "learned_weight": [float(learned.get(c, 0.0)) for c in COMPONENTS],
+            "hand_weight": [float(config.scorecard.weights.get(c, 0.0)) for c in COMPONENTS],
+        }
+    )
+    test_predictions = rows_t.reset_index(drop=True).assign(
+        label=yt, **{f"p_{k}": v for k, v in preds.items()}
+    )
+    sizes = {
+        "rows_train": int(is_train.sum()),
+        "rows_calibration": int(is_cal.sum()),
+        "rows_test": int(is_test.sum()),
+        "features": len(feature_names),
+    }
+    if "contract_id" in ts.rows:
+        for name, mask in (("train", is_train), ("calibration", is_cal), ("test", is_test)):
+            sizes[f"contracts_{name}"] = int(ts.rows.loc[mask, "contract_id"].nunique())
+    return TrainResult(
+        model=model,
+        evaluation=evaluation,
+        reliability=reliability,
+        component_weights=weights,
+        cv_results=cv_table,
+        test_predictions=test_predictions,
+        sizes=sizes,
+        params=model.params,
+        warnings=warnings,
+    )
+
+
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-x))
+
+
+def training_set_from_dataset(ds, *, config: Config, as_of: date | None = None, truth: pd.DataFrame | None = None
+                              ) -> TrainingSet:
+    """Training rows from the timeline (renewals decided before ``as_of``) with their point-in-time features."""
+    from healthscore.features import FEATURES, build_features
+    from healthscore.features.time_to_value import SegmentAdoptionCurve
+    from healthscore.timeline import training_rows
+
+    rows = training_rows(ds, lead_times=config.timeline.lead_times_days, decided_before=as_of)
+    if rows.empty:
+        from healthscore.errors import HealthscoreError
+
+        raise HealthscoreError(
+            "no decided renewals to learn from"
+            + (f" before {as_of}" if as_of else "")
+            + ": contracts.outcome is empty everywhere. Add renewal outcomes or move --as-of later."
+        )
+    feats = build_features(ds, rows, config=config.features)
+    specs = {f.name: f for f in FEATURES}
+    truth_series = None
+    if truth is not None and {"contract_id", "p_renew"} <= set(truth.columns):
+        mapping = truth.drop_duplicates("contract_id").set_index("contract_id")["p_renew"]
+        truth_series = rows["contract_id"].astype(str).map(mapping).astype(float)
+    return TrainingSet(
+        features=feats,
+        label=rows["label"].to_numpy(dtype=int),
+        rows=rows,
+        components={f.name: f.component for f in FEATURES},
+        directions={f.name: int(f.direction) for f in FEATURES},
+        categorical=[f.name for f in FEATURES if f.kind == "categorical" and f.name in feats.columns],
+        truth=truth_series,
+        fitted_transformer=SegmentAdoptionCurve,
+    )

@@ -1,0 +1,135 @@
+"""One function per job the CLI runs: each composes the modules and returns what it made.
+
+The CLI parses and prints; these do the work, so tests and notebooks call them directly.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import tempfile
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from healthscore.config import Config
+
+
+def read_truth(data_dir: str | Path) -> pd.DataFrame | None:
+    """The simulator's truth (contract_id, p_renew) when present beside the dataset, else None."""
+    path = Path(data_dir) / "truth.parquet"
+    return pd.read_parquet(path) if path.exists() else None
+
+
+@dataclass
+class TrainOutcome:
+    result: Any  # model.train.TrainResult
+    version: str
+    alias: str
+    run_id: str
+    model_name: str
+    artifacts: dict[str, Path]
+
+
+def summary_metrics(result) -> dict[str, float]:
+    """Flat metric names for MLflow: ``<model>.<metric>`` overall and ``<model>.<group>.<level>.<metric>``."""
+    out: dict[str, float] = {}
+    for _, r in result.evaluation.iterrows():
+        prefix = r["model"] if r["group"] == "all" else f"{r['model']}.{r['group']}.{r['level']}"
+        for metric in ("roc_auc", "pr_auc_churn", "brier", "log_loss", "ece", "top_decile_lift", "renewal_rate", "n"):
+            out[f"{prefix}.{metric}".replace(" ", "_")] = float(r[metric])
+    for _, r in result.component_weights.iterrows():
+        out[f"learned_weight.{r['component']}"] = float(r["learned_weight"])
+    return out
+
+
+def write_training_artifacts(result, out_dir: Path) -> dict[str, Path]:
+    """Plots and tables of one training, written to ``out_dir``."""
+    from healthscore.reports import plots
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    tp = result.test_predictions
+    y = tp["label"].to_numpy()
+    preds = {k[2:]: tp[k].to_numpy() for k in tp.columns if k.startswith("p_") and k != "p_healthscore_raw"}
+    paths = {
+        "reliability": plots.reliability_plot(y, preds, out_dir / "reliability.png"),
+        "roc": plots.roc_plot(y, preds, out_dir / "roc.png"),
+        "lift": plots.lift_plot(y, preds, out_dir / "lift.png"),
+        "component_weights": plots.component_weights_plot(result.component_weights, out_dir / "component_weights.png"),
+    }
+    for name, frame in (
+        ("evaluation", result.evaluation),
+        ("reliability_table", result.reliability),
+        ("component_weights", result.component_weights),
+        ("cv_results", result.cv_results),
+    ):
+        path = out_dir / f"{name}.csv"
+        frame.to_csv(path, index=False)
+        paths[name] = path
+    return paths
+
+
+def train_job(
+    data: str | Path,
+    *,
+    config: Config,
+    as_of: date | None = None,
+    model_name: str | None = None,
+    config_path: str | Path | None = None,
+) -> TrainOutcome:
+    """Train on a dataset as if today were ``as_of``; log the run, register and alias the model."""
+    from healthscore import tracking
+    from healthscore.io import load_dataset
+    from healthscore.model.train import fit_health_model, training_set_from_dataset
+
+    model_name = model_name or config.tracking.model_name
+    tracking.connect()  # fail fast, before any work, when the server is unreachable
+    ds = load_dataset(data)
+    ts = training_set_from_dataset(ds, config=config, as_of=as_of, truth=read_truth(data))
+    result = fit_health_model(ts, config=config)
+    result.model.metadata.update(
+        {"data_fingerprint": ds.fingerprint, "trained_as_of": str(as_of) if as_of else "all decided",
+         "model_name": model_name, "features_config": dataclasses.asdict(config.features),
+         "lead_times_days": list(config.timeline.lead_times_days)}
+    )
+    run_name = f"train-{as_of or 'all'}"
+    with tracking.run(experiment=config.tracking.experiment, run_name=run_name) as active, \
+            tempfile.TemporaryDirectory() as tmp:
+        tmpdir = Path(tmp)
+        params = {
+            **{f"lgbm.{k}": v for k, v in result.params.items()},
+            "as_of": str(as_of) if as_of else "all decided",
+            "calibration_method": result.model.calibrator.method_,
+            "lead_times_days": list(config.timeline.lead_times_days),
+            "split": [config.split.train, config.split.calibration, config.split.test],
+            **{k: v for k, v in result.sizes.items()},
+        }
+        tags = {
+            "data_fingerprint": ds.fingerprint,
+            "git_commit": tracking.git_commit(),
+            "data_source": str(data),
+            "job": "train",
+        }
+        tracking.log_params_metrics(params, summary_metrics(result), tags)
+        tracking.log_dict(config.to_dict(), "config/resolved_config.json")
+        if config_path:
+            tracking.log_artifact(config_path, "config")
+        tracking.log_dict({"features": result.model.feature_names, "components": result.model.components},
+                          "features.json")
+        artifacts = write_training_artifacts(result, tmpdir / "evaluation")
+        for path in artifacts.values():
+            tracking.log_artifact(path, "evaluation")
+        example = ts.features.iloc[:5].reset_index(drop=True)
+        version, alias = tracking.log_model(result.model, input_example=example, model_name=model_name)
+        run_id = active.info.run_id
+    return TrainOutcome(result=result, version=version, alias=alias, run_id=run_id, model_name=model_name,
+                        artifacts={k: Path(v).name for k, v in artifacts.items()})
+
+
+def training_result_json(result) -> str:
+    """Overall metrics per model as JSON (for scripts)."""
+    overall = result.evaluation[result.evaluation["group"] == "all"].set_index("model")
+    return json.dumps(overall.drop(columns=["group", "level"]).to_dict(orient="index"), indent=2, sort_keys=True)

@@ -1,0 +1,1 @@
+"""Reports for reviewers: plots, terminal tables and self-contained HTML."""

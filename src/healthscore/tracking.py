@@ -1,0 +1,219 @@
+"""MLflow: runs, the registered model, aliases. The only module that imports mlflow."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import subprocess
+import tempfile
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator
+
+import joblib
+import pandas as pd
+
+from healthscore.errors import TrackingError
+
+os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+# An unreachable server must be reported fast, not after minutes of retries (PITFALLS).
+os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
+os.environ.setdefault("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "1")
+os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "20")
+
+import mlflow  # noqa: E402
+from mlflow import MlflowClient  # noqa: E402
+from mlflow.pyfunc import PythonModel  # noqa: E402
+
+CHAMPION = "champion"
+CHALLENGER = "challenger"
+
+
+def tracking_uri() -> str:
+    """``MLFLOW_TRACKING_URI`` if set, else a SQLite store in the working directory."""
+    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{Path.cwd() / 'mlflow.db'}"
+
+
+def connect() -> str:
+    """Point MLflow at the tracking URI; fail in one line (within ~10 s) if an HTTP server is unreachable."""
+    uri = tracking_uri()
+    if uri.startswith(("http://", "https://")):
+        try:
+            with urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=10) as resp:
+                if resp.status != 200:
+                    raise TrackingError(f"MLflow tracking server at {uri} answered HTTP {resp.status} on /health")
+        except (urllib.error.URLError, OSError) as exc:
+            reason = getattr(exc, "reason", exc)
+            raise TrackingError(
+                f"MLflow tracking server at {uri} is unreachable ({reason}); start it or unset MLFLOW_TRACKING_URI "
+                "to use the local SQLite store. Nothing was logged or registered."
+            ) from None
+    mlflow.set_tracking_uri(uri)
+    return uri
+
+
+@contextlib.contextmanager
+def run(*, experiment: str, run_name: str) -> Iterator[Any]:
+    """Start (or, under ``mlflow run``, join) a run."""
+    connect()
+    if os.environ.get("MLFLOW_RUN_ID"):
+        # mlflow run has created the run in its own experiment: join it, do not switch experiments.
+        with mlflow.start_run(run_id=os.environ["MLFLOW_RUN_ID"]) as active:
+            yield active
+        return
+    mlflow.set_experiment(experiment)
+    with mlflow.start_run(run_name=run_name) as active:
+        yield active
+
+
+def git_commit() -> str:
+    """The commit of the code that trained the model ("unknown" outside a git checkout)."""
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5, cwd=Path(__file__).parent
+        )
+        return out.stdout.strip() or "unknown"
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+class HealthScorePyfunc(PythonModel):
+    """pyfunc wrapper: raw feature frame in; probability, model_score, baseline, contrib_* out.
+
+    Used by ``mlflow models serve`` and Spark's ``spark_udf``; the CLI loads the inner model directly.
+    """
+
+    def load_context(self, context) -> None:
+        self.health_model = joblib.load(context.artifacts["health_model"])
+
+    def predict(self, context, model_input: pd.DataFrame, params: dict | None = None) -> pd.DataFrame:
+        from healthscore.explain import predict_with_contributions
+
+        return predict_with_contributions(self.health_model, model_input).reset_index(drop=True)
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    model: Any
+    version: str
+    uri: str
+    run_id: str | None
+
+
+def log_model(
+    health_model: Any,
+    *,
+    input_example: pd.DataFrame,
+    model_name: str,
+) -> tuple[str, str]:
+    """Log the pyfunc in the active run, register it and set the alias; return (version, alias).
+
+    The first version becomes ``champion``; later ones ``challenger`` (promotion is ``retrain``'s job).
+    """
+    from mlflow.models import infer_signature
+
+    from healthscore.explain import predict_with_contributions
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "health_model.joblib"
+        joblib.dump(health_model, path)
+        example = input_example.reset_index(drop=True)
+        signature = infer_signature(example, predict_with_contributions(health_model, example))
+        info = mlflow.pyfunc.log_model(
+            name="model",
+            python_model=HealthScorePyfunc(),
+            artifacts={"health_model": str(path)},
+            signature=signature,
+            input_example=example,
+            pip_requirements=_requirements(),
+            registered_model_name=model_name,
+        )
+    version = str(info.registered_model_version)
+    client = MlflowClient()
+    try:
+        client.get_model_version_by_alias(model_name, CHAMPION)
+        alias = CHALLENGER
+    except mlflow.exceptions.MlflowException:
+        alias = CHAMPION
+    client.set_registered_model_alias(model_name, alias, version)
+    return version, alias
+
+
+def _requirements() -> list[str]:
+    from importlib.metadata import version
+
+    pins = []
+    for pkg in ("lightgbm", "scikit-learn", "pandas", "numpy", "joblib", "pyarrow", "duckdb", "mlflow"):
+        with contextlib.suppress(Exception):
+            pins.append(f"{pkg}=={version(pkg)}")
+    return pins
+
+
+def load_model(uri: str, *, model_name: str = "healthscore") -> LoadedModel:
+    """Load a HealthModel from a model URI (models:/NAME@ALIAS, models:/NAME/VERSION, runs:/…, or a path)."""
+    connect()
+    try:
+        local = mlflow.artifacts.download_artifacts(artifact_uri=uri.rstrip("/") + "/artifacts/health_model.joblib")
+    except Exception:
+        try:
+            local = mlflow.artifacts.download_artifacts(artifact_uri=uri)
+            local = str(next(Path(local).rglob("health_model.joblib")))
+        except StopIteration:
+            raise TrackingError(f"{uri} is not a healthscore model (no health_model.joblib inside)") from None
+        except Exception as exc:
+            raise TrackingError(f"cannot load model {uri}: {str(exc).splitlines()[0]}. "
+                                "Train one first (healthscore train) or pass --model.") from None
+    version, run_id = _resolve_version(uri)
+    return LoadedModel(model=joblib.load(local), version=version, uri=uri, run_id=run_id)
+
+
+def _resolve_version(uri: str) -> tuple[str, str | None]:
+    client = MlflowClient()
+    if uri.startswith("models:/"):
+        rest = uri[len("models:/"):]
+        if "@" in rest:
+            name, alias = rest.split("@", 1)
+            mv = client.get_model_version_by_alias(name, alias)
+        else:
+            name, ver = rest.split("/", 1)
+            mv = client.get_model_version(name, ver)
+        return str(mv.version), mv.run_id
+    if uri.startswith("runs:/"):
+        run_id = uri[len("runs:/"):].split("/", 1)[0]
+        return f"run:{run_id[:8]}", run_id
+    return f"path:{Path(uri).name}", None
+
+
+def log_params_metrics(params: dict[str, Any], metrics: dict[str, float], tags: dict[str, str]) -> None:
+    mlflow.log_params({k: (json.dumps(v) if isinstance(v, (dict, list, tuple)) else v) for k, v in params.items()})
+    mlflow.log_metrics({k: float(v) for k, v in metrics.items() if v == v})  # drop NaN
+    mlflow.set_tags(tags)
+
+
+def log_artifact(path: str | Path, artifact_path: str | None = None) -> None:
+    mlflow.log_artifact(str(path), artifact_path=artifact_path)
+
+
+def log_dict(data: dict, name: str) -> None:
+    mlflow.log_dict(data, name)
+
+
+def set_version_tags(model_name: str, version: str, tags: dict[str, str]) -> None:
+    client = MlflowClient()
+    for key, value in tags.items():
+        client.set_model_version_tag(model_name, version, key, value)
+
+
+def set_alias(model_name: str, alias: str, version: str) -> None:
+    MlflowClient().set_registered_model_alias(model_name, alias, version)
+
+
+def alias_version(model_name: str, alias: str) -> str | None:
+    """Version number behind an alias, or None when the alias (or model) does not exist."""
+    try:
+        return str(MlflowClient().get_model_version_by_alias(model_name, alias).version)
+    except mlflow.exceptions.MlflowException:
+        return None
