@@ -1,0 +1,145 @@
+"""Read a dataset directory (one CSV or Parquet file per table) into a validated ``Dataset``.
+
+This module is the only place that knows file formats; ``dataset_from_frames`` runs the very same
+normalisation and checks on frames already in memory.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Mapping
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+from healthscore.errors import DataError, Problem
+from healthscore.io.dataset import Dataset
+from healthscore.io.schema import TABLES
+from healthscore.io.validate import validate_tables
+
+FORMATS = ("csv", "parquet")
+
+
+def _read_csv(path: Path) -> tuple[pd.DataFrame | None, str | None]:
+    """All cells as text, so unparseable values are reported by us with their row, not by the CSV parser."""
+    try:
+        # utf-8-sig: a byte-order mark (spreadsheets add one) must not become part of the first header
+        frame = pd.read_csv(path, dtype=str, keep_default_na=False, na_filter=False, encoding="utf-8-sig")
+    except UnicodeDecodeError as exc:
+        return None, f"{path.name} is not UTF-8 text (byte {exc.start}): save it as UTF-8"
+    except pd.errors.EmptyDataError:
+        return None, f"{path.name} is empty: it needs at least a header row"
+    except (pd.errors.ParserError, ValueError, OSError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        return None, f"{path.name} cannot be read as CSV ({first})"
+    return frame, None
+
+
+def _read_parquet(path: Path) -> tuple[pd.DataFrame | None, str | None]:
+    try:
+        frame = pd.read_parquet(path)
+    except (pa.ArrowException, OSError, ValueError) as exc:  # ArrowInvalid, truncated file, bad footer...
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        return None, f"{path.name} cannot be read as Parquet ({first})"
+    if any(level is not None for level in frame.index.names):
+        # a frame saved with set_index("account_id") keeps its id in the index: bring it back as a column
+        frame = frame.reset_index()
+    return frame.reset_index(drop=True), None
+
+
+def _missing_table_problem(name: str, root: Path, files: list[str]) -> Problem:
+    fix = f"add {name}.csv or {name}.parquet"
+    near = [f for f in files if f.lower() in (f"{name}.csv", f"{name}.parquet") and f not in
+            (f"{name}.csv", f"{name}.parquet")]
+    if near:
+        fix += f" (found {', '.join(near)}: file names are case-sensitive)"
+    return Problem(name, None, f"required table is missing: expected {name}.csv or {name}.parquet in {root}",
+                   fix=fix)
+
+
+def load_dataset(path: str | os.PathLike[str]) -> Dataset:
+    """Read and validate a dataset directory; raise ``DataError`` listing every problem found.
+
+    Each table is ``<table>.csv`` or ``<table>.parquet`` (formats may be mixed across tables); other files
+    (such as ``truth.parquet``) are ignored and no file is ever modified.
+    """
+    root = Path(path)
+    if not root.is_dir():
+        what = "is a file, not a directory" if root.exists() else "does not exist"
+        raise DataError(
+            [Problem("dataset", None, f"{root} {what}",
+                     fix="pass --data the directory that holds accounts.csv and contracts.csv (or .parquet)")],
+            source=str(root),
+        )
+    files = sorted(p.name for p in root.iterdir() if p.is_file())
+    problems: list[Problem] = []
+    raw: dict[str, pd.DataFrame | None] = {}
+    for name, table in TABLES.items():
+        found = [fmt for fmt in FORMATS if f"{name}.{fmt}" in files]
+        raw[name] = None
+        if len(found) > 1:
+            problems.append(Problem(name, None, f"found both {name}.csv and {name}.parquet",
+                                    fix="keep one of them, so it is clear which is the data"))
+            continue
+        if not found:
+            if table.required:
+                problems.append(_missing_table_problem(name, root, files))
+            continue
+        file = root / f"{name}.{found[0]}"
+        frame, error = _read_csv(file) if found[0] == "csv" else _read_parquet(file)
+        if error:
+            problems.append(Problem(name, None, error, fix=f"rewrite {file.name}"))
+            continue
+        raw[name] = frame
+    tables, warnings = validate_tables(raw, problems=problems, source=str(root))
+    return _dataset(tables, warnings, source=str(root))
+
+
+def dataset_from_frames(tables: Mapping[str, pd.DataFrame | None], *, source: str | None = None) -> Dataset:
+    """Normalise and validate in-memory frames exactly as ``load_dataset`` does files; inputs are not modified.
+
+    Keys are table names; a missing or None optional table is absent. Unknown names are reported as warnings.
+    """
+    problems = [
+        Problem(name, None, "required table is missing", fix=f"pass a frame named {name}")
+        for name, table in TABLES.items()
+        if table.required and tables.get(name) is None
+    ]
+    unknown = [str(name) for name in tables if name not in TABLES]
+    tables_out, warnings = validate_tables(
+        {name: tables.get(name) for name in TABLES}, problems=problems, source=source or "dataset"
+    )
+    if unknown:
+        warnings.insert(0, f"unknown table{'s' if len(unknown) > 1 else ''} ignored: {', '.join(unknown)}")
+    return _dataset(tables_out, warnings, source=source)
+
+
+def fingerprint(tables: Mapping[str, pd.DataFrame | None]) -> str:
+    """sha256 over normalised tables: same content gives the same digest, whatever the format or row order."""
+    digest = hashlib.sha256()
+    for name in TABLES:
+        frame = tables.get(name)
+        digest.update(f"{name}\0".encode())
+        if frame is None:
+            digest.update(b"absent\0")
+            continue
+        digest.update(repr([(str(c), str(frame[c].dtype)) for c in frame.columns]).encode())
+        # sorted row hashes: row order carries no meaning in the contract, so it must not change the digest
+        rows = np.sort(pd.util.hash_pandas_object(frame, index=False).to_numpy())
+        digest.update(len(rows).to_bytes(8, "little"))
+        digest.update(rows.tobytes())
+    return digest.hexdigest()
+
+
+def _dataset(tables: dict[str, pd.DataFrame | None], warnings: list[str], *, source: str | None) -> Dataset:
+    absent = tuple(name for name, frame in tables.items() if frame is None and not TABLES[name].required)
+    return Dataset(
+        **tables,
+        absent=absent,
+        warnings=tuple(warnings),
+        source=source,
+        fingerprint=fingerprint(tables),
+    )

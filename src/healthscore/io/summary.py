@@ -1,0 +1,93 @@
+"""What a validated dataset holds, as plain numbers and as a terminal table."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+from rich.console import Group, RenderableType
+from rich.table import Table as RichTable
+from rich.text import Text
+
+from healthscore.io.dataset import Dataset
+from healthscore.io.schema import TABLES
+
+
+def summarise(ds: Dataset) -> dict[str, Any]:
+    """Rows per table, date range, contract outcomes and absent tables of a dataset, as plain values.
+
+    ``renewal_rate`` is renewed / decided contracts (None when none is decided); ``date_range`` spans every
+    date and timestamp column of every table, as ISO strings (None when there are none).
+    """
+    rows: dict[str, int | None] = {}
+    lows, highs = [], []
+    for name, table in TABLES.items():
+        frame = ds.table(name)
+        rows[name] = None if frame is None else len(frame)
+        if frame is None:
+            continue
+        for column in table.columns:
+            if column.kind in ("date", "timestamp") and column.name in frame:
+                values = frame[column.name].dropna()
+                if len(values):
+                    lows.append(values.min())
+                    highs.append(values.max())
+
+    accounts, contracts = ds.accounts, ds.contracts
+    outcome = contracts["outcome"]
+    renewed = int((outcome == "renewed").sum())
+    churned = int((outcome == "churned").sum())
+    decided = renewed + churned
+    with_contract = accounts["account_id"].isin(contracts["account_id"].dropna())
+    return {
+        "source": ds.source,
+        "fingerprint": ds.fingerprint,
+        "rows": rows,
+        "date_range": (_iso(min(lows)), _iso(max(highs))) if lows else None,
+        "accounts": len(accounts),
+        "accounts_without_contracts": int((~with_contract).sum()),
+        "contracts": len(contracts),
+        "contracts_decided": decided,
+        "contracts_open": len(contracts) - decided,
+        "contracts_renewed": renewed,
+        "contracts_churned": churned,
+        "renewal_rate": renewed / decided if decided else None,
+        "absent": list(ds.absent),
+        "warnings": list(ds.warnings),
+    }
+
+
+def _iso(value: pd.Timestamp) -> str:
+    return value.isoformat() if (value.hour, value.minute, value.second, value.microsecond) != (0, 0, 0, 0) \
+        else value.date().isoformat()
+
+
+def render_summary(summary: dict[str, Any]) -> RenderableType:
+    """A terminal rendering of ``summarise``'s result; every value is shown as plain text, never as markup."""
+    table = RichTable()
+    table.add_column("table")
+    table.add_column("rows", justify="right")
+    for name, count in summary["rows"].items():
+        table.add_row(Text(name), Text("absent" if count is None else f"{count:,}"))
+
+    lines = []
+    if summary["date_range"]:
+        lines.append(f"dates: {summary['date_range'][0]} to {summary['date_range'][1]}")
+    lines.append(
+        f"accounts: {summary['accounts']:,}, of which {summary['accounts_without_contracts']:,} without contracts"
+    )
+    rate = summary["renewal_rate"]
+    lines.append(
+        f"contracts: {summary['contracts']:,} — {summary['contracts_decided']:,} decided "
+        f"({summary['contracts_renewed']:,} renewed, {summary['contracts_churned']:,} churned), "
+        f"{summary['contracts_open']:,} open"
+    )
+    lines.append("renewal rate of decided contracts: " + ("n/a (none decided)" if rate is None else f"{rate:.1%}"))
+    absent = summary["absent"]
+    lines.append(
+        "optional tables absent: " + (", ".join(absent) + " (their components have no data)" if absent else "none")
+    )
+    if summary.get("fingerprint"):
+        lines.append(f"fingerprint: {summary['fingerprint'][:16]}")
+    header = Text(f"dataset: {summary.get('source') or '(in memory)'}")
+    return Group(header, table, *(Text(line) for line in lines))

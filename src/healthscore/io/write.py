@@ -1,0 +1,90 @@
+"""Write tables for later stages: atomically, deterministically, and safe to open in a spreadsheet."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+from pandas.api import types as ptypes
+
+#: a spreadsheet runs a cell starting with one of these as a formula (OWASP "CSV injection")
+FORMULA_PREFIXES: tuple[str, ...] = ("=", "+", "-", "@", "\t", "\r")
+PARQUET_COMPRESSION = "zstd"
+
+
+def _neutralise_value(value: object) -> object:
+    if isinstance(value, str) and value.startswith(FORMULA_PREFIXES):
+        return "'" + value
+    return value
+
+
+def neutralise_csv_cells(df: pd.DataFrame) -> pd.DataFrame:
+    """A copy of ``df`` whose text cells a spreadsheet would run as a formula start with a single quote ``'``.
+
+    Only text is touched: numbers (negative ones included), dates and missing cells are kept as they are.
+    Use it for CSV only; Parquet keeps values unchanged.
+    """
+    out = df.copy()
+    for column in out.columns:
+        series = out[column]
+        if isinstance(series.dtype, pd.CategoricalDtype):
+            series = series.astype(object)
+        if ptypes.is_string_dtype(series.dtype) and not isinstance(series.dtype, pd.CategoricalDtype):
+            if ptypes.is_object_dtype(series.dtype):
+                # object columns may mix text and numbers: only str values are text
+                out[column] = series.map(_neutralise_value)
+            else:
+                risky = series.str.startswith(FORMULA_PREFIXES).fillna(False)
+                if risky.any():
+                    out[column] = series.where(~risky, "'" + series)
+    return out
+
+
+def _write_parquet(df: pd.DataFrame, handle) -> None:
+    table = pa.Table.from_pandas(df, preserve_index=False)
+    pq.write_table(table, handle, compression=PARQUET_COMPRESSION)
+
+
+def _write_csv(df: pd.DataFrame, handle) -> None:
+    neutralise_csv_cells(df).to_csv(handle, index=False, lineterminator="\n")
+
+
+def write_table_atomic(df: pd.DataFrame, path: str | os.PathLike[str]) -> Path:
+    """Write ``df`` to ``path`` (.parquet or .csv) via a temporary file and ``os.replace``; return the path.
+
+    A crash midway leaves any previous file intact. The same frame always gives the same bytes
+    (fixed compression, no index, no write time in the metadata). CSV text cells are neutralised.
+    """
+    target = Path(path)
+    suffix = target.suffix.lower()
+    if suffix not in (".parquet", ".csv"):
+        raise ValueError(f"cannot write {target.name}: the file name must end in .parquet or .csv")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    try:
+        if suffix == ".parquet":
+            with os.fdopen(fd, "wb") as handle:
+                _write_parquet(df, handle)
+                handle.flush()
+                os.fsync(handle.fileno())
+        else:
+            with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
+                _write_csv(df, handle)
+                handle.flush()
+                os.fsync(handle.fileno())
+        # mkstemp makes the file private (0600); give it the permissions a plain open() would
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp_name, 0o666 & ~umask)
+        os.replace(tmp_name, target)
+    except BaseException:
+        try:
+            os.unlink(tmp_name)
+        except FileNotFoundError:
+            pass
+        raise
+    return target
