@@ -149,3 +149,30 @@ def train(
         f"registered [bold]{outcome.model_name}[/bold] version {outcome.version} as @{outcome.alias} "
         f"(run {outcome.run_id})"
     )
+
+
+@app.command()
+def score(
+    data: DataOpt,
+    as_of: Annotated[str, typer.Option("--as-of", help="Observation date, YYYY-MM-DD.")],
+    out: Annotated[Path, typer.Option("--out", help="Output directory (scores, explanations, history, portfolio).")],
+    model: Annotated[Optional[str], typer.Option("--model", help="Model URI; default models:/NAME@champion.")] = None,
+    config: ConfigOpt = None,
+    model_name: ModelNameOpt = "",
+    quiet: QuietOpt = False,
+) -> None:
+    """Score every account as of a date: probability, score, band, contributions, drivers, alerts, plays."""
+    from healthscore.pipelines import score_job
+    from healthscore.reports.console import at_risk_table, portfolio_summary
+
+    cfg = _config(config)
+    outcome = score_job(data, as_of=_parse_date(as_of, "--as-of"), out=out, config=cfg, model_uri=model,
+                        model_name=model_name or None)
+    if not quiet:
+        console.print(at_risk_table(outcome.batch.scores))
+        console.print(portfolio_summary(outcome.batch.portfolio))
+    s = outcome.batch.scores
+    console.print(
+        f"scored {int((s['status'] == 'scored').sum())} of {len(s)} accounts with model version "
+        f"{outcome.model_version}; outputs in {out}"
+    )

@@ -133,3 +133,34 @@ def training_result_json(result) -> str:
     """Overall metrics per model as JSON (for scripts)."""
     overall = result.evaluation[result.evaluation["group"] == "all"].set_index("model")
     return json.dumps(overall.drop(columns=["group", "level"]).to_dict(orient="index"), indent=2, sort_keys=True)
+
+
+@dataclass
+class ScoreOutcome:
+    batch: Any  # scoring.ScoreBatch
+    paths: dict[str, Path]
+    model_version: str
+
+
+def score_job(
+    data: str | Path,
+    *,
+    as_of: date,
+    out: str | Path,
+    config: Config,
+    model_uri: str | None = None,
+    model_name: str | None = None,
+) -> ScoreOutcome:
+    """Score every account as of a date with a registered model; write CONTRACT §4's outputs atomically."""
+    from healthscore import tracking
+    from healthscore.io import load_dataset
+    from healthscore.scoring import read_history, score_batch, write_batch
+
+    model_name = model_name or config.tracking.model_name
+    uri = model_uri or f"models:/{model_name}@champion"
+    loaded = tracking.load_model(uri)
+    ds = load_dataset(data)
+    out = Path(out)
+    batch = score_batch(ds, as_of, loaded, config, previous_history=read_history(out))
+    paths = write_batch(batch, out)
+    return ScoreOutcome(batch=batch, paths=paths, model_version=loaded.version)

@@ -291,9 +291,10 @@ def _sigmoid(x: np.ndarray) -> np.ndarray:
 def training_set_from_dataset(ds, *, config: Config, as_of: date | None = None, truth: pd.DataFrame | None = None
                               ) -> TrainingSet:
     """Training rows from the timeline (renewals decided before ``as_of``) with their point-in-time features."""
-    from healthscore.features import FEATURES, build_features
     from healthscore.features.time_to_value import SegmentAdoptionCurve
     from healthscore.timeline import training_rows
+
+    from healthscore.features import FEATURES, build_features
 
     rows = training_rows(ds, lead_times=config.timeline.lead_times_days, decided_before=as_of)
     if rows.empty:

@@ -59,3 +59,32 @@ def weights_table(weights: pd.DataFrame) -> Table:
     for _, r in weights.iterrows():
         t.add_row(r["component"], f"{r['learned_weight']:.1f}", f"{r['hand_weight']:.0f}")
     return t
+
+
+def at_risk_table(scores: pd.DataFrame, *, n: int = 10) -> Table:
+    """The n lowest-scoring accounts: score, delta, band, top driver, play."""
+    t = Table(title=f"The {n} most at-risk accounts")
+    for col in ("account", "segment", "score", "delta", "band", "top driver", "play"):
+        t.add_column(col, justify="right" if col in ("score", "delta") else "left", overflow="fold")
+    s = scores[scores["status"] == "scored"].sort_values(["score", "account_id"], kind="stable").head(n)
+    for _, r in s.iterrows():
+        name = r["name"] if isinstance(r["name"], str) else ""
+        delta = "" if pd.isna(r["delta"]) else f"{r['delta']:+.0f}"
+        play = (r["playbook"] or "").split(":")[0] if isinstance(r["playbook"], str) else ""
+        t.add_row(f"{r['account_id']} {name}"[:40], str(r["segment"]), f"{r['score']:.0f}", delta, str(r["band"]),
+                  str(r["driver_1"] or ""), play)
+    return t
+
+
+def portfolio_summary(portfolio: pd.DataFrame) -> Table:
+    """Portfolio rollup by segment (and the total)."""
+    t = Table(title="Portfolio by segment")
+    for col in ("segment", "accounts", "ARR", "ARR-weighted score", "expected ARR at risk", "healthy", "watch",
+                "at risk"):
+        t.add_column(col, justify="left" if col == "segment" else "right")
+    rows = portfolio[portfolio["dimension"].isin(["all", "segment"])]
+    for _, r in rows.iterrows():
+        t.add_row(str(r["value"]), f"{int(r['accounts'])}", f"{r['arr']:,.0f}", f"{r['arr_weighted_score']:.1f}",
+                  f"{r['expected_arr_at_risk']:,.0f}", f"{int(r['accounts_healthy'])}", f"{int(r['accounts_watch'])}",
+                  f"{int(r['accounts_at_risk'])}")
+    return t

@@ -1,0 +1,342 @@
+"""The batch for CS ops: every account scored, adjusted, banded, trended, alerted, with a play and a rollup.
+
+One row per account in ``accounts`` (none lost: unscorable accounts keep a row with a status), in
+``account_id`` order, so the same inputs and model give byte-identical files.
+"""
+
+from __future__ import annotations
+
+import operator
+from dataclasses import dataclass
+from datetime import date, timedelta
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from healthscore.config import Config, FeaturesConfig, Play
+from healthscore.explain import CONTRIB_COLUMNS
+
+SCORE_COLUMNS = (
+    "account_id", "name", "segment", "csm", "as_of", "status", "contract_id", "renewal_date", "arr",
+    "probability", "model_score", "adjustment", "adjustment_reasons", "score", "band", "baseline",
+    *CONTRIB_COLUMNS, "driver_1", "driver_2", "driver_3", "positive_driver", "previous_score", "delta", "alert",
+    "lifecycle_stage", "weakest_component", "playbook", "playbook_owner", "playbook_due", "advocate",
+    "peer_percentile", "model_version",
+)
+HISTORY_COLUMNS = ("account_id", "as_of", "status", "probability", "model_score", "adjustment", "score", "band",
+                   *CONTRIB_COLUMNS, "model_version")
+_OPS = {">": operator.gt, ">=": operator.ge, "<": operator.lt, "<=": operator.le, "==": operator.eq}
+
+
+@dataclass
+class ScoreBatch:
+    scores: pd.DataFrame
+    explanations: pd.DataFrame
+    history: pd.DataFrame
+    portfolio: pd.DataFrame
+    features: pd.DataFrame
+    drift: pd.DataFrame | None = None
+
+
+def band_of(score: pd.Series, config: Config) -> pd.Series:
+    """healthy ≥ bands.healthy, watch ≥ bands.watch, else at_risk; missing score → empty."""
+    s = pd.to_numeric(score, errors="coerce")
+    band = np.where(s >= config.bands.healthy, "healthy", np.where(s >= config.bands.watch, "watch", "at_risk"))
+    return pd.Series(np.where(s.isna(), None, band), index=score.index, dtype="object")
+
+
+BAND_RANK = {"healthy": 2, "watch": 1, "at_risk": 0}
+
+
+def feature_points(model, X: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray, float]:
+    """Per-feature contributions in points (they sum to 100·p − baseline), the probability and the baseline."""
+    contrib, expected = model.contributions(X)
+    phi = contrib.to_numpy(dtype=float)
+    margin = phi.sum(axis=1) + expected
+    probability = model.calibrator.predict(margin)
+    baseline = model.baseline_points
+    total = 100.0 * probability - baseline
+    s = phi.sum(axis=1)
+    safe = np.abs(s) >= 1e-9
+    share = np.where(safe[:, None], phi / np.where(safe, s, 1.0)[:, None], 1.0 / phi.shape[1])
+    return pd.DataFrame(share * total[:, None], columns=contrib.columns, index=X.index), probability, baseline
+
+
+def active_adjustments(ds, as_of: date, config: Config) -> pd.DataFrame:
+    """CSM adjustments active at ``as_of``: created before it and not yet expired (default expiry from config)."""
+    adj = ds.adjustments
+    if adj is None or adj.empty:
+        return pd.DataFrame(columns=["account_id", "points", "reason"])
+    T = pd.Timestamp(as_of)
+    expires = adj["expires_at"].where(
+        adj["expires_at"].notna(), adj["created_at"].dt.normalize() + pd.Timedelta(days=config.adjustments.default_expiry_days)
+    )
+    active = adj[(adj["created_at"] < T) & (expires > T)].copy()
+    author = active["author"].astype("object") if "author" in active else pd.Series(None, index=active.index)
+    active["reason"] = [
+        f"{r} ({a})" if isinstance(a, str) and a else str(r) for r, a in zip(active["reason"], author)
+    ]
+    return active.sort_values(["account_id", "created_at", "reason"], kind="stable")[["account_id", "points", "reason"]]
+
+
+def rule_adjustments(rows: pd.DataFrame, feats: pd.DataFrame, config: Config) -> pd.DataFrame:
+    """Points from config rules (default: no EBR in 6 months for mid_market/enterprise → −10)."""
+    out = []
+    for rule in config.adjustments.rules:
+        if rule.feature not in feats.columns:
+            continue
+        values = pd.to_numeric(feats[rule.feature], errors="coerce")
+        hit = _OPS[rule.op](values, rule.value).fillna(False).to_numpy(dtype=bool)
+        if rule.missing_is_true:
+            hit |= values.isna().to_numpy()
+        if rule.segments:
+            hit &= rows["segment"].astype(str).isin(rule.segments).to_numpy()
+        hit &= (rows["status"] == "scored").to_numpy()
+        for acc in rows.loc[hit, "account_id"]:
+            out.append({"account_id": acc, "points": float(rule.points), "reason": rule.reason})
+    return pd.DataFrame(out, columns=["account_id", "points", "reason"])
+
+
+def _play_text(play: Play) -> str:
+    return f"{play.name}: " + "; ".join(play.steps)
+
+
+def choose_plays(scores: pd.DataFrame, feats: pd.DataFrame, as_of: date, config: Config) -> pd.DataFrame:
+    """Lifecycle stage, weakest component, the play (name: steps), its owner and due date, advocate flag."""
+    pb = config.playbooks
+    tenure = pd.to_numeric(feats.get("tenure_days"), errors="coerce") if "tenure_days" in feats else None
+    to_renewal = pd.to_numeric(feats.get("days_to_renewal"), errors="coerce") if "days_to_renewal" in feats else None
+    stage = pd.Series("adopting", index=scores.index, dtype="object")
+    if to_renewal is not None:
+        stage[(to_renewal < pb.renewal_window_days).to_numpy()] = "renewal_window"
+    if tenure is not None:
+        stage[(tenure < pb.onboarding_days).to_numpy()] = "onboarding"
+    stage[scores["status"] != "scored"] = None
+    contrib = scores[list(CONTRIB_COLUMNS)].astype(float)
+    weakest = contrib.idxmin(axis=1, skipna=True).str.replace("contrib_", "", regex=False)
+    weakest = weakest.where(scores["status"] == "scored")
+    nps = pd.to_numeric(feats["nps_last"], errors="coerce") if "nps_last" in feats else pd.Series(np.nan, index=scores.index)
+    advocate = (scores["band"] == "healthy") & (nps.to_numpy() >= pb.advocate_min_nps)
+    plays, owners, dues = [], [], []
+    due0 = pd.Timestamp(as_of)
+    for band, comp, stg, adv in zip(scores["band"], weakest, stage, advocate):
+        play = None
+        if band == "healthy":
+            play = pb.advocate if adv else None
+        elif band == "at_risk" and stg == "renewal_window":
+            play = pb.renewal_rescue
+        elif band in ("watch", "at_risk"):
+            play = pb.by_component.get(comp if stg != "onboarding" else "time_to_value") or pb.by_component.get(comp)
+        plays.append(_play_text(play) if play else None)
+        owners.append(play.owner if play else None)
+        dues.append((due0 + timedelta(days=play.due_days)).strftime("%Y-%m-%d") if play else None)
+    return pd.DataFrame(
+        {"lifecycle_stage": stage, "weakest_component": weakest, "playbook": plays, "playbook_owner": owners,
+         "playbook_due": dues, "advocate": advocate.astype(bool)},
+        index=scores.index,
+    )
+
+
+def attach_history(scores: pd.DataFrame, history: pd.DataFrame | None, as_of: date, config: Config) -> pd.DataFrame:
+    """previous_score/delta from the latest earlier as-of date; alert on a drop or a worse band, naming movers."""
+    T = pd.Timestamp(as_of)
+    out = scores.copy()
+    out["previous_score"] = np.nan
+    out["delta"] = np.nan
+    out["alert"] = None
+    if history is None or history.empty:
+        return out
+    earlier = history[pd.to_datetime(history["as_of"]) < T]
+    if earlier.empty:
+        return out
+    earlier = earlier.sort_values(["account_id", "as_of"], kind="stable").groupby("account_id").tail(1)
+    prev = earlier.set_index("account_id").reindex(out["account_id"])
+    out["previous_score"] = prev["score"].to_numpy(dtype=float)
+    out["delta"] = out["score"].astype(float) - out["previous_score"]
+    alerts = []
+    for i, (delta, band, pband) in enumerate(zip(out["delta"], out["band"], prev["band"])):
+        reasons = []
+        if delta == delta and delta <= -config.alerts.drop_points:
+            reasons.append(f"dropped {abs(delta):.0f} points")
+        if isinstance(band, str) and isinstance(pband, str) and BAND_RANK[band] < BAND_RANK[pband]:
+            reasons.append(f"band {pband} → {band}")
+        if reasons:
+            moved = {
+                c.replace("contrib_", ""): float(out[c].iloc[i]) - float(prev[c].iloc[i])
+                for c in CONTRIB_COLUMNS
+                if pd.notna(prev[c].iloc[i]) and pd.notna(out[c].iloc[i])
+            }
+            movers = sorted(moved.items(), key=lambda kv: kv[1])[: config.alerts.components_named]
+            named = ", ".join(f"{c} {v:+.1f}" for c, v in movers if v < 0)
+            alerts.append("; ".join(reasons) + (f" (moved most: {named})" if named else ""))
+        else:
+            alerts.append(None)
+    out["alert"] = alerts
+    return out
+
+
+def peer_percentile(scores: pd.DataFrame) -> pd.Series:
+    """Percentile (0–100) of each scored account's score within its segment."""
+    scored = scores["status"] == "scored"
+    pct = scores.loc[scored].groupby("segment", observed=True)["score"].rank(pct=True, method="average") * 100
+    return pct.reindex(scores.index).round(1)
+
+
+def portfolio(scores: pd.DataFrame) -> pd.DataFrame:
+    """Rollup by segment, CSM and renewal quarter: accounts, ARR, ARR-weighted score, expected ARR at risk."""
+    s = scores[scores["status"] == "scored"].copy()
+    s["renewal_quarter"] = pd.to_datetime(s["renewal_date"]).dt.to_period("Q").astype(str)
+    s["csm"] = s["csm"].astype("object").fillna("(unassigned)")
+    s["arr_at_risk"] = s["arr"].astype(float) * (1 - s["probability"].astype(float))
+    s["w"] = s["arr"].astype(float) * s["score"].astype(float)
+    frames = []
+    for level in (["segment"], ["csm"], ["renewal_quarter"]):
+        g = s.groupby(level, observed=True, sort=True)
+        agg = pd.DataFrame(
+            {
+                "accounts": g.size(),
+                "arr": g["arr"].sum(),
+                "arr_weighted_score": (g["w"].sum() / g["arr"].sum()).round(1),
+                "expected_arr_at_risk": g["arr_at_risk"].sum().round(2),
+            }
+        )
+        bands = s.pivot_table(index=level, columns="band", values="account_id", aggfunc="count", fill_value=0,
+                              observed=True)
+        for b in ("healthy", "watch", "at_risk"):
+            agg[f"accounts_{b}"] = bands[b] if b in bands else 0
+        agg = agg.reset_index().rename(columns={level[0]: "value"})
+        agg.insert(0, "dimension", level[0])
+        frames.append(agg)
+    total = pd.DataFrame([{
+        "dimension": "all", "value": "all", "accounts": len(s), "arr": s["arr"].sum(),
+        "arr_weighted_score": round(s["w"].sum() / s["arr"].sum(), 1) if s["arr"].sum() else np.nan,
+        "expected_arr_at_risk": round(s["arr_at_risk"].sum(), 2),
+        **{f"accounts_{b}": int((s["band"] == b).sum()) for b in ("healthy", "watch", "at_risk")},
+    }])
+    out = pd.concat([total, *frames], ignore_index=True)
+    out["value"] = out["value"].astype(str)
+    return out
+
+
+def score_batch(ds, as_of: date, loaded, config: Config, *, previous_history: pd.DataFrame | None = None
+                ) -> ScoreBatch:
+    """Score every account in ``ds.accounts`` as of ``as_of`` with a loaded model (tracking.LoadedModel)."""
+    from healthscore.features import build_features
+    from healthscore.timeline import scoring_rows
+
+    model = loaded.model
+    fcfg = model.metadata.get("features_config")
+    features_config = FeaturesConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in fcfg.items()}) \
+        if fcfg else config.features
+    rows = scoring_rows(ds, as_of).reset_index(drop=True)
+    feats = build_features(ds, rows, config=features_config).reset_index(drop=True)
+    accounts = ds.accounts.set_index(ds.accounts["account_id"].astype(str))
+    ids = rows["account_id"].astype(str)
+    out = pd.DataFrame({"account_id": ids})
+    for col in ("name", "segment", "csm"):
+        out[col] = accounts[col].reindex(ids).to_numpy() if col in accounts else None
+    out["segment"] = out["segment"].astype("object").fillna("unknown")
+    out["as_of"] = pd.Timestamp(as_of)
+    out["status"] = rows["status"].to_numpy()
+    out["contract_id"] = rows["contract_id"].to_numpy()
+    out["renewal_date"] = pd.to_datetime(rows["renewal_date"]).to_numpy()
+    out["arr"] = pd.to_numeric(rows["arr"], errors="coerce").to_numpy()
+
+    scored = (out["status"] == "scored").to_numpy()
+    for col in ("probability", "model_score", "baseline", *CONTRIB_COLUMNS):
+        out[col] = np.nan
+    explanations = pd.DataFrame(columns=["account_id", "feature", "component", "value", "contribution"])
+    if scored.any():
+        X = model.prepare(feats[scored])
+        fpoints, probability, baseline = feature_points(model, X)
+        out.loc[scored, "probability"] = probability
+        out.loc[scored, "model_score"] = np.round(100.0 * probability)
+        out.loc[scored, "baseline"] = baseline
+        comp_points = pd.DataFrame(0.0, index=fpoints.index, columns=list(CONTRIB_COLUMNS))
+        for f in fpoints.columns:
+            comp_points[f"contrib_{model.components.get(f, 'account')}"] += fpoints[f].to_numpy()
+        out.loc[scored, list(CONTRIB_COLUMNS)] = comp_points.to_numpy()
+        values = X.astype("object")
+        long = pd.DataFrame(
+            {
+                "account_id": np.repeat(out.loc[scored, "account_id"].to_numpy(), len(fpoints.columns)),
+                "feature": np.tile(fpoints.columns.to_numpy(), scored.sum()),
+                "value": values.to_numpy().ravel(),
+                "contribution": fpoints.to_numpy().ravel(),
+            }
+        )
+        long["component"] = long["feature"].map(model.components).fillna("account")
+        long["value"] = long["value"].map(lambda v: None if v is None or (isinstance(v, float) and np.isnan(v)) else str(v))
+        explanations = long[["account_id", "feature", "component", "value", "contribution"]]
+        drivers = _drivers(model, feats[scored], X, fpoints)
+        for col in drivers.columns:
+            out[col] = None
+            out.loc[scored, col] = drivers[col].to_numpy()
+    for col in ("driver_1", "driver_2", "driver_3", "positive_driver"):
+        if col not in out:
+            out[col] = None
+
+    # adjustments: CSM judgement plus config rules, each with its reason; never overwriting the model score
+    adj = pd.concat([active_adjustments(ds, as_of, config), rule_adjustments(out, feats, config)], ignore_index=True)
+    adj = adj[adj["account_id"].isin(out.loc[scored, "account_id"])]
+    adj = adj.assign(text=[f"{p:+.0f} {t}" for p, t in zip(adj["points"].astype(float), adj["reason"])])
+    points = adj.groupby("account_id")["points"].sum()
+    reasons = adj.groupby("account_id", sort=False)["text"].agg(" | ".join)
+    out["adjustment"] = np.where(scored, out["account_id"].map(points).fillna(0.0), np.nan)
+    out["adjustment_reasons"] = out["account_id"].map(reasons).where(scored)
+    out["score"] = np.where(scored, np.clip(out["model_score"] + out["adjustment"], 0, 100), np.nan)
+    out["band"] = band_of(out["score"], config)
+    out = attach_history(out, previous_history, as_of, config)
+    plays = choose_plays(out, feats, as_of, config)
+    for col in plays.columns:
+        out[col] = plays[col].to_numpy()
+    out["peer_percentile"] = peer_percentile(out)
+    out["model_version"] = loaded.version
+    out = out[list(SCORE_COLUMNS)].sort_values("account_id", kind="stable").reset_index(drop=True)
+    history = update_history(previous_history, out)
+    return ScoreBatch(scores=out, explanations=explanations.reset_index(drop=True), history=history,
+                      portfolio=portfolio(out), features=feats)
+
+
+def _drivers(model, raw: pd.DataFrame, X: pd.DataFrame, fpoints: pd.DataFrame) -> pd.DataFrame:
+    """Plain-language drivers from the explanation module (empty columns until it provides them)."""
+    from healthscore import explain
+
+    if hasattr(explain, "driver_sentences"):
+        return explain.driver_sentences(model, X, fpoints)
+    return pd.DataFrame(index=X.index)
+
+
+def update_history(previous: pd.DataFrame | None, scores: pd.DataFrame) -> pd.DataFrame:
+    """Append this run; a rerun for the same as-of date replaces that date's rows."""
+    new = scores[list(HISTORY_COLUMNS)]
+    if previous is None or previous.empty:
+        hist = new
+    else:
+        as_of = new["as_of"].iloc[0]
+        hist = pd.concat([previous[pd.to_datetime(previous["as_of"]) != as_of], new], ignore_index=True)
+    return hist.sort_values(["as_of", "account_id"], kind="stable").reset_index(drop=True)
+
+
+def write_batch(batch: ScoreBatch, out: Path) -> dict[str, Path]:
+    """Write scores (Parquet + CSV), explanations, history and portfolio atomically."""
+    from healthscore.io import write_table_atomic
+
+    out.mkdir(parents=True, exist_ok=True)
+    paths = {
+        "scores.parquet": batch.scores,
+        "scores.csv": batch.scores,
+        "explanations.parquet": batch.explanations,
+        "history.parquet": batch.history,
+        "portfolio.csv": batch.portfolio,
+    }
+    written = {}
+    for name, frame in paths.items():
+        written[name] = write_table_atomic(frame, out / name) or out / name
+    return written
+
+
+def read_history(out: Path) -> pd.DataFrame | None:
+    path = Path(out) / "history.parquet"
+    return pd.read_parquet(path) if path.exists() else None
