@@ -176,3 +176,23 @@ def score(
         f"scored {int((s['status'] == 'scored').sum())} of {len(s)} accounts with model version "
         f"{outcome.model_version}; outputs in {out}"
     )
+
+
+@app.command()
+def demo(
+    out: Annotated[Path, typer.Option("--out", help="Where the demo writes its world, scores and reports.")] = Path(
+        "outputs"
+    ),
+    accounts: Annotated[int, typer.Option("--accounts", help="Accounts in the simulated world.")] = 2000,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the simulated world.")] = 7,
+    config: ConfigOpt = None,
+) -> None:
+    """Simulate a world, train, register, score twice a month apart and write reports (local MLflow store)."""
+    from healthscore.pipelines import demo_job
+
+    result = demo_job(out, config=_config(config), accounts=accounts, seed=seed, console=console)
+    console.print(
+        f"\noutputs: data in {result['data']}, scores/explanations/history/portfolio in {result['scores']}, "
+        f"MLflow store {os.environ.get('MLFLOW_TRACKING_URI') or Path.cwd() / 'mlflow.db'}\n"
+        f"explain one account: healthscore explain --scores {result['scores']} ACCOUNT_ID --html account.html"
+    )

@@ -164,3 +164,48 @@ def score_job(
     batch = score_batch(ds, as_of, loaded, config, previous_history=read_history(out))
     paths = write_batch(batch, out)
     return ScoreOutcome(batch=batch, paths=paths, model_version=loaded.version)
+
+
+def demo_job(out: str | Path, *, config: Config, accounts: int = 2000, seed: int = 7, console=None) -> dict[str, Any]:
+    """The README's main job: simulate, validate, train, register, score twice a month apart, write reports."""
+    from datetime import date as _date
+
+    from healthscore.io import load_dataset, render_summary, summarise
+    from healthscore.reports.console import (
+        at_risk_table,
+        evaluation_table,
+        group_table,
+        portfolio_summary,
+        weights_table,
+    )
+    from healthscore.simulate import SimulationSpec, write_world
+
+    def say(obj) -> None:
+        if console is not None:
+            console.print(obj)
+
+    out = Path(out)
+    data = out / "data"
+    spec = SimulationSpec(accounts=accounts, seed=seed, start=_date(2022, 1, 1), months=36)
+    say(f"[bold]1/4 simulate[/bold] {accounts} accounts over {spec.months} months → {data}")
+    write_world(spec, data)
+    say("[bold]2/4 validate[/bold]")
+    ds = load_dataset(data)
+    say(render_summary(summarise(ds)))
+    say("[bold]3/4 train[/bold] (time-ordered split, CV-chosen LightGBM, calibration, MLflow)")
+    trained = train_job(data, config=config)
+    r = trained.result
+    say(evaluation_table(r.evaluation))
+    say(group_table(r.evaluation, "lead_time_days"))
+    say(weights_table(r.component_weights))
+    say(f"registered {trained.model_name} version {trained.version} as @{trained.alias}")
+    end = pd.Timestamp(spec.start) + pd.DateOffset(months=spec.months)
+    dates = [(end - pd.DateOffset(months=1)).date(), end.date()]
+    say(f"[bold]4/4 score[/bold] as of {dates[0]} and {dates[1]} with version {trained.version}")
+    scores_dir = out / "scores"
+    for as_of in dates:
+        scored = score_job(data, as_of=as_of, out=scores_dir, config=config,
+                           model_uri=f"models:/{trained.model_name}/{trained.version}")
+    say(at_risk_table(scored.batch.scores))
+    say(portfolio_summary(scored.batch.portfolio))
+    return {"data": data, "scores": scores_dir, "train": trained, "score": scored, "dates": dates}
