@@ -17,10 +17,12 @@ EPS = 1e-4
 class Calibrator:
     """Maps a raw log-odds margin to a calibrated probability, monotone non-decreasing.
 
-    ``method`` is ``sigmoid`` (Platt scaling: a logistic regression on the margin) or ``isotonic``. Isotonic
-    is only tried with at least ``isotonic_min_rows`` calibration rows; below that it overfits. The choice is
-    made by cross-validated log loss *within* the calibration slice (choosing on in-sample loss would always
-    favour isotonic). Do not use it to calibrate on the rows the model was trained on.
+    ``method`` is ``sigmoid`` (Platt scaling: a logistic regression on the margin), ``isotonic``, or
+    ``identity`` (the booster's own sigmoid, kept when neither map beats it: on a few hundred calibration
+    rows a fitted map can add more noise than it removes). Isotonic is only tried with at least
+    ``isotonic_min_rows`` calibration rows; below that it overfits. The choice is made by cross-validated
+    log loss *within* the calibration slice (choosing on in-sample loss would always favour isotonic; the
+    identity map has nothing to fit, so its loss is simply measured). Do not calibrate on training rows.
     """
 
     isotonic_min_rows: int = 1000
@@ -34,21 +36,22 @@ class Calibrator:
     def fit(self, margin: np.ndarray, y: np.ndarray) -> Calibrator:
         margin = np.asarray(margin, dtype=float)
         y = np.asarray(y, dtype=int)
-        methods = ["sigmoid"]
+        methods = ["identity", "sigmoid"]
         if len(y) >= self.isotonic_min_rows:
             methods.append("isotonic")
-        if len(methods) > 1:
-            cv = StratifiedKFold(n_splits=5, shuffle=True, random_state=self.seed)
-            for method in methods:
-                oof = np.empty(len(y))
-                for tr, va in cv.split(margin, y):
-                    oof[va] = _fit(method, margin[tr], y[tr]).predict(margin[va])
-                self.cv_log_loss_[method] = float(log_loss(y, oof, labels=[0, 1]))
-            self.method_ = min(self.cv_log_loss_, key=self.cv_log_loss_.get)
-        else:
-            self.method_ = "sigmoid"
+        n_splits = int(min(5, np.bincount(y, minlength=2).min()))
+        if n_splits < 2:  # one class only: nothing to learn a map from
+            self.method_ = "identity"
+            return self
+        cv = StratifiedKFold(n_splits=n_splits, shuffle=True, random_state=self.seed)
+        for method in methods:
+            oof = np.empty(len(y))
+            for tr, va in cv.split(margin, y):
+                oof[va] = _fit(method, margin[tr], y[tr]).predict(margin[va])
+            self.cv_log_loss_[method] = float(log_loss(y, oof, labels=[0, 1]))
+        self.method_ = min(methods, key=lambda m: self.cv_log_loss_[m])  # ties keep the simpler map
         fitted = _fit(self.method_, margin, y)
-        if self.method_ == "sigmoid":
+        if self.method_ != "isotonic":
             self.coef_, self.intercept_ = fitted.coef_, fitted.intercept_
         else:
             self.isotonic_ = fitted.iso
@@ -74,6 +77,16 @@ class _Sigmoid:
         return np.clip(1.0 / (1.0 + np.exp(-(self.coef_ * margin + self.intercept_))), EPS, 1 - EPS)
 
 
+class _Identity:
+    coef_, intercept_ = 1.0, 0.0
+
+    def __init__(self, margin, y):
+        pass
+
+    def predict(self, margin):
+        return np.clip(1.0 / (1.0 + np.exp(-margin)), EPS, 1 - EPS)
+
+
 class _Isotonic:
     def __init__(self, margin, y):
         self.iso = IsotonicRegression(increasing=True, out_of_bounds="clip", y_min=0.0, y_max=1.0)
@@ -84,4 +97,4 @@ class _Isotonic:
 
 
 def _fit(method: str, margin: np.ndarray, y: np.ndarray):
-    return _Sigmoid(margin, y) if method == "sigmoid" else _Isotonic(margin, y)
+    return {"identity": _Identity, "sigmoid": _Sigmoid, "isotonic": _Isotonic}[method](margin, y)
