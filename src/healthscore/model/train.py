@@ -306,7 +306,6 @@ def training_set_from_dataset(ds, *, config: Config, as_of: date | None = None, 
             + ": contracts.outcome is empty everywhere. Add renewal outcomes or move --as-of later."
         )
     feats = build_features(ds, rows, config=config.features)
-    specs = {f.name: f for f in FEATURES}
     truth_series = None
     if truth is not None and {"contract_id", "p_renew"} <= set(truth.columns):
         mapping = truth.drop_duplicates("contract_id").set_index("contract_id")["p_renew"]
