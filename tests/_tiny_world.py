@@ -116,7 +116,7 @@ def tiny_world_frames() -> dict[str, pd.DataFrame]:
 def write_world(
     frames: dict[str, pd.DataFrame], directory: Path, formats: dict[str, str] | None = None
 ) -> Path:
-    """Write each frame as ``<table>.csv`` or ``<table>.parquet`` (default: ``MIXED_FORMATS``); return the dir."""
+    """Write each frame as ``<table>.csv`` or ``.parquet`` (default: ``MIXED_FORMATS``); return the dir."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     formats = {**MIXED_FORMATS, **(formats or {})}

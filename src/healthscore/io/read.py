@@ -38,6 +38,19 @@ def _read_csv(path: Path) -> tuple[pd.DataFrame | None, str | None]:
     return frame, None
 
 
+def _csv_fix(path: Path) -> str:
+    """How to repair an unparseable CSV, guessing a spreadsheet's other separators from the header line."""
+    fix = "separate fields with commas and put double quotes around text holding commas, quotes or line breaks"
+    try:
+        with path.open(encoding="utf-8-sig", errors="replace") as handle:
+            header = handle.readline()
+    except OSError:
+        return fix
+    if "," not in header and any(sep in header for sep in ";\t|"):
+        return "the file seems to use another separator than commas: " + fix
+    return fix
+
+
 def _read_parquet(path: Path) -> tuple[pd.DataFrame | None, str | None]:
     try:
         frame = pd.read_parquet(path)
@@ -71,7 +84,7 @@ def load_dataset(path: str | os.PathLike[str]) -> Dataset:
         what = "is a file, not a directory" if root.exists() else "does not exist"
         raise DataError(
             [Problem("dataset", None, f"{root} {what}",
-                     fix="pass --data the directory that holds accounts.csv and contracts.csv (or .parquet)")],
+                     fix="pass --data the directory holding accounts.csv and contracts.csv (or .parquet)")],
             source=str(root),
         )
     files = sorted(p.name for p in root.iterdir() if p.is_file())
@@ -91,7 +104,8 @@ def load_dataset(path: str | os.PathLike[str]) -> Dataset:
         file = root / f"{name}.{found[0]}"
         frame, error = _read_csv(file) if found[0] == "csv" else _read_parquet(file)
         if error:
-            problems.append(Problem(name, None, error, fix=f"rewrite {file.name}"))
+            fix = _csv_fix(file) if file.suffix == ".csv" else f"write {file.name} again with a Parquet writer"
+            problems.append(Problem(name, None, error, fix=fix))
             continue
         raw[name] = frame
     tables, warnings = validate_tables(raw, problems=problems, source=str(root))
@@ -99,7 +113,7 @@ def load_dataset(path: str | os.PathLike[str]) -> Dataset:
 
 
 def dataset_from_frames(tables: Mapping[str, pd.DataFrame | None], *, source: str | None = None) -> Dataset:
-    """Normalise and validate in-memory frames exactly as ``load_dataset`` does files; inputs are not modified.
+    """Normalise and validate in-memory frames exactly as ``load_dataset`` does files; inputs stay unchanged.
 
     Keys are table names; a missing or None optional table is absent. Unknown names are reported as warnings.
     """

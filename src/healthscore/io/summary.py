@@ -74,7 +74,8 @@ def render_summary(summary: dict[str, Any]) -> RenderableType:
     if summary["date_range"]:
         lines.append(f"dates: {summary['date_range'][0]} to {summary['date_range'][1]}")
     lines.append(
-        f"accounts: {summary['accounts']:,}, of which {summary['accounts_without_contracts']:,} without contracts"
+        f"accounts: {summary['accounts']:,}, "
+        f"of which {summary['accounts_without_contracts']:,} without contracts"
     )
     rate = summary["renewal_rate"]
     lines.append(
@@ -82,11 +83,11 @@ def render_summary(summary: dict[str, Any]) -> RenderableType:
         f"({summary['contracts_renewed']:,} renewed, {summary['contracts_churned']:,} churned), "
         f"{summary['contracts_open']:,} open"
     )
-    lines.append("renewal rate of decided contracts: " + ("n/a (none decided)" if rate is None else f"{rate:.1%}"))
+    shown_rate = "n/a (none decided)" if rate is None else f"{rate:.1%}"
+    lines.append(f"renewal rate of decided contracts: {shown_rate}")
     absent = summary["absent"]
-    lines.append(
-        "optional tables absent: " + (", ".join(absent) + " (their components have no data)" if absent else "none")
-    )
+    shown_absent = ", ".join(absent) + " (their components have no data)" if absent else "none"
+    lines.append(f"optional tables absent: {shown_absent}")
     if summary.get("fingerprint"):
         lines.append(f"fingerprint: {summary['fingerprint'][:16]}")
     header = Text(f"dataset: {summary.get('source') or '(in memory)'}")

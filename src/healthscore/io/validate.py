@@ -70,7 +70,7 @@ class NormalisedTable:
 
 
 def show_value(value: object, *, width: int = 40) -> str:
-    """Quote a cell for an error message: escaped, so newlines and quotes in untrusted text stay on one line."""
+    """Quote a cell for an error message, escaped so newlines and quotes in untrusted text stay inline."""
     text = str(value)
     if len(text) > width:
         text = text[: width - 1] + "…"
@@ -93,19 +93,27 @@ class _Labeller:
     def __init__(self, table: Table, frame: pd.DataFrame) -> None:
         self.key_name = table.key[0] if len(table.key) == 1 and table.key[0] in frame.columns else None
         self.key = frame[self.key_name] if self.key_name else None
+        # a duplicated key names two rows: fall back to the row number there
+        self.ambiguous = None if self.key is None else self.key.duplicated(keep=False).to_numpy(dtype=bool)
 
     def __call__(self, pos: int) -> str:
-        if self.key is not None:
+        if self.key is not None and not self.ambiguous[pos]:
             value = self.key.iat[pos]
             if not pd.isna(value):
                 return f"{self.key_name} {show_id(value)}"
         return f"row {pos + 1}"
 
     def examples(self, mask, values: pd.Series | None = None) -> list[str]:
+        """Labels of the first rows where ``mask`` holds, with the offending value if ``values`` is given."""
         out = []
         for pos in _positions(mask)[:MAX_EXAMPLES]:
             label = self(int(pos))
-            out.append(f"{label}: {show_value(values.iat[pos])}" if values is not None else label)
+            if values is None:
+                out.append(label)
+            elif ptypes.is_float_dtype(values.dtype):
+                out.append(f"{label}: {values.iat[pos]:g}")
+            else:
+                out.append(f"{label}: {show_value(values.iat[pos])}")
         return out
 
 
@@ -117,7 +125,8 @@ def _as_text(raw: pd.Series) -> pd.Series:
     if ptypes.is_float_dtype(raw.dtype):
         values = raw.to_numpy(dtype="float64", na_value=np.nan)
         finite = np.isfinite(values)
-        if np.all(values[finite] == np.floor(values[finite])):
+        whole = values[finite]
+        if np.all(whole == np.floor(whole)) and np.all(np.abs(whole) < 2**53):
             raw = pd.Series(pd.array(np.where(finite, values, 0), dtype="Int64"), index=raw.index).mask(
                 ~finite
             )
@@ -181,7 +190,7 @@ def _empty_column(column: Column, n: int) -> pd.Series:
 
 
 def normalise_table(name: str, raw: pd.DataFrame) -> NormalisedTable:
-    """Parse one raw table into the contract's dtypes, noting every per-cell problem; ``raw`` is not modified."""
+    """Parse one raw table into the contract's dtypes, noting every per-cell problem; ``raw`` stays as is."""
     table = TABLES[name]
     n = len(raw)
     raw = raw.reset_index(drop=True)  # a new frame: positions are the row numbers used in messages
@@ -233,8 +242,8 @@ def normalise_table(name: str, raw: pd.DataFrame) -> NormalisedTable:
         labeller = _Labeller(table, out.frame)
         if column.required and not column.nullable and missing.any():
             out.problems.append(
-                Problem(name, column.name, "empty but required", int(missing.sum()), labeller.examples(missing),
-                        fix=f"fill in {column.name} or drop those rows")
+                Problem(name, column.name, "empty but required", int(missing.sum()),
+                        labeller.examples(missing), fix=f"fill in {column.name} or drop those rows")
             )
         if bad.any():
             out.problems.append(
@@ -300,8 +309,10 @@ def _check_allowed(name: str, column: Column, frame: pd.DataFrame, labeller: _La
 
 def _range_text(low: float | None, high: float | None) -> str:
     if low is not None and high is not None:
-        return f"outside {low:g}–{high:g}"
-    return f"below {low:g}" if low is not None else f"above {high:g}"
+        return f"not between {low:g} and {high:g}"
+    if low is not None:
+        return "negative" if low == 0 else f"below {low:g}"
+    return f"above {high:g}"
 
 
 def _check_range(name: str, column: Column, frame: pd.DataFrame, labeller: _Labeller) -> list[Problem]:
@@ -314,7 +325,8 @@ def _check_range(name: str, column: Column, frame: pd.DataFrame, labeller: _Labe
             bad |= values > column.high
     if not bad.any():
         return []
-    fix = _RANGE_FIX.get((name, column.name), f"{column.name} must be {_range_text(column.low, column.high)}")
+    default_fix = f"{column.name} must not be {_range_text(column.low, column.high)}"
+    fix = _RANGE_FIX.get((name, column.name), default_fix)
     return [Problem(name, column.name, _range_text(column.low, column.high), int(bad.sum()),
                     labeller.examples(bad, frame[column.name]), fix=fix)]
 
@@ -324,9 +336,10 @@ def _check_survey_scores(frame: pd.DataFrame, labeller: _Labeller) -> list[Probl
     for kind, (low, high) in SURVEY_RANGES.items():
         score = frame["score"].to_numpy()
         with np.errstate(invalid="ignore"):
-            bad = (frame["kind"] == kind).fillna(False).to_numpy(dtype=bool) & ((score < low) | (score > high))
+            of_kind = (frame["kind"] == kind).fillna(False).to_numpy(dtype=bool)
+            bad = of_kind & ((score < low) | (score > high))
         if bad.any():
-            problems.append(Problem("surveys", "score", f"outside {low:g}–{high:g} for kind {kind}",
+            problems.append(Problem("surveys", "score", f"not between {low:g} and {high:g} for kind {kind}",
                                     int(bad.sum()), labeller.examples(bad, frame["score"]),
                                     fix=f"{kind} scores run from {low:g} to {high:g}"))
     return problems
@@ -404,4 +417,5 @@ def validate_tables(
         order = {name: i for i, name in enumerate(TABLES)}
         found.sort(key=lambda p: order.get(p.table, -1))  # stable: keeps each table's problems in check order
         raise DataError(found, source=source)
-    return {name: (entry.frame if entry is not None else None) for name, entry in normalised.items()}, warnings
+    frames = {name: (entry.frame if entry is not None else None) for name, entry in normalised.items()}
+    return frames, warnings
