@@ -1,0 +1,110 @@
+"""Writing tables: atomic replacement, deterministic bytes, and CSV cells a spreadsheet will not run."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from healthscore.io import neutralise_csv_cells, write_table_atomic
+from healthscore.io import write as write_module
+
+RISKY = ["=1+1", "+33 1 23", "-cmd", "@SUM(A1)", "\tTAB", "\rCR"]
+
+
+def _scores() -> pd.DataFrame:
+    return pd.DataFrame({
+        "account_id": pd.Series(["A-1", "A-2", "A-3", "A-4", "A-5", "A-6", "A-7"], dtype="string"),
+        "name": pd.Series([*RISKY, None], dtype="string"),
+        "note": ["ok", "=HYPERLINK(\"http://x\")", None, "fine", "-", "a=b", "'=already"],
+        "delta": [-5.0, 3.0, np.nan, -0.5, 0.0, 12.0, -100.0],
+        "points": [-10, 0, 5, -1, 2, 3, 4],
+        "as_of": pd.to_datetime(["2024-01-31"] * 7),
+    })
+
+
+def test_neutralise_prefixes_risky_text_only() -> None:
+    frame = _scores()
+    before = frame.copy(deep=True)
+    out = neutralise_csv_cells(frame)
+    pd.testing.assert_frame_equal(frame, before)  # the input is untouched
+    assert out["name"].tolist()[:6] == [f"'{v}" for v in RISKY]
+    assert pd.isna(out["name"].iloc[6])
+    assert out["note"].tolist()[:2] == ["ok", "'=HYPERLINK(\"http://x\")"]
+    assert pd.isna(out["note"].iloc[2])
+    # "-" alone starts with a minus too; "a=b" and an already quoted cell are left alone
+    assert out["note"].tolist()[3:] == ["fine", "'-", "a=b", "'=already"]
+    # numbers, negative ones included, are not text
+    pd.testing.assert_series_equal(out["delta"], frame["delta"])
+    pd.testing.assert_series_equal(out["points"], frame["points"])
+    pd.testing.assert_series_equal(out["as_of"], frame["as_of"])
+    assert out["name"].dtype == frame["name"].dtype
+
+
+def test_neutralise_handles_object_columns_with_numbers_and_categories() -> None:
+    frame = pd.DataFrame({
+        "mixed": pd.Series([-3, "-3", "=x", None], dtype=object),
+        "band": pd.Categorical(["healthy", "=watch", "at_risk", "healthy"]),
+    })
+    out = neutralise_csv_cells(frame)
+    assert out["mixed"].tolist()[:3] == [-3, "'-3", "'=x"]
+    assert out["band"].tolist() == ["healthy", "'=watch", "at_risk", "healthy"]
+
+
+def test_csv_is_neutralised_and_parquet_keeps_values(tmp_path) -> None:
+    frame = _scores()
+    write_table_atomic(frame, tmp_path / "scores.csv")
+    write_table_atomic(frame, tmp_path / "scores.parquet")
+    text = (tmp_path / "scores.csv").read_text(encoding="utf-8")
+    assert "'=1+1" in text and "'@SUM(A1)" in text
+    back = pd.read_csv(tmp_path / "scores.csv")
+    assert back["delta"].iloc[0] == -5.0 and back["points"].iloc[0] == -10  # negatives stay numbers
+    parquet = pd.read_parquet(tmp_path / "scores.parquet")
+    pd.testing.assert_frame_equal(parquet, frame, check_dtype=False)
+    assert parquet["name"].tolist()[:6] == RISKY
+
+
+@pytest.mark.parametrize("suffix", [".parquet", ".csv"])
+def test_rewrites_are_byte_identical(tmp_path, suffix: str) -> None:
+    first = write_table_atomic(_scores(), tmp_path / f"a{suffix}")
+    second = write_table_atomic(_scores(), tmp_path / f"b{suffix}")
+    again = write_table_atomic(_scores(), tmp_path / f"a{suffix}")
+    assert first.read_bytes() == second.read_bytes() == again.read_bytes()
+
+
+def test_parquet_has_no_index_column(tmp_path) -> None:
+    import pyarrow.parquet as pq
+
+    frame = _scores().set_axis(range(10, 17))  # a non-default index must not be written
+    path = write_table_atomic(frame, tmp_path / "scores.parquet")
+    assert pq.read_schema(path).names == list(frame.columns)
+
+
+@pytest.mark.parametrize(("suffix", "writer"), [(".parquet", "_write_parquet"), (".csv", "_write_csv")])
+def test_a_crash_midway_leaves_the_old_file_intact(tmp_path, monkeypatch, suffix: str, writer: str) -> None:
+    path = write_table_atomic(_scores(), tmp_path / f"scores{suffix}")
+    old = path.read_bytes()
+
+    def crash(df, handle):
+        handle.write(b"half a file" if "b" in getattr(handle, "mode", "") else "half a file")
+        raise RuntimeError("disk on fire")
+
+    monkeypatch.setattr(write_module, writer, crash)
+    with pytest.raises(RuntimeError, match="disk on fire"):
+        write_table_atomic(_scores().iloc[:2], path)
+    assert path.read_bytes() == old
+    assert [p.name for p in tmp_path.iterdir()] == [path.name]  # no temporary file left behind
+
+
+def test_new_file_gets_ordinary_permissions(tmp_path) -> None:
+    import os
+
+    path = write_table_atomic(_scores(), tmp_path / "out" / "scores.csv")
+    umask = os.umask(0)
+    os.umask(umask)
+    assert path.stat().st_mode & 0o777 == 0o666 & ~umask
+
+
+def test_unknown_extension_is_refused(tmp_path) -> None:
+    with pytest.raises(ValueError, match=r"scores\.xlsx: the file name must end in \.parquet or \.csv"):
+        write_table_atomic(_scores(), tmp_path / "scores.xlsx")
