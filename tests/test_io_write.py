@@ -64,6 +64,15 @@ def test_csv_is_neutralised_and_parquet_keeps_values(tmp_path) -> None:
     assert parquet["name"].tolist()[:6] == RISKY
 
 
+def test_line_breaks_inside_text_survive_a_csv_round_trip(tmp_path) -> None:
+    names = ["cr\rinside", "lf\ninside", "crlf\r\ninside", 'quote " and, comma']
+    frame = pd.DataFrame({"account_id": ["A-1", "A-2", "A-3", "A-4"], "name": names, "delta": [-1.0] * 4})
+    path = write_table_atomic(frame, tmp_path / "scores.csv")
+    back = pd.read_csv(path)
+    assert back["name"].tolist() == names
+    assert back["delta"].tolist() == [-1.0] * 4
+
+
 @pytest.mark.parametrize("suffix", [".parquet", ".csv"])
 def test_rewrites_are_byte_identical(tmp_path, suffix: str) -> None:
     first = write_table_atomic(_scores(), tmp_path / f"a{suffix}")

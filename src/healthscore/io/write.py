@@ -50,7 +50,9 @@ def _write_parquet(df: pd.DataFrame, handle) -> None:
 
 
 def _write_csv(df: pd.DataFrame, handle) -> None:
-    neutralise_csv_cells(df).to_csv(handle, index=False, lineterminator="\n")
+    # CRLF rows (RFC 4180): Python's csv module then quotes every cell holding a CR or LF; with "\n" rows a
+    # lone CR inside a name is written bare and splits the row for every reader
+    neutralise_csv_cells(df).to_csv(handle, index=False, lineterminator="\r\n")
 
 
 def write_table_atomic(df: pd.DataFrame, path: str | os.PathLike[str]) -> Path:
