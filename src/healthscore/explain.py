@@ -16,6 +16,9 @@ component's own position. When Σ Φ_c is ~0 (|Σ| < 1e-9) the (then ~0) differe
 
 from __future__ import annotations
 
+import math
+import re
+
 import numpy as np
 import pandas as pd
 
@@ -52,3 +55,157 @@ def predict_with_contributions(model, features: pd.DataFrame) -> pd.DataFrame:
         index=features.index,
     )
     return pd.concat([out, points.set_axis(features.index)], axis=1)
+
+
+# --------------------------------------------------------------------------------------------------------
+# Drivers: the strongest reasons, as sentences worded from the feature catalogue
+# --------------------------------------------------------------------------------------------------------
+#
+# Which reasons. ``driver_1..3`` are the three most negative feature contributions (most negative first):
+# a reviewer asks first what holds an account back. When fewer than three features lower the score, the
+# remaining slots take the strongest positive ones (largest first), so a healthy account still says why
+# it is healthy. ``positive_driver`` is always the strongest positive feature (it may repeat a driver of
+# such an account). Contributions smaller than ``min_points`` (default 0.05, which would print as
+# "0.0 points") are never a reason; ties keep the model's feature order.
+#
+# Wording. "<label>: <value> (<segment|overall> median <reference>) lowers|raises the score by <p> points".
+# The label, unit and window come from ``healthscore.features.FEATURES`` (FeatureSpec); the reference is
+# the median of the training rows of the account's segment (``model.references[feature][segment]``),
+# else of all training rows. A missing value reads "no data"; a categorical one has no reference.
+
+DRIVER_COLUMNS = ("driver_1", "driver_2", "driver_3", "positive_driver")
+
+#: words kept upper case when a column name is turned into a label
+_ACRONYMS = {"nps": "NPS", "csat": "CSAT", "ebr": "EBR", "arr": "ARR", "api": "API", "csm": "CSM", "qbr": "QBR"}
+_SHARE_UNITS = {"share", "ratio", "fraction", "proportion", "rate", "0-1"}
+_PERCENT_UNITS = {"%", "percent", "pct", "percentage"}
+_CURRENCY_UNITS = {"currency", "money", "amount", "usd", "eur", "gbp", "$", "€", "£"}
+_FLAG_UNITS = {"flag", "bool", "boolean", "yes/no"}
+_BARE_UNITS = {"", "score", "index", "value", "number", "nps", "csat", "0-10", "1-5", "category"}
+
+
+def feature_catalogue() -> dict:
+    """The registered FeatureSpecs by name (empty while the feature package is not importable)."""
+    try:
+        from healthscore.features import FEATURES
+    except ImportError:  # wording falls back to humanised column names; numbers are unaffected
+        return {}
+    return {spec.name: spec for spec in FEATURES}
+
+
+def feature_label(name: str, spec=None) -> str:
+    """A short human label: the spec's ``label`` if it has one, else the column name humanised with its window."""
+    label = getattr(spec, "label", None)
+    if isinstance(label, str) and label.strip():
+        return label.strip()
+    base, window = name, getattr(spec, "window_days", None)
+    match = re.fullmatch(r"(.+?)_(\d+)d", name)
+    if match:
+        base = match.group(1)
+        window = window or int(match.group(2))
+    words = [_ACRONYMS.get(w, w) for w in base.split("_") if w]
+    text = " ".join(words)
+    text = text[:1].upper() + text[1:]
+    return f"{text} ({window} days)" if window else text
+
+
+def _number(value: float) -> str:
+    if float(value).is_integer():
+        return f"{value:,.0f}"
+    digits = 2 if abs(value) < 1 else 1
+    return f"{value:,.{digits}f}".rstrip("0").rstrip(".")
+
+
+def format_value(value, unit: str = "", *, kind: str = "numeric") -> str:
+    """A feature value with its unit for people: "34%", "3 tickets", "1 day", "12,500", "no data"."""
+    if value is None or (isinstance(value, float) and math.isnan(value)) or value is pd.NA:
+        return "no data"
+    if kind == "categorical" or isinstance(value, str):
+        return str(value)
+    v = float(value)
+    u = (unit or "").strip()
+    low = u.lower()
+    if low in _SHARE_UNITS:
+        return f"{_number(round(100 * v, 1 if abs(v) < 0.1 else 0))}%"
+    if low in _PERCENT_UNITS:
+        return f"{_number(round(v, 1 if abs(v) < 10 else 0))}%"
+    if low in _FLAG_UNITS:
+        return "yes" if v else "no"
+    if low in _CURRENCY_UNITS:
+        symbol = {"$": "$", "usd": "$", "€": "€", "eur": "€", "£": "£", "gbp": "£"}.get(low, "")
+        return f"{symbol}{v:,.0f}"
+    if low in _BARE_UNITS:
+        return _number(v)
+    if v == 1 and low.endswith("s") and not low.endswith("ss"):
+        u = u[:-1]  # "1 ticket", "1 day"
+    return f"{_number(v)} {u}"
+
+
+def _reference(model, feature: str, segment) -> tuple[float | None, str]:
+    refs = (getattr(model, "references", None) or {}).get(feature) or {}
+    if segment is not None and str(segment) in refs:
+        return refs[str(segment)], "segment median"
+    if "all" in refs:
+        return refs["all"], "overall median"
+    return None, ""
+
+
+def driver_sentence(label: str, value: str, points: float, reference: str | None = None,
+                    reference_kind: str = "") -> str:
+    """One reason: "Seat utilisation: 34% (segment median 71%) lowers the score by 12.0 points"."""
+    ref = f" ({reference_kind} {reference})" if reference is not None else ""
+    verb = "lowers" if points < 0 else "raises"
+    amount = abs(round(points, 1))
+    unit = "point" if amount == 1 else "points"
+    return f"{label}: {value}{ref} {verb} the score by {amount:.1f} {unit}"
+
+
+def driver_sentences(
+    model,
+    X: pd.DataFrame,
+    fpoints: pd.DataFrame,
+    *,
+    specs: dict | None = None,
+    segments: pd.Series | None = None,
+    min_points: float = 0.05,
+) -> pd.DataFrame:
+    """``driver_1..3`` (strongest negative reasons first) and ``positive_driver`` as sentences, one row per row of X.
+
+    ``fpoints`` holds per-feature points with X's index and columns. ``segments`` chooses each row's
+    reference median; by default the model matrix's ``segment`` column when it has one, else the overall
+    median. ``specs`` (name → FeatureSpec) defaults to the feature catalogue.
+    """
+    specs = feature_catalogue() if specs is None else specs
+    if segments is None and "segment" in X.columns:
+        segments = X["segment"]
+    seg = (segments.astype("object").to_numpy() if segments is not None else np.full(len(X), None, dtype=object))
+    names = list(fpoints.columns)
+    pts = fpoints.to_numpy(dtype=float)
+    kinds = {n: getattr(specs.get(n), "kind", "categorical" if isinstance(X[n].dtype, pd.CategoricalDtype)
+                        else "numeric") for n in names}
+    labels = {n: feature_label(n, specs.get(n)) for n in names}
+    units = {n: getattr(specs.get(n), "unit", "") or "" for n in names}
+    values = {n: X[n].astype("object").to_numpy() for n in names}
+    # most negative first / most positive first; stable so ties keep the model's feature order
+    neg_order = np.argsort(pts, axis=1, kind="stable")
+    pos_order = np.argsort(-pts, axis=1, kind="stable")
+    out = {c: [None] * len(X) for c in DRIVER_COLUMNS}
+
+    def sentence(i: int, j: int) -> str:
+        n = names[j]
+        ref_text, ref_kind = None, ""
+        if kinds[n] != "categorical":
+            ref, ref_kind = _reference(model, n, seg[i])
+            ref_text = format_value(ref, units[n]) if ref is not None else None
+        return driver_sentence(labels[n], format_value(values[n][i], units[n], kind=kinds[n]), pts[i, j],
+                               ref_text, ref_kind)
+
+    for i in range(len(X)):
+        chosen = [j for j in neg_order[i, :3] if pts[i, j] <= -min_points]
+        positives = [j for j in pos_order[i, :3] if pts[i, j] >= min_points]
+        chosen += positives[: 3 - len(chosen)]
+        for k, j in enumerate(chosen):
+            out[f"driver_{k + 1}"][i] = sentence(i, j)
+        if positives:
+            out["positive_driver"][i] = sentence(i, positives[0])
+    return pd.DataFrame({c: pd.Series(v, index=X.index, dtype="object") for c, v in out.items()})
