@@ -176,6 +176,10 @@ def score(
         f"scored {int((s['status'] == 'scored').sum())} of {len(s)} accounts with model version "
         f"{outcome.model_version}; outputs in {out}"
     )
+    from healthscore.drift import drift_warnings
+
+    for line in drift_warnings(outcome.batch.drift):
+        console.print(line, markup=False)
 
 
 @app.command()

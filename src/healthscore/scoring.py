@@ -222,6 +222,7 @@ def portfolio(scores: pd.DataFrame) -> pd.DataFrame:
 def score_batch(ds, as_of: date, loaded, config: Config, *, previous_history: pd.DataFrame | None = None
                 ) -> ScoreBatch:
     """Score every account in ``ds.accounts`` as of ``as_of`` with a loaded model (tracking.LoadedModel)."""
+    from healthscore.drift import psi_table
     from healthscore.features import build_features
     from healthscore.timeline import scoring_rows
 
@@ -247,9 +248,11 @@ def score_batch(ds, as_of: date, loaded, config: Config, *, previous_history: pd
     for col in ("probability", "model_score", "baseline", *CONTRIB_COLUMNS):
         out[col] = np.nan
     explanations = pd.DataFrame(columns=["account_id", "feature", "component", "value", "contribution"])
+    drift = None
     if scored.any():
         X = model.prepare(feats[scored])
         fpoints, probability, baseline = feature_points(model, X)
+        drift = psi_table(model, X, probability=probability, config=config.drift)
         out.loc[scored, "probability"] = probability
         out.loc[scored, "model_score"] = np.round(100.0 * probability)
         out.loc[scored, "baseline"] = baseline
@@ -296,7 +299,7 @@ def score_batch(ds, as_of: date, loaded, config: Config, *, previous_history: pd
     out = out[list(SCORE_COLUMNS)].sort_values("account_id", kind="stable").reset_index(drop=True)
     history = update_history(previous_history, out)
     return ScoreBatch(scores=out, explanations=explanations.reset_index(drop=True), history=history,
-                      portfolio=portfolio(out), features=feats)
+                      portfolio=portfolio(out), features=feats, drift=drift)
 
 
 def _drivers(model, raw: pd.DataFrame, X: pd.DataFrame, fpoints: pd.DataFrame) -> pd.DataFrame:
