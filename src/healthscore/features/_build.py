@@ -1,0 +1,285 @@
+"""The engine: each component becomes one SQL query, run by an in-process DuckDB over the prepared tables.
+
+The SQL is plain and portable (integer day numbers, CASE inside aggregates, ``median``, ``row_number``), so
+``sqlglot`` can transpile the very same definitions to Spark SQL for a cluster.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from datetime import date, datetime
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+
+from healthscore.config import COMPONENTS, Config, FeaturesConfig
+from healthscore.errors import ConfigError
+from healthscore.features import account, billing, engagement, feedback, support, time_to_value, usage
+from healthscore.features._registry import Component, FeatureSpec
+from healthscore.features._window import Window, customer_starts, observation_context, prepare_tables
+
+#: the builders of each component, in the order of ``config.COMPONENTS``
+REGISTRY: dict[str, Component] = {
+    m.component.name: m.component for m in (usage, time_to_value, support, engagement, billing, feedback, account)
+}
+if tuple(REGISTRY) != COMPONENTS:  # pragma: no cover - a wiring mistake, caught at import
+    raise RuntimeError(f"feature components {tuple(REGISTRY)} do not match config.COMPONENTS {COMPONENTS}")
+
+
+def _all_specs() -> list[FeatureSpec]:
+    specs: list[FeatureSpec] = []
+    for name, comp in REGISTRY.items():
+        specs += comp.specs
+        if name == "time_to_value":
+            specs += list(time_to_value.FITTED)
+    return specs
+
+
+#: every feature, in output order; ``fitted=True`` ones are added by the model (SegmentAdoptionCurve)
+FEATURES: list[FeatureSpec] = _all_specs()
+OPTIONAL_INPUTS: tuple[str, ...] = ("usage_events", "tickets", "surveys", "touchpoints", "invoices")
+
+
+def feature_components() -> dict[str, str]:
+    """Each feature's component, for every registered feature (fitted ones included)."""
+    return {f.name: f.component for f in FEATURES}
+
+
+def raw_feature_names() -> list[str]:
+    """Features ``build_features`` and ``healthscore features`` produce (all but the fitted ones)."""
+    return [f.name for f in FEATURES if not f.fitted]
+
+
+def _features_config(config: Config | FeaturesConfig | None) -> FeaturesConfig:
+    if config is None:
+        return FeaturesConfig()
+    if isinstance(config, Config):
+        return config.features
+    return config
+
+
+def selected_features(config: Config | FeaturesConfig | None = None) -> list[str]:
+    """Raw features chosen by ``features.include`` (all when empty); unknown names raise ConfigError."""
+    cfg = _features_config(config)
+    raw = raw_feature_names()
+    if not cfg.include:
+        return raw
+    import difflib
+
+    known = {f.name for f in FEATURES}
+    problems = []
+    for name in cfg.include:
+        if name not in known:
+            close = difflib.get_close_matches(name, list(known), n=1)
+            problems.append(f"unknown feature '{name}'" + (f"; did you mean '{close[0]}'?" if close else ""))
+        elif name not in raw:
+            problems.append(f"'{name}' is fitted by the model, not built; leave it out of features.include")
+    if problems:
+        raise ConfigError(f"features.include has {len(problems)} problem(s):\n"
+                          + "\n".join(f"  - {p}" for p in problems))
+    chosen = set(cfg.include)
+    return [n for n in raw if n in chosen]
+
+
+def _present(ds) -> set[str]:
+    return {name for name in OPTIONAL_INPUTS if ds.table(name) is not None}
+
+
+def _ready(tables: tuple[str, ...], present: set[str]) -> bool:
+    return all(t in present for t in tables)
+
+
+def component_sql(component: str, *, config: FeaturesConfig | None = None,
+                  present: set[str] | None = None) -> str:
+    """The one query computing a component's features per observation (``row_id`` + one column each).
+
+    It reads the registered relations ``obs``, ``keys``, the ``in_*`` tables and the component's derived
+    tables; columns whose input table is not in ``present`` (default: all present) are NULL.
+    """
+    comp = REGISTRY[component]
+    w = Window(config=config or FeaturesConfig())
+    present = set(OPTIONAL_INPUTS) if present is None else present
+    ctes: list[str] = []
+    joins: list[str] = []
+    used = [s for s in comp.sources.values() if _ready(s.tables, present)
+            and any(c.source == s.name for c in comp.columns)]
+    for src in used:
+        group = "key_id" if src.per == "key" else "row_id"
+        aggs = [c for c in comp.columns if c.source == src.name]
+        ctes.append(f"s_{src.name} AS ({src.sql(w)})")
+        ctes.append(
+            f"a_{src.name} AS (SELECT {group}, " + ", ".join(f"{c.sql(w)} AS {c.name}" for c in aggs)
+            + f" FROM s_{src.name} GROUP BY {group}, as_of)"
+        )
+        joins.append(f"LEFT JOIN a_{src.name} ON a_{src.name}.{group} = obs.{group}")
+    base = ["obs.*"]
+    for c in comp.columns:
+        if c.source is None:
+            continue
+        if not _ready(c.tables, present):
+            base.append(f"CAST(NULL AS DOUBLE) AS {c.name}")
+        elif c.empty is None:
+            base.append(f"a_{c.source}.{c.name} AS {c.name}")
+        else:
+            base.append(f"COALESCE(a_{c.source}.{c.name}, {float(c.empty)!r}) AS {c.name}")
+    ctes.append(f"base AS (SELECT {', '.join(base)} FROM obs {' '.join(joins)})")
+    out = ["o.row_id"]
+    for c in comp.columns:
+        if c.spec is None:
+            continue
+        if not _ready(c.tables, present):
+            out.append(f"CAST(NULL AS DOUBLE) AS {c.name}")
+        elif c.source is None:
+            out.append(f"({c.sql(w)}) AS {c.name}")
+        else:
+            out.append(f"o.{c.name}")
+    return "WITH " + ",\n".join(ctes) + f"\nSELECT {', '.join(out)} FROM base AS o ORDER BY o.row_id"
+
+
+def derived_table_sql(config: FeaturesConfig | None = None, present: set[str] | None = None
+                      ) -> list[tuple[str, str]]:
+    """(name, SQL) of every derived table that does not depend on as_of, in creation order."""
+    w = Window(config=config or FeaturesConfig())
+    present = set(OPTIONAL_INPUTS) if present is None else present
+    return [(t.name, t.sql(w)) for comp in REGISTRY.values() for t in comp.tables.values()
+            if _ready(t.tables, present)]
+
+
+def build_features(ds, observations: pd.DataFrame, *, config: Config | FeaturesConfig | None = None
+                   ) -> pd.DataFrame:
+    """Point-in-time features for each observation: same index and order, one column per raw feature.
+
+    ``observations`` needs ``account_id``, ``contract_id`` (may be NA) and ``as_of`` (midnight dates). Each
+    row sees only records stamped strictly before its as_of (contracts from their start date). Numeric
+    features are float64 and ``segment`` is categorical; fitted features (``fitted=True`` in FEATURES) are
+    not built here: the model adds them with its stored ``SegmentAdoptionCurve``. A missing optional table
+    gives NaN for its features. Raises ``DataError`` for bad observations, ``ConfigError`` for bad
+    ``features.include``.
+    """
+    cfg = _features_config(config)
+    names = selected_features(cfg)
+    tables = prepare_tables(ds)
+    tables["in_customers"] = customer_starts(tables)
+    obs, keys = observation_context(tables, observations)
+    present = _present(ds)
+    wanted = {f.component for f in FEATURES if f.name in names}
+    con = duckdb.connect()
+    try:
+        for name, frame in tables.items():
+            con.register(name, frame)
+        con.register("obs", obs)
+        con.register("keys", keys)
+        key_features = pd.DataFrame({"feature": pd.array(sorted(set(cfg.key_features)), dtype="string")})
+        con.register("key_features", key_features)
+        for name, sql in derived_table_sql(cfg, present):
+            con.execute(f"CREATE TEMP TABLE {name} AS {sql}")
+        parts = []
+        for comp in REGISTRY:
+            if comp in wanted:
+                part = con.execute(component_sql(comp, config=cfg, present=present)).df()
+                parts.append(part.drop(columns="row_id"))
+    finally:
+        con.close()
+    result = pd.concat(parts, axis=1) if parts else pd.DataFrame(index=range(len(obs)))
+    out = pd.DataFrame(index=observations.index)
+    segments = sorted(tables["in_accounts"]["segment"].dropna().unique().tolist())
+    kinds = {f.name: f.kind for f in FEATURES}
+    for name in names:
+        values = result[name]
+        if kinds[name] == "categorical":
+            out[name] = pd.Categorical(values.astype("object").where(values.notna(), None), categories=segments)
+        else:
+            out[name] = pd.to_numeric(values, errors="coerce").astype("float64").to_numpy()
+    return out
+
+
+def _as_date(value: date | datetime | str) -> date:
+    if isinstance(value, datetime):
+        return value.date()
+    if isinstance(value, date):
+        return value
+    return date.fromisoformat(str(value))
+
+
+def features_as_of(ds, as_of: date, *, config: Config | FeaturesConfig | None = None) -> pd.DataFrame:
+    """One row per account at ``as_of``: account_id, as_of, status, contract_id and every raw feature."""
+    from healthscore.timeline import scoring_rows
+
+    rows = scoring_rows(ds, _as_date(as_of))
+    feats = build_features(ds, rows, config=config)
+    head = rows[["account_id", "as_of", "status", "contract_id"]]
+    return pd.concat([head, feats], axis=1)
+
+
+def write_features(ds, as_of: date, out: Path, *, config: Config | FeaturesConfig | None = None) -> Path:
+    """Write ``features_as_of`` to ``out`` (.parquet or .csv) atomically, with each feature's component.
+
+    The component of each feature is in the Parquet schema metadata (key ``healthscore.components``, JSON)
+    and, for either format, in the sidecar ``<out>.components.json`` (``{feature: component}``).
+    """
+    from healthscore.io import write_table_atomic
+
+    out = Path(out)
+    suffix = out.suffix.lower()
+    if suffix not in (".parquet", ".csv"):
+        raise ConfigError(f"--out must end in .parquet or .csv, found {out.name}")
+    frame = features_as_of(ds, as_of, config=config)
+    components = {n: c for n, c in feature_components().items() if n in frame.columns}
+    if suffix == ".parquet":
+        _write_parquet_with_metadata(frame, out, {
+            "healthscore.components": json.dumps(components, sort_keys=False),
+            "healthscore.as_of": _as_date(as_of).isoformat(),
+        })
+    else:
+        write_table_atomic(frame, out)
+    sidecar = out.with_name(out.name + ".components.json")
+    _write_text_atomic(sidecar, json.dumps(components, indent=2) + "\n")
+    return out
+
+
+def _write_parquet_with_metadata(frame: pd.DataFrame, path: Path, metadata: dict[str, str]) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    meta = dict(table.schema.metadata or {})
+    meta.update({k.encode(): v.encode() for k, v in metadata.items()})
+    table = table.replace_schema_metadata(meta)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            pq.write_table(table, handle, compression="zstd")
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _write_text_atomic(path: Path, text: str) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+__all__ = [
+    "FEATURES",
+    "REGISTRY",
+    "build_features",
+    "component_sql",
+    "feature_components",
+    "features_as_of",
+    "raw_feature_names",
+    "selected_features",
+    "write_features",
+]

@@ -1,0 +1,182 @@
+"""Usage: who uses the product, how often, how broadly, and whether it is growing (reads usage_events).
+
+Events are first summed per account, user and day (that does not depend on any observation date), then each
+observation sees the days strictly before its as_of through the windowing helper.
+"""
+
+from __future__ import annotations
+
+from healthscore.features._registry import Component
+from healthscore.features._window import Window
+
+component = Component("usage")
+
+#: how far back days_since_last_activity looks; older activity (or none) reads as this many days
+LAST_ACTIVITY_CAP_DAYS = 365
+
+
+# -- tables that do not depend on the observation date -----------------------------------------------
+@component.table(reads=("usage_events",))
+def usage_user_days(w: Window) -> str:
+    """Events (summed quantity) per account, user and day."""
+    return (
+        "SELECT account_id, user_id, day, sum(quantity) AS events FROM in_usage_events "
+        "GROUP BY account_id, user_id, day"
+    )
+
+
+@component.table(reads=("usage_events",))
+def usage_account_days(w: Window) -> str:
+    """Active users and events per account and day."""
+    return (
+        "SELECT account_id, day, count(*) AS users, sum(events) AS events FROM usage_user_days "
+        "GROUP BY account_id, day"
+    )
+
+
+@component.table(reads=("usage_events",))
+def usage_key_feature_days(w: Window) -> str:
+    """Days on which each account used each key feature (key features from config)."""
+    return (
+        "SELECT DISTINCT e.account_id, e.feature, e.day FROM in_usage_events AS e "
+        "JOIN key_features AS f ON f.feature = e.feature"
+    )
+
+
+# -- what each observation sees --------------------------------------------------------------------
+@component.source(reads=("usage_events",))
+def usage_users(w: Window) -> str:
+    """Each user's last active day in the 90 days before as_of (per-key last-seen: cheaper than DISTINCT)."""
+    return (
+        "SELECT key_id, as_of, user_id, max(day) AS last_day "
+        f"FROM {w.events('usage_user_days', 'day', lookback_days=90)} AS e GROUP BY key_id, as_of, user_id"
+    )
+
+
+@component.source(reads=("usage_events",))
+def usage_days(w: Window) -> str:
+    """The account's active days in the 60 days before as_of, with users and events per day."""
+    return f"SELECT key_id, as_of, day, users, events FROM {w.events('usage_account_days', 'day', lookback_days=60)} AS e"
+
+
+@component.source(reads=("usage_events",))
+def usage_last_day(w: Window) -> str:
+    """The account's last active day, looking back at most a year."""
+    ev = w.events("usage_account_days", "day", lookback_days=LAST_ACTIVITY_CAP_DAYS)
+    return f"SELECT key_id, as_of, max(day) AS last_day FROM {ev} AS e GROUP BY key_id, as_of"
+
+
+@component.source(reads=("usage_events",))
+def usage_key_features(w: Window) -> str:
+    """Key features used in the 90 days before as_of, one row each."""
+    ev = w.events("usage_key_feature_days", "day", lookback_days=90)
+    return f"SELECT key_id, as_of, feature FROM {ev} AS e GROUP BY key_id, as_of, feature"
+
+
+# -- features ----------------------------------------------------------------------------------------
+@component.feature(source="usage_users", unit="users", window_days=30, direction=+1, empty=0.0)
+def active_users_30d(w: Window) -> str:
+    """Distinct users with any usage event in the 30 days before as_of.
+
+    No events: 0.
+    """
+    return f"count(CASE WHEN {w.within('last_day', 30)} THEN 1 END)"
+
+
+@component.feature(source="usage_users", unit="users", window_days=90, direction=+1, empty=0.0)
+def active_users_90d(w: Window) -> str:
+    """Distinct users with any usage event in the 90 days before as_of.
+
+    No events: 0.
+    """
+    return "count(*)"
+
+
+@component.feature(unit="share of seats", window_days=30, direction=+1)
+def seat_utilization_30d(w: Window) -> str:
+    """Active users in the last 30 days per licensed seat of the observed contract (can exceed 1).
+
+    No events: 0. No contract or no seats: NaN.
+    """
+    return "active_users_30d / NULLIF(o.contract_seats, 0)"
+
+
+@component.measure(source="usage_days", empty=0.0)
+def _user_days_30d(w: Window) -> str:
+    return f"sum(CASE WHEN {w.within('day', 30)} THEN users ELSE 0 END)"
+
+
+@component.measure(source="usage_days", empty=0.0)
+def _events_30d(w: Window) -> str:
+    return f"sum(CASE WHEN {w.within('day', 30)} THEN events ELSE 0 END)"
+
+
+@component.measure(source="usage_days", empty=0.0)
+def _events_prev_30d(w: Window) -> str:
+    return f"sum(CASE WHEN {w.between('day', 60, 30)} THEN events ELSE 0 END)"
+
+
+@component.feature(unit="ratio", window_days=30, direction=+1)
+def stickiness_dau_mau_30d(w: Window) -> str:
+    """Average daily active users over the last 30 days divided by the 30-day active users (0-1).
+
+    No events: NaN.
+    """
+    return "(_user_days_30d / 30.0) / NULLIF(active_users_30d, 0)"
+
+
+@component.feature(unit="events per user", window_days=30, direction=+1)
+def events_per_active_user_30d(w: Window) -> str:
+    """Usage events (summed quantity) in the last 30 days per 30-day active user.
+
+    No events: NaN.
+    """
+    return "_events_30d / NULLIF(active_users_30d, 0)"
+
+
+@component.feature(source="usage_days", unit="days", window_days=30, direction=+1, empty=0.0)
+def active_days_30d(w: Window) -> str:
+    """Days with any usage event in the 30 days before as_of (0-30).
+
+    No events: 0.
+    """
+    return f"count(CASE WHEN {w.within('day', 30)} THEN 1 END)"
+
+
+@component.measure(source="usage_key_features", empty=0.0)
+def _key_features_90d(w: Window) -> str:
+    return "count(*)"
+
+
+@component.feature(unit="share of key features", window_days=90, direction=+1)
+def feature_breadth_90d(w: Window) -> str:
+    """Share of the configured key features used at least once in the 90 days before as_of (0-1).
+
+    No events: 0. No key features configured: NaN.
+    """
+    n = len(set(w.config.key_features))
+    return f"_key_features_90d / NULLIF({n}.0, 0)"
+
+
+@component.measure(source="usage_last_day")
+def _last_active_day(w: Window) -> str:
+    return "max(last_day)"
+
+
+@component.feature(unit="days", window_days=LAST_ACTIVITY_CAP_DAYS, direction=-1)
+def days_since_last_activity(w: Window) -> str:
+    """Days since the last usage event, or since the customer started if none since, capped at 365.
+
+    No events: days since the customer started (365 when that is unknown or longer ago).
+    """
+    since = "GREATEST(_last_active_day, o.customer_start)"
+    return f"LEAST({LAST_ACTIVITY_CAP_DAYS}, COALESCE({w.days_since(since, 'o.as_of')}, {LAST_ACTIVITY_CAP_DAYS}))"
+
+
+@component.feature(unit="relative change", window_days=60, direction=+1)
+def usage_trend_30d(w: Window) -> str:
+    """Relative change in usage events, last 30 days vs the 30 days before (-1 = stopped, 0 = flat).
+
+    No events in the earlier 30 days: NaN.
+    """
+    return "(_events_30d - _events_prev_30d) / NULLIF(_events_prev_30d, 0)"
