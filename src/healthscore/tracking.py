@@ -217,3 +217,30 @@ def alias_version(model_name: str, alias: str) -> str | None:
         return str(MlflowClient().get_model_version_by_alias(model_name, alias).version)
     except mlflow.exceptions.MlflowException:
         return None
+
+
+def model_version_tags(model_name: str, version: str) -> dict[str, str]:
+    """Tags of one registered version; TrackingError naming the versions that exist when it does not."""
+    client = MlflowClient()
+    try:
+        return dict(client.get_model_version(model_name, str(version)).tags or {})
+    except mlflow.exceptions.MlflowException:
+        try:
+            known = sorted((str(v.version) for v in client.search_model_versions(f"name='{model_name}'")), key=int)
+        except mlflow.exceptions.MlflowException:
+            known = []
+        have = f"versions that exist: {', '.join(known)}" if known else f"no versions of {model_name} are registered"
+        raise TrackingError(f"model {model_name} has no version {version!r} ({have}).") from None
+
+
+def model_aliases(model_name: str) -> dict[str, str]:
+    """Alias → version of a registered model (empty when the model does not exist)."""
+    try:
+        return {str(k): str(v) for k, v in (MlflowClient().get_registered_model(model_name).aliases or {}).items()}
+    except mlflow.exceptions.MlflowException:
+        return {}
+
+
+def log_metrics(metrics: dict[str, float]) -> None:
+    """Log finite metrics in the active run (NaN dropped)."""
+    mlflow.log_metrics({k: float(v) for k, v in metrics.items() if v == v})
