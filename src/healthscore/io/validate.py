@@ -7,6 +7,7 @@ ranges, date order). ``validate_tables`` runs both and raises one ``DataError`` 
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -214,6 +215,7 @@ def normalise_table(name: str, raw: pd.DataFrame) -> NormalisedTable:
             out.problems.append(Problem(name, column.name, "required column is missing", fix=fix))
 
     columns: dict[str, pd.Series] = {}
+    labeller: _Labeller | None = None  # made at the first problem, once the key column is parsed
     # text first: the key names the rows in every later example
     for column in sorted(present, key=lambda c: c.kind != "string"):
         series = raw[column.name]
@@ -239,7 +241,8 @@ def normalise_table(name: str, raw: pd.DataFrame) -> NormalisedTable:
         columns[column.name] = values
         if column.name in (table.key or ()) and column.kind == "string":
             out.frame[column.name] = values  # so the labeller can name rows while the rest is parsed
-        labeller = _Labeller(table, out.frame)
+        if labeller is None and (bad.any() or (column.required and not column.nullable and missing.any())):
+            labeller = _Labeller(table, out.frame)
         if column.required and not column.nullable and missing.any():
             out.problems.append(
                 Problem(name, column.name, "empty but required", int(missing.sum()),
@@ -276,7 +279,7 @@ def _check_keys(name: str, table: Table, frame: pd.DataFrame, labeller: _Labelle
     rows = pd.Series(np.arange(1, len(key) + 1))[dup].groupby(key[dup].to_numpy(), sort=False)
     examples = [
         f"{show_id(k)} (rows {', '.join(str(r) for r in list(g)[:3])}{', …' if len(g) > 3 else ''})"
-        for k, g in list(rows)[:MAX_EXAMPLES]
+        for k, g in itertools.islice(rows, MAX_EXAMPLES)
     ]
     singular = table.key[0].removesuffix("_id")
     return [Problem(name, table.key[0], "duplicate key", int(dup.sum()), examples,
