@@ -492,7 +492,6 @@ def test_cli_validate_prints_warnings(tmp_path: Path) -> None:
     assert "warning: accounts: unknown column ignored: region" in result.stderr
 
 
-@pytest.mark.xfail(strict=True, reason="cli.py prints warnings as rich markup; fix: rich.markup.escape(warning)")
 def test_cli_warning_about_a_column_named_like_markup_does_not_crash(tmp_path: Path) -> None:
     frames = tiny_world_frames()
     frames["accounts"] = frames["accounts"].assign(**{"[/oops]": 1})

@@ -10,6 +10,7 @@ from typing import Annotated, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from healthscore.errors import HealthscoreError
 
@@ -78,7 +79,7 @@ def validate(data: DataOpt) -> None:
 
     ds = load_dataset(data)
     for warning in ds.warnings:
-        err_console.print(f"[yellow]warning:[/yellow] {warning}")
+        err_console.print(f"[yellow]warning:[/yellow] {escape(warning)}")
     console.print(render_summary(summarise(ds)))
 
 

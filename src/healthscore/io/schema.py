@@ -44,7 +44,7 @@ class Table:
         return next(c for c in self.columns if c.name == name)
 
 
-S, D, TS, N, I = "string", "date", "timestamp", "number", "integer"
+S, D, TS, N, INT = "string", "date", "timestamp", "number", "integer"
 
 TABLES: dict[str, Table] = {
     t.name: t
@@ -71,7 +71,7 @@ TABLES: dict[str, Table] = {
                 Column("start_date", D, required=True),
                 Column("end_date", D, required=True),
                 Column("arr", N, required=True, low=0),
-                Column("seats", I, low=0),
+                Column("seats", INT, low=0),
                 Column("outcome", S, allowed=("renewed", "churned"), nullable=True),
             ),
             required=True,
@@ -136,7 +136,7 @@ TABLES: dict[str, Table] = {
             (
                 Column("account_id", S, required=True),
                 Column("created_at", TS, required=True),
-                Column("points", I, required=True, low=-100, high=100),
+                Column("points", INT, required=True, low=-100, high=100),
                 Column("reason", S, required=True),
                 Column("author", S),
                 Column("expires_at", D),
