@@ -93,15 +93,18 @@ def _monotone(feature_names: list[str], config: Config, categorical: list[str]) 
 
 
 def select_params(
-    X: pd.DataFrame, y: np.ndarray, dates: pd.Series, base: dict[str, Any], config: Config
+    X: pd.DataFrame, y: np.ndarray, dates: pd.Series, base: dict[str, Any], config: Config,
+    *, folds: list[tuple[np.ndarray, np.ndarray]] | None = None,
 ) -> tuple[dict[str, Any], int, pd.DataFrame]:
     """Choose regularisation by expanding-window CV over renewal dates inside the training part.
 
-    Returns the chosen parameters, the number of trees (median best iteration over folds) and the CV table.
-    The test slice is never seen here.
+    ``folds`` (positions into ``X``) replace the time-ordered folds when rows have no time order (a flat
+    table without ``--time``). Returns the chosen parameters, the number of trees (median best iteration
+    over folds) and the CV table. The test slice is never seen here.
     """
     m = config.model
-    folds = time_folds(dates, m.cv_folds)
+    if folds is None:
+        folds = time_folds(dates, m.cv_folds)
     rows = []
     for leaves, min_child, lam in itertools.product(m.num_leaves_grid, m.min_child_samples_grid, m.reg_lambda_grid):
         params = {**base, "num_leaves": leaves, "min_child_samples": min_child, "lambda_l2": lam}
@@ -139,6 +142,17 @@ def select_params(
         "lambda_l2": float(best["lambda_l2"]),
     }
     return chosen, max(20, int(best["best_iterations"])), table.reset_index(drop=True)
+
+
+def stratified_folds(y: np.ndarray, n_folds: int, *, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Seeded stratified K-fold positions, for rows without a time order."""
+    from sklearn.model_selection import StratifiedKFold
+
+    n = int(min(n_folds, np.bincount(np.asarray(y, dtype=int), minlength=2).min()))
+    if n < 2:
+        return []
+    cv = StratifiedKFold(n_splits=n, shuffle=True, random_state=seed)
+    return [(tr, va) for tr, va in cv.split(np.zeros(len(y)), y)]
 
 
 def _references(X: pd.DataFrame, segments: pd.Series | None, categorical: list[str]) -> dict[str, dict[str, float]]:
@@ -205,9 +219,14 @@ def fit_health_model(ts: TrainingSet, *, config: Config) -> TrainResult:
     constraints, mono_warnings = _monotone(feature_names, config, ts.categorical)
     warnings += mono_warnings
     base["monotone_constraints"] = constraints
-    dates = pd.to_datetime(ts.rows["renewal_date"]) if "renewal_date" in ts.rows else pd.Series(
-        np.arange(len(y)), index=ts.rows.index)
-    params, n_trees, cv_table = select_params(X[is_train], y[is_train], dates[is_train], base, config)
+    folds = None
+    if "renewal_date" in ts.rows:
+        dates = pd.to_datetime(ts.rows["renewal_date"])
+    else:
+        # no time order (a flat table without --time): stratified K-fold inside the training part
+        dates = pd.Series(np.arange(len(y)), index=ts.rows.index)
+        folds = stratified_folds(y[is_train], config.model.cv_folds, seed=config.model.seed)
+    params, n_trees, cv_table = select_params(X[is_train], y[is_train], dates[is_train], base, config, folds=folds)
     booster = lgb.train(params, lgb.Dataset(X[is_train], y[is_train]), num_boost_round=n_trees)
     model.booster_text = booster.model_to_string()
     model._booster = booster
