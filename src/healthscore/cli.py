@@ -201,3 +201,20 @@ def demo(
         f"MLflow store {os.environ.get('MLFLOW_TRACKING_URI') or Path.cwd() / 'mlflow.db'}\n"
         f"explain one account: healthscore explain --scores {result['scores']} ACCOUNT_ID --html account.html"
     )
+
+
+@app.command()
+def explain(
+    account_id: Annotated[str, typer.Argument(help="The account to explain (exact account_id).")],
+    scores: Annotated[Path, typer.Option("--scores", help="Output directory of `healthscore score`.")],
+    html: Annotated[Optional[Path], typer.Option("--html", help="Also write a self-contained HTML report here.")]
+    = None,
+) -> None:
+    """Why one account scores what it does and what changed since the previous run (no model needed)."""
+    from healthscore.reports.account import load_account, render_terminal, write_account_html
+
+    exp = load_account(scores, account_id)
+    render_terminal(exp, console)
+    if html is not None:
+        path = write_account_html(exp, html)
+        console.print(f"HTML report written to {path}", markup=False)

@@ -76,12 +76,14 @@ def predict_with_contributions(model, features: pd.DataFrame) -> pd.DataFrame:
 DRIVER_COLUMNS = ("driver_1", "driver_2", "driver_3", "positive_driver")
 
 #: words kept upper case when a column name is turned into a label
-_ACRONYMS = {"nps": "NPS", "csat": "CSAT", "ebr": "EBR", "arr": "ARR", "api": "API", "csm": "CSM", "qbr": "QBR"}
-_SHARE_UNITS = {"share", "ratio", "fraction", "proportion", "rate", "0-1"}
+_ACRONYMS = {"nps": "NPS", "csat": "CSAT", "ebr": "EBR", "arr": "ARR", "api": "API", "csm": "CSM", "qbr": "QBR", "avg": "average", "dau": "DAU", "mau": "MAU"}
+#: unit vocabulary of FeatureSpec.unit; "share …" units (share of seats, share of key features) are 0–1 shares
+_SHARE_UNITS = {"share", "ratio", "fraction", "proportion", "0-1"}
 _PERCENT_UNITS = {"%", "percent", "pct", "percentage"}
-_CURRENCY_UNITS = {"currency", "money", "amount", "usd", "eur", "gbp", "$", "€", "£"}
+_CHANGE_UNITS = {"relative change"}
+_CURRENCY_UNITS = {"currency", "money", "amount"}
 _FLAG_UNITS = {"flag", "bool", "boolean", "yes/no"}
-_BARE_UNITS = {"", "score", "index", "value", "number", "nps", "csat", "0-10", "1-5", "category"}
+_BARE_UNITS = {"", "score", "index", "value", "number", "category"}
 
 
 def feature_catalogue() -> dict:
@@ -94,15 +96,19 @@ def feature_catalogue() -> dict:
 
 
 def feature_label(name: str, spec=None) -> str:
-    """A short human label: the spec's ``label`` if it has one, else the column name humanised with its window."""
+    """A short human label: the spec's ``label`` if it has one, else the column name humanised with its window.
+
+    The window comes from the name's ``_<N>d`` suffix, not ``spec.window_days``: the latter is how far back
+    the builder reads (a 30-day trend reads 60 days, a "days since" feature is capped at 365), not what the
+    number means.
+    """
     label = getattr(spec, "label", None)
     if isinstance(label, str) and label.strip():
         return label.strip()
-    base, window = name, getattr(spec, "window_days", None)
+    base, window = name, None
     match = re.fullmatch(r"(.+?)_(\d+)d", name)
     if match:
-        base = match.group(1)
-        window = window or int(match.group(2))
+        base, window = match.group(1), int(match.group(2))
     words = [_ACRONYMS.get(w, w) for w in base.split("_") if w]
     text = " ".join(words)
     text = text[:1].upper() + text[1:]
@@ -117,28 +123,40 @@ def _number(value: float) -> str:
 
 
 def format_value(value, unit: str = "", *, kind: str = "numeric") -> str:
-    """A feature value with its unit for people: "34%", "3 tickets", "1 day", "12,500", "no data"."""
-    if value is None or (isinstance(value, float) and math.isnan(value)) or value is pd.NA:
+    """A feature value in its unit, for people: "34%", "+12%", "3 tickets", "1 day", "8/10", "12,500", "no data".
+
+    Units (``FeatureSpec.unit``): shares and ratios (0–1) print as percentages, "relative change" as a signed
+    percentage, "score A-B" as value/B, "currency [per …]" with thousands separators, "flag" as yes/no,
+    anything else as "<number> <unit>" (singular for exactly 1: "1 ticket", "1 event per user").
+    """
+    if value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value)):
         return "no data"
     if kind == "categorical" or isinstance(value, str):
         return str(value)
     v = float(value)
-    u = (unit or "").strip()
+    u = " ".join((unit or "").split())
     low = u.lower()
-    if low in _SHARE_UNITS:
+    if low in _SHARE_UNITS or low.startswith("share"):
         return f"{_number(round(100 * v, 1 if abs(v) < 0.1 else 0))}%"
     if low in _PERCENT_UNITS:
         return f"{_number(round(v, 1 if abs(v) < 10 else 0))}%"
+    if low in _CHANGE_UNITS:
+        pct = round(100 * v, 1 if abs(v) < 0.1 else 0)
+        return f"{'+' if pct > 0 else ''}{_number(pct)}%"
     if low in _FLAG_UNITS:
         return "yes" if v else "no"
-    if low in _CURRENCY_UNITS:
-        symbol = {"$": "$", "usd": "$", "€": "€", "eur": "€", "£": "£", "gbp": "£"}.get(low, "")
-        return f"{symbol}{v:,.0f}"
+    scale = re.fullmatch(r"score (-?\d+(?:\.\d+)?)\s*[-–]\s*(\d+(?:\.\d+)?)", low)
+    if scale:
+        return f"{_number(round(v, 1))}/{scale.group(2)}"
+    if low.split(" ")[0] in _CURRENCY_UNITS:
+        rest = u.split(" ", 1)[1] if " " in u else ""
+        return f"{v:,.0f}" + (f" {rest}" if rest else "")
     if low in _BARE_UNITS:
         return _number(v)
-    if v == 1 and low.endswith("s") and not low.endswith("ss"):
-        u = u[:-1]  # "1 ticket", "1 day"
-    return f"{_number(v)} {u}"
+    words = u.split(" ")
+    if v == 1 and words[0].endswith("s") and not words[0].endswith("ss"):
+        words[0] = words[0][:-1]  # "1 ticket", "1 day", "1 event per user"
+    return f"{_number(v)} {' '.join(words)}"
 
 
 def _reference(model, feature: str, segment) -> tuple[float | None, str]:
