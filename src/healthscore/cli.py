@@ -23,7 +23,8 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-console = Console(stderr=False, highlight=False)
+# Wide enough for the evaluation tables when piped to a log file (cron, CI).
+console = Console(stderr=False, highlight=False, width=None if sys.stdout.isatty() else 140)
 err_console = Console(stderr=True, highlight=False)
 
 DataOpt = Annotated[Path, typer.Option("--data", help="Dataset directory (CONTRACT §1): CSV and/or Parquet files.")]

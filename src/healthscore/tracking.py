@@ -23,10 +23,18 @@ os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
 os.environ.setdefault("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "1")
 os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "20")
+os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+
+import logging  # noqa: E402
+import warnings  # noqa: E402
 
 import mlflow  # noqa: E402
 from mlflow import MlflowClient  # noqa: E402
 from mlflow.pyfunc import PythonModel  # noqa: E402
+
+logging.getLogger("mlflow").setLevel(logging.WARNING)
+warnings.filterwarnings("ignore", module="mlflow")
+warnings.filterwarnings("ignore", message=".*CloudPickle.*")
 
 CHAMPION = "champion"
 CHALLENGER = "challenger"
@@ -114,14 +122,20 @@ def log_model(
     The first version becomes ``champion``; later ones ``challenger`` (promotion is ``retrain``'s job).
     """
     from mlflow.models import infer_signature
+    from mlflow.types import ColSpec, Schema
 
     from healthscore.explain import predict_with_contributions
 
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "health_model.joblib"
         joblib.dump(health_model, path)
-        example = input_example.reset_index(drop=True)
+        example = _plain_frame(input_example.reset_index(drop=True))
         signature = infer_signature(example, predict_with_contributions(health_model, example))
+        # Every input column optional: a scoring batch legitimately has missing values (no surveys yet, ...).
+        signature.inputs = Schema(
+            [ColSpec("string" if c in health_model.categories else "double", c, required=False)
+             for c in example.columns]
+        )
         info = mlflow.pyfunc.log_model(
             name="model",
             python_model=HealthScorePyfunc(),
@@ -140,6 +154,17 @@ def log_model(
         alias = CHAMPION
     client.set_registered_model_alias(model_name, alias, version)
     return version, alias
+
+
+def _plain_frame(frame: pd.DataFrame) -> pd.DataFrame:
+    """Categories as plain text and numbers as float64: the types a pyfunc signature can carry."""
+    out = frame.copy()
+    for col in out.columns:
+        if isinstance(out[col].dtype, pd.CategoricalDtype) or not pd.api.types.is_numeric_dtype(out[col]):
+            out[col] = out[col].astype("object").where(out[col].notna(), None)
+        else:
+            out[col] = out[col].astype("float64")
+    return out
 
 
 def _requirements() -> list[str]:
