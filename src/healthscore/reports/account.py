@@ -15,9 +15,7 @@ replaces control characters.
 
 from __future__ import annotations
 
-import base64
 import difflib
-import io
 import math
 import re
 from dataclasses import dataclass, field
@@ -29,6 +27,7 @@ import pandas as pd
 from healthscore.config import COMPONENTS
 from healthscore.errors import HealthscoreError
 from healthscore.explain import CONTRIB_COLUMNS, feature_catalogue, feature_label, format_value
+from healthscore.reports._html import png_data_uri, template_env
 
 COMPONENT_LABELS = {
     "usage": "Usage",
@@ -474,28 +473,6 @@ def _change_table(exp: AccountExplanation, Table, t):
 
 # ---- HTML -----------------------------------------------------------------------------------------------
 
-def _template_env():
-    import jinja2
-
-    return jinja2.Environment(
-        loader=jinja2.PackageLoader("healthscore.reports", "templates"),
-        autoescape=True,
-        undefined=jinja2.StrictUndefined,
-        trim_blocks=True,
-        lstrip_blocks=True,
-    )
-
-
-def png_data_uri(fig) -> str:
-    """A matplotlib figure as a base64 PNG data URI (no date stamp: same inputs, same bytes); closes it."""
-    import matplotlib.pyplot as plt
-
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=100, bbox_inches="tight", metadata={"Software": None})
-    plt.close(fig)
-    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
-
-
 def _history_plot(history: pd.DataFrame) -> str | None:
     from healthscore.reports.plots import plt  # the Agg backend, selected before pyplot is imported
 
@@ -539,7 +516,7 @@ def _bars(steps: list[Step]) -> list[dict]:
 
 def render_html(exp: AccountExplanation) -> str:
     """The self-contained HTML report (no scripts, no external resources; all data text escaped)."""
-    env = _template_env()
+    env = template_env()
     return env.get_template("account.html").render(
         exp=exp,
         bars=_bars(exp.waterfall),
