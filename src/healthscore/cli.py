@@ -122,17 +122,79 @@ def main() -> None:
         raise
 
 
+OptDataOpt = Annotated[Optional[Path], typer.Option("--data", help="Dataset directory (CONTRACT §1); or use --table.")]
+TableOpt = Annotated[Optional[Path], typer.Option("--table", help="One flat account table (.csv or .parquet) "
+                                                  "instead of --data: one row per account, one column per feature.")]
+IdOpt = Annotated[Optional[str], typer.Option("--id", help="With --table: the id column (omit when the table has "
+                                              "none: rows are then identified by their 1-based position).")]
+
+
+def _source(data: Path | None, table: Path | None, table_only: dict[str, object]) -> None:
+    """Exactly one of --data / --table; table-only options only with --table."""
+    if (data is None) == (table is None):
+        raise HealthscoreError("give either --data DIR (a dataset directory) or --table FILE (one flat account "
+                               f"table), {'not both' if data is not None else 'found neither'}")
+    used = [name for name, value in table_only.items() if value]
+    if data is not None and used:
+        raise HealthscoreError(f"{', '.join(used)} only apply with --table, not with --data")
+
+
+def _train_table(table: Path, *, id_column, target, churn_value, components, time_column, as_of, config,
+                 model_name) -> None:
+    from healthscore.pipelines import train_table_job
+    from healthscore.reports.console import evaluation_table, weights_table
+
+    missing = [name for name, value in (("--target", target), ("--churn-value", churn_value)) if not value]
+    if missing:
+        raise HealthscoreError(f"--table needs {' and '.join(missing)}: the label column and the value in it "
+                               "that means churned (e.g. --target Churn --churn-value 1)")
+    outcome = train_table_job(table, target=target, churn_value=churn_value, config=_config(config),
+                              id_column=id_column, components=components, time_column=time_column,
+                              as_of=_parse_date(as_of, "--as-of"), model_name=model_name or None,
+                              config_path=config)
+    r = outcome.result
+    console.print(f"read {table}:\n{outcome.report.render()}", markup=False)
+    for w in r.warnings:
+        err_console.print(f"warning: {w}", markup=False)
+    held_out = f"newer rows by {time_column}" if time_column else "held-out rows (stratified split, fixed seed)"
+    console.print(
+        f"trained on {r.sizes['rows_train']} rows, calibrated ({r.model.calibrator.method_}) on "
+        f"{r.sizes['rows_calibration']}, tested on {r.sizes['rows_test']} {held_out}"
+    )
+    console.print(evaluation_table(r.evaluation))
+    console.print(weights_table(r.component_weights))
+    console.print(
+        f"registered [bold]{outcome.model_name}[/bold] version {outcome.version} as @{outcome.alias} "
+        f"(run {outcome.run_id})"
+    )
+
+
 @app.command()
 def train(
-    data: DataOpt,
+    data: OptDataOpt = None,
     as_of: AsOfOpt = None,
     config: ConfigOpt = None,
     model_name: ModelNameOpt = "",
+    table: TableOpt = None,
+    id_column: IdOpt = None,
+    target: Annotated[Optional[str], typer.Option("--target", help="With --table: the label column.")] = None,
+    churn_value: Annotated[Optional[str], typer.Option("--churn-value", help="With --table: the --target value "
+                                                       "that means churned (every other value: retained).")] = None,
+    components: Annotated[Optional[Path], typer.Option("--components", help="With --table: YAML mapping columns "
+                                                       "to components (unlisted → account).")] = None,
+    time_column: Annotated[Optional[str], typer.Option("--time", help="With --table: a date column; split by "
+                                                       "time instead of a stratified random split.")] = None,
 ) -> None:
     """Train as if today were --as-of: learn from decided renewals, calibrate, evaluate, log, register."""
     from healthscore.pipelines import train_job
     from healthscore.reports.console import evaluation_table, group_table, weights_table
 
+    _source(data, table, {"--id": id_column, "--target": target, "--churn-value": churn_value,
+                          "--components": components, "--time": time_column})
+    if table is not None:
+        return _train_table(table, id_column=id_column, target=target, churn_value=churn_value,
+                            components=components, time_column=time_column, as_of=as_of, config=config,
+                            model_name=model_name)
     cfg = _config(config)
     outcome = train_job(data, config=cfg, as_of=_parse_date(as_of, "--as-of"), model_name=model_name or None,
                         config_path=config)
@@ -155,18 +217,35 @@ def train(
 
 @app.command()
 def score(
-    data: DataOpt,
-    as_of: Annotated[str, typer.Option("--as-of", help="Observation date, YYYY-MM-DD.")],
     out: Annotated[Path, typer.Option("--out", help="Output directory (scores, explanations, history, portfolio).")],
+    data: OptDataOpt = None,
+    as_of: Annotated[Optional[str], typer.Option("--as-of", help="Observation date, YYYY-MM-DD (with --data).")]
+    = None,
     model: Annotated[Optional[str], typer.Option("--model", help="Model URI; default models:/NAME@champion.")] = None,
     config: ConfigOpt = None,
     model_name: ModelNameOpt = "",
     quiet: QuietOpt = False,
+    table: TableOpt = None,
+    id_column: IdOpt = None,
 ) -> None:
     """Score every account as of a date: probability, score, band, contributions, drivers, alerts, plays."""
     from healthscore.pipelines import score_job
     from healthscore.reports.console import at_risk_table, portfolio_summary
 
+    _source(data, table, {"--id": id_column})
+    if table is not None:
+        from healthscore.pipelines import score_table_job
+
+        done = score_table_job(table, out=out, config=_config(config), id_column=id_column, model_uri=model,
+                               model_name=model_name or None)
+        if done.report.entries or done.report.notes:
+            console.print(f"read {table}:\n{done.report.render()}", markup=False)
+        s = done.scores
+        console.print(f"scored {int((s['status'] == 'scored').sum())} of {len(s)} rows with model version "
+                      f"{done.model_version}; outputs in {out}")
+        return
+    if as_of is None:
+        raise HealthscoreError("--as-of is required with --data: the date to score as of, like 2025-06-30")
     cfg = _config(config)
     outcome = score_job(data, as_of=_parse_date(as_of, "--as-of"), out=out, config=cfg, model_uri=model,
                         model_name=model_name or None)
@@ -219,3 +298,96 @@ def explain(
     if html is not None:
         path = write_account_html(exp, html)
         console.print(f"HTML report written to {path}", markup=False)
+
+
+@app.command()
+def retrain(
+    data: DataOpt,
+    as_of: AsOfOpt = None,
+    config: ConfigOpt = None,
+    model_name: ModelNameOpt = "",
+    shuffle_labels: Annotated[
+        Optional[int], typer.Option("--shuffle-labels", hidden=True, help="Seed: train on permuted outcomes.")
+    ] = None,
+) -> None:
+    """Train a challenger; promote it to champion only if it is no worse on the newest renewals."""
+    from rich.table import Table
+
+    from healthscore.drift import drift_warnings
+    from healthscore.reports.backtest import fmt_number
+    from healthscore.retrain import retrain_job
+
+    cfg = _config(config)
+    outcome = retrain_job(data, config=cfg, as_of=_parse_date(as_of, "--as-of") if as_of else None,
+                          model_name=model_name or None, config_path=config, shuffle_labels_seed=shuffle_labels)
+    h = outcome.holdout
+    table = Table(title=f"Holdout: {h['contracts']} renewals ({h['churned_contracts']} churned) decided "
+                        f"{h['renewals_from']} to {h['renewals_to']}")
+    for col in ("metric", f"champion v{outcome.champion_version}", f"challenger v{outcome.version}",
+                "allowed worse by", "verdict"):
+        table.add_column(col, justify="left" if col in ("metric", "verdict") else "right")
+    for r in outcome.comparison.itertuples():
+        table.add_row(r.metric, fmt_number(r.champion, 4), fmt_number(r.challenger, 4), fmt_number(r.margin, 4),
+                      r.verdict)
+    console.print(table)
+    for line in outcome.reasons:
+        console.print(f"  - {line}", markup=False)
+    for note in outcome.notes:
+        console.print(f"note: {note}", markup=False)
+    for line in drift_warnings(outcome.drift):
+        console.print(line, markup=False)
+    console.print(f"decision: {outcome.decision} — {outcome.reason}", markup=False)
+    console.print(f"{outcome.model_name} version {outcome.version} tagged decision={outcome.decision}; "
+                  f"comparison report logged to run {outcome.run_id} (retrain/retrain_report.html)", markup=False)
+
+
+@app.command()
+def promote(
+    version: Annotated[str, typer.Argument(help="Model version number to make champion.")],
+    reason: Annotated[str, typer.Option("--reason", help="Why: recorded on the model version.")],
+    config: ConfigOpt = None,
+    model_name: ModelNameOpt = "",
+) -> None:
+    """A recorded human override: point the champion alias at VERSION."""
+    from healthscore.retrain import promote_job
+
+    outcome = promote_job(version, reason, config=_config(config), model_name=model_name or None)
+    if not outcome.changed:
+        console.print(f"{outcome.model_name} version {outcome.version} is already champion; nothing changed")
+        return
+    console.print(f"{outcome.model_name} @champion: version {outcome.previous or '(none)'} → {outcome.version} "
+                  f"(override by {outcome.tags['override_by']}, recorded on both versions)", markup=False)
+
+
+@app.command()
+def backtest(
+    data: DataOpt,
+    model: Annotated[
+        Optional[list[str]],
+        typer.Option("--model", help="Model URI; repeat to compare. Default: champion (and challenger)."),
+    ] = None,
+    out: Annotated[Path, typer.Option("--out", help="HTML report to write.")] = Path("backtest.html"),
+    config: ConfigOpt = None,
+    model_name: ModelNameOpt = "",
+) -> None:
+    """Score past renewals point-in-time and compare with what happened: an HTML report, logged to MLflow."""
+    from rich.table import Table
+
+    from healthscore.backtest import backtest_job
+    from healthscore.reports.backtest import fmt_number, fmt_percent
+
+    outcome = backtest_job(data, config=_config(config), model_uris=model or None, out=out,
+                           model_name=model_name or None)
+    r = outcome.result
+    for w in r.warnings:
+        err_console.print(f"warning: {w}", markup=False)
+    table = Table(title="Backtest: point-in-time scores of past renewals")
+    for col in ("model", "rows", "ROC AUC", "Brier", "ECE", f"churned but healthy {r.healthy_lead_days}d before"):
+        table.add_column(col, justify="left" if col == "model" else "right")
+    hc = r.healthy_churn[r.healthy_churn["group"] == "all"].set_index("model_version")
+    for m in r.metrics[r.metrics["group"] == "all"].itertuples():
+        share = hc["share"].get(m.model_version, float("nan"))
+        table.add_row(f"v{m.model_version}", f"{int(m.n)}", fmt_number(m.roc_auc), fmt_number(m.brier),
+                      fmt_number(m.ece), fmt_percent(share))
+    console.print(table)
+    console.print(f"report written to {outcome.path} and logged to run {outcome.run_id}", markup=False)

@@ -209,3 +209,169 @@ def demo_job(out: str | Path, *, config: Config, accounts: int = 2000, seed: int
     say(at_risk_table(scored.batch.scores))
     say(portfolio_summary(scored.batch.portfolio))
     return {"data": data, "scores": scores_dir, "train": trained, "score": scored, "dates": dates}
+
+
+# -- the bring-your-own-table path ----------------------------------------------------------------------------
+
+@dataclass
+class TableTrainOutcome(TrainOutcome):
+    report: Any  # io.table.CoercionReport: what was done to each column
+
+
+def train_table_job(
+    table: str | Path,
+    *,
+    target: str,
+    churn_value: str,
+    config: Config,
+    id_column: str | None = None,
+    components: str | Path | None = None,
+    time_column: str | None = None,
+    as_of: date | None = None,
+    model_name: str | None = None,
+    config_path: str | Path | None = None,
+) -> TableTrainOutcome:
+    """Train on one flat account table (CSV or Parquet): coerce, split, fit, calibrate, evaluate, log, register."""
+    from healthscore import tracking
+    from healthscore.io.table import read_table
+    from healthscore.model.flat import load_components, table_fingerprint, training_set_from_table
+    from healthscore.model.train import fit_health_model
+
+    model_name = model_name or config.tracking.model_name
+    spec = load_components(components)
+    tracking.connect()  # fail fast, before any work, when the server is unreachable
+    frame = read_table(table)
+    prepared = training_set_from_table(
+        frame, target=target, churn_value=churn_value, config=config, id_column=id_column, spec=spec,
+        time_column=time_column, as_of=as_of, table=Path(table).name,
+    )
+    result = fit_health_model(prepared.training_set, config=prepared.config)
+    fingerprint = table_fingerprint(table)
+    result.model.metadata.update(
+        {"table": prepared.table_metadata, "data_fingerprint": fingerprint, "model_name": model_name,
+         "trained_as_of": str(as_of) if as_of else "all decided"}
+    )
+    split = "time" if time_column else "stratified"
+    with tracking.run(experiment=config.tracking.experiment, run_name=f"train-table-{Path(table).stem}") as active, \
+            tempfile.TemporaryDirectory() as tmp:
+        tmpdir = Path(tmp)
+        params = {
+            **{f"lgbm.{k}": v for k, v in result.params.items()},
+            "table.id": id_column or "(row number)",
+            "table.target": target,
+            "table.churn_value": str(churn_value),
+            "table.time": time_column or "",
+            "as_of": str(as_of) if as_of else "all decided",
+            "split_kind": split,
+            "split": [config.split.train, config.split.calibration, config.split.test],
+            "calibration_method": result.model.calibrator.method_,
+            "monotone": prepared.table_metadata["declared_directions"],
+            **dict(result.sizes),
+        }
+        tags = {"data_fingerprint": fingerprint, "git_commit": tracking.git_commit(), "data_source": str(table),
+                "job": "train-table"}
+        tracking.log_params_metrics(params, summary_metrics(result), tags)
+        tracking.log_dict(config.to_dict(), "config/resolved_config.json")
+        if config_path:
+            tracking.log_artifact(config_path, "config")
+        if components:
+            tracking.log_artifact(components, "config")
+        tracking.log_dict({"features": result.model.feature_names, "components": result.model.components,
+                           "plans": prepared.table_metadata["plans"]}, "features.json")
+        report_path = tmpdir / "coercion_report.csv"
+        prepared.report.to_frame().to_csv(report_path, index=False)
+        tracking.log_artifact(report_path, "data")
+        artifacts = write_training_artifacts(result, tmpdir / "evaluation")
+        for path in artifacts.values():
+            tracking.log_artifact(path, "evaluation")
+        example = prepared.training_set.features.iloc[:5].reset_index(drop=True)
+        version, alias = tracking.log_model(result.model, input_example=example, model_name=model_name)
+        run_id = active.info.run_id
+    return TableTrainOutcome(result=result, version=version, alias=alias, run_id=run_id, model_name=model_name,
+                             artifacts={k: Path(v).name for k, v in artifacts.items()}, report=prepared.report)
+
+
+@dataclass
+class TableScoreOutcome:
+    scores: pd.DataFrame
+    explanations: pd.DataFrame
+    paths: dict[str, Path]
+    model_version: str
+    report: Any  # io.table.CoercionReport
+
+
+def score_table_job(
+    table: str | Path,
+    *,
+    out: str | Path,
+    config: Config,
+    id_column: str | None = None,
+    model_uri: str | None = None,
+    model_name: str | None = None,
+) -> TableScoreOutcome:
+    """Score every row of a flat table with a model trained by ``train_table_job``; write scores atomically.
+
+    One output row per input row, in input order, keyed ``account_id`` (the ``--id`` column's value, or the
+    row's 1-based position when there is none). A row with every feature empty gets status ``no_features``
+    and no score: a score from nothing would only be the average account's.
+    """
+    import numpy as np
+
+    from healthscore import explain, tracking
+    from healthscore.explain import CONTRIB_COLUMNS
+    from healthscore.io import write_table_atomic
+    from healthscore.io.table import read_table
+    from healthscore.model.flat import features_for_scoring
+    from healthscore.scoring import band_of, feature_points
+
+    model_name = model_name or config.tracking.model_name
+    uri = model_uri or f"models:/{model_name}@champion"
+    loaded = tracking.load_model(uri)
+    model = loaded.model
+    frame = read_table(table)
+    ids, feats, report = features_for_scoring(frame, model, id_column=id_column, table=Path(table).name)
+    feats = feats.reset_index(drop=True)
+    out_frame = pd.DataFrame({"account_id": ids.to_numpy()})
+    scored = feats.notna().any(axis=1).to_numpy() if feats.shape[1] else np.zeros(len(feats), dtype=bool)
+    out_frame["status"] = np.where(scored, "scored", "no_features")
+    for col in ("probability", "model_score", "score", "baseline", *CONTRIB_COLUMNS):
+        out_frame[col] = np.nan
+    drivers = pd.DataFrame(index=out_frame.index)
+    explanations = pd.DataFrame(columns=["account_id", "feature", "component", "value", "contribution"])
+    if scored.any():
+        X = model.prepare(feats[scored])
+        fpoints, probability, baseline = feature_points(model, X)
+        out_frame.loc[scored, "probability"] = probability
+        out_frame.loc[scored, "model_score"] = np.round(100.0 * probability)
+        out_frame.loc[scored, "score"] = np.round(100.0 * probability)
+        out_frame.loc[scored, "baseline"] = baseline
+        comp = pd.DataFrame(0.0, index=fpoints.index, columns=list(CONTRIB_COLUMNS))
+        for f in fpoints.columns:
+            comp[f"contrib_{model.components.get(f, 'account')}"] += fpoints[f].to_numpy()
+        out_frame.loc[scored, list(CONTRIB_COLUMNS)] = comp.to_numpy()
+        long = pd.DataFrame({
+            "account_id": np.repeat(out_frame.loc[scored, "account_id"].to_numpy(), len(fpoints.columns)),
+            "feature": np.tile(fpoints.columns.to_numpy(), int(scored.sum())),
+            "value": X.astype("object").to_numpy().ravel(),
+            "contribution": fpoints.to_numpy().ravel(),
+        })
+        long["component"] = long["feature"].map(model.components).fillna("account")
+        long["value"] = long["value"].map(lambda v: None if v is None or (isinstance(v, float) and np.isnan(v))
+                                          else str(v))
+        explanations = long[["account_id", "feature", "component", "value", "contribution"]]
+        if hasattr(explain, "driver_sentences"):
+            found = explain.driver_sentences(model, X, fpoints)
+            drivers = pd.DataFrame({c: pd.Series([None] * len(out_frame), dtype="object") for c in found.columns})
+            for c in found.columns:
+                drivers.loc[scored, c] = found[c].to_numpy()
+    out_frame["band"] = band_of(out_frame["score"], config)
+    out_frame = pd.concat([out_frame, drivers], axis=1)
+    out_frame["model_version"] = loaded.version
+    out_dir = Path(out)
+    paths = {
+        name: write_table_atomic(data, out_dir / name)
+        for name, data in (("scores.parquet", out_frame), ("scores.csv", out_frame),
+                           ("explanations.parquet", explanations.reset_index(drop=True)))
+    }
+    return TableScoreOutcome(scores=out_frame, explanations=explanations.reset_index(drop=True), paths=paths,
+                             model_version=loaded.version, report=report)
