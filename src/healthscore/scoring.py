@@ -87,7 +87,7 @@ def rule_adjustments(rows: pd.DataFrame, feats: pd.DataFrame, config: Config) ->
         if rule.feature not in feats.columns:
             continue
         values = pd.to_numeric(feats[rule.feature], errors="coerce")
-        hit = _OPS[rule.op](values, rule.value).fillna(False).to_numpy(dtype=bool)
+        hit = _OPS[rule.op](values, rule.value).fillna(False).to_numpy(dtype=bool, copy=True)
         if rule.missing_is_true:
             hit |= values.isna().to_numpy()
         if rule.segments:
@@ -114,7 +114,7 @@ def choose_plays(scores: pd.DataFrame, feats: pd.DataFrame, as_of: date, config:
         stage[(tenure < pb.onboarding_days).to_numpy()] = "onboarding"
     stage[scores["status"] != "scored"] = None
     contrib = scores[list(CONTRIB_COLUMNS)].astype(float)
-    weakest = contrib.idxmin(axis=1, skipna=True).str.replace("contrib_", "", regex=False)
+    weakest = contrib.fillna(np.inf).idxmin(axis=1).str.replace("contrib_", "", regex=False)
     weakest = weakest.where(scores["status"] == "scored")
     nps = pd.to_numeric(feats["nps_last"], errors="coerce") if "nps_last" in feats else pd.Series(np.nan, index=scores.index)
     advocate = (scores["band"] == "healthy") & (nps.to_numpy() >= pb.advocate_min_nps)
