@@ -14,6 +14,7 @@ from pathlib import Path
 
 import duckdb
 import pandas as pd
+import pyarrow as pa
 
 from healthscore.config import COMPONENTS, Config, FeaturesConfig
 from healthscore.errors import ConfigError
@@ -168,12 +169,9 @@ def build_features(ds, observations: pd.DataFrame, *, config: Config | FeaturesC
     wanted = {f.component for f in FEATURES if f.name in names}
     con = duckdb.connect()
     try:
-        for name, frame in tables.items():
-            con.register(name, frame)
-        con.register("obs", obs)
-        con.register("keys", keys)
-        key_features = pd.DataFrame({"feature": pd.array(sorted(set(cfg.key_features)), dtype="string")})
-        con.register("key_features", key_features)
+        # Arrow tables scan about twice as fast as pandas frames with string columns
+        for name, frame in {**tables, "obs": obs, "keys": keys}.items():
+            con.register(name, pa.Table.from_pandas(frame, preserve_index=False))
         for name, sql in derived_table_sql(cfg, present):
             con.execute(f"CREATE TEMP TABLE {name} AS {sql}")
         parts = []

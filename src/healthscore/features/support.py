@@ -69,7 +69,7 @@ def _tickets_prev_90d(w: Window) -> str:
     return f"count(CASE WHEN {w.between('opened_day', 180, 90)} THEN 1 END)"
 
 
-@component.feature(unit="tickets", window_days=180, direction=-1)
+@component.feature(unit="tickets", window_days=90, direction=-1)
 def ticket_trend_90d(w: Window) -> str:
     """Tickets opened in the last 90 days minus those opened in the 90 days before (positive = more).
 

@@ -30,14 +30,14 @@ def ttv_blocks(w: Window) -> str:
     """
     target = float(w.config.target_utilization)
     return f"""
-        WITH b AS (
-            SELECT u.account_id, c.customer_start,
-                   CAST(floor((u.day - c.customer_start) / {BLOCK_DAYS}.0) AS INTEGER) AS block,
-                   count(DISTINCT u.user_id) AS users
+        WITH ub AS (
+            SELECT DISTINCT u.account_id, c.customer_start, u.user_id,
+                   CAST(floor((u.day - c.customer_start) / {BLOCK_DAYS}.0) AS INTEGER) AS block
             FROM usage_user_days AS u JOIN in_customers AS c ON c.account_id = u.account_id
             WHERE u.day >= c.customer_start
-            GROUP BY u.account_id, c.customer_start, CAST(floor((u.day - c.customer_start) / {BLOCK_DAYS}.0)
-                     AS INTEGER)
+        ), b AS (
+            SELECT account_id, customer_start, block, count(*) AS users
+            FROM ub GROUP BY account_id, customer_start, block
         ), s AS (
             SELECT b.account_id, b.block, b.users, b.customer_start, t.seats,
                    row_number() OVER (PARTITION BY b.account_id, b.block

@@ -7,7 +7,7 @@ observation sees the days strictly before its as_of through the windowing helper
 from __future__ import annotations
 
 from healthscore.features._registry import Component
-from healthscore.features._window import Window
+from healthscore.features._window import Window, sql_text
 
 component = Component("usage")
 
@@ -16,30 +16,38 @@ LAST_ACTIVITY_CAP_DAYS = 365
 
 
 # -- tables that do not depend on the observation date -----------------------------------------------
+def key_feature_flags(w: Window) -> list[str]:
+    """Column names ``kf_0``, ``kf_1``, ... flagging use of each configured key feature (sorted)."""
+    return [f"kf_{i}" for i in range(len(_key_features(w)))]
+
+
+def _key_features(w: Window) -> list[str]:
+    return sorted(set(w.config.key_features))
+
+
 @component.table(reads=("usage_events",))
 def usage_user_days(w: Window) -> str:
-    """Events (summed quantity) per account, user and day."""
+    """Events (summed quantity) per account, user and day, with a 0/1 flag per key feature used.
+
+    One pass over the raw events; every usage window reads this (or the per-day table below) instead.
+    """
+    flags = "".join(
+        f", max(CASE WHEN feature = {sql_text(name)} THEN 1 ELSE 0 END) AS {col}"
+        for name, col in zip(_key_features(w), key_feature_flags(w))
+    )
     return (
-        "SELECT account_id, user_id, day, sum(quantity) AS events FROM in_usage_events "
+        f"SELECT account_id, user_id, day, sum(quantity) AS events{flags} FROM in_usage_events "
         "GROUP BY account_id, user_id, day"
     )
 
 
 @component.table(reads=("usage_events",))
 def usage_account_days(w: Window) -> str:
-    """Active users and events per account and day."""
+    """Active users, events and key features used per account and day."""
+    flags = "".join(f", max({col}) AS {col}" for col in key_feature_flags(w))
     return (
-        "SELECT account_id, day, count(*) AS users, sum(events) AS events FROM usage_user_days "
+        f"SELECT account_id, day, count(*) AS users, sum(events) AS events{flags} FROM usage_user_days "
         "GROUP BY account_id, day"
-    )
-
-
-@component.table(reads=("usage_events",))
-def usage_key_feature_days(w: Window) -> str:
-    """Days on which each account used each key feature (key features from config)."""
-    return (
-        "SELECT DISTINCT e.account_id, e.feature, e.day FROM in_usage_events AS e "
-        "JOIN key_features AS f ON f.feature = e.feature"
     )
 
 
@@ -55,8 +63,8 @@ def usage_users(w: Window) -> str:
 
 @component.source(reads=("usage_events",))
 def usage_days(w: Window) -> str:
-    """The account's active days in the 60 days before as_of, with users and events per day."""
-    return f"SELECT key_id, as_of, day, users, events FROM {w.events('usage_account_days', 'day', lookback_days=60)} AS e"
+    """The account's active days in the 90 days before as_of, with users, events and key features per day."""
+    return f"SELECT * FROM {w.events('usage_account_days', 'day', lookback_days=90)} AS e"
 
 
 @component.source(reads=("usage_events",))
@@ -64,13 +72,6 @@ def usage_last_day(w: Window) -> str:
     """The account's last active day, looking back at most a year."""
     ev = w.events("usage_account_days", "day", lookback_days=LAST_ACTIVITY_CAP_DAYS)
     return f"SELECT key_id, as_of, max(day) AS last_day FROM {ev} AS e GROUP BY key_id, as_of"
-
-
-@component.source(reads=("usage_events",))
-def usage_key_features(w: Window) -> str:
-    """Key features used in the 90 days before as_of, one row each."""
-    ev = w.events("usage_key_feature_days", "day", lookback_days=90)
-    return f"SELECT key_id, as_of, feature FROM {ev} AS e GROUP BY key_id, as_of, feature"
 
 
 # -- features ----------------------------------------------------------------------------------------
@@ -143,9 +144,10 @@ def active_days_30d(w: Window) -> str:
     return f"count(CASE WHEN {w.within('day', 30)} THEN 1 END)"
 
 
-@component.measure(source="usage_key_features", empty=0.0)
+@component.measure(source="usage_days", empty=0.0)
 def _key_features_90d(w: Window) -> str:
-    return "count(*)"
+    used = [f"max(CASE WHEN {w.within('day', 90)} THEN {col} ELSE 0 END)" for col in key_feature_flags(w)]
+    return " + ".join(used) if used else "0"
 
 
 @component.feature(unit="share of key features", window_days=90, direction=+1)
@@ -173,7 +175,7 @@ def days_since_last_activity(w: Window) -> str:
     return f"LEAST({LAST_ACTIVITY_CAP_DAYS}, COALESCE({w.days_since(since, 'o.as_of')}, {LAST_ACTIVITY_CAP_DAYS}))"
 
 
-@component.feature(unit="relative change", window_days=60, direction=+1)
+@component.feature(unit="relative change", window_days=30, direction=+1)
 def usage_trend_30d(w: Window) -> str:
     """Relative change in usage events, last 30 days vs the 30 days before (-1 = stopped, 0 = flat).
 

@@ -1,0 +1,183 @@
+"""Usage and time-to-value features on hand-counted stories (rows shuffled)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+from _features_world import EVENT_COLUMNS, T, accounts, contracts, dataset, frame, observations, row, ts
+
+from healthscore.config import FeaturesConfig
+from healthscore.features import build_features
+
+USAGE = [
+    "active_users_30d", "active_users_90d", "seat_utilization_30d", "stickiness_dau_mau_30d",
+    "events_per_active_user_30d", "active_days_30d", "feature_breadth_90d", "days_since_last_activity",
+    "usage_trend_30d",
+]
+
+
+def ev(account: str, user: str, when: str, feature: str = "dashboards", quantity: float | None = None) -> dict:
+    return {"account_id": account, "user_id": user, "ts": ts(when), "feature": feature, "quantity": quantity}
+
+
+def usage_world(seed: int = 0, *, with_events: bool = True):
+    # As of 2024-07-01: the 30-day window starts 2024-06-01, the one before 2024-05-02, 90 days 2024-04-02.
+    acc = accounts(("A-1", "smb", "2024-01-01"), ("A-2", "enterprise", "2024-03-01"),
+                   ("A-3", "smb", "2024-06-11"), ("A-4", "smb", "2023-01-01"))
+    con = contracts(
+        ("C-1", "A-1", "2024-01-01", "2025-01-01", 1000.0, 4, None),
+        ("C-2", "A-2", "2024-03-01", "2025-03-01", 5000.0, None, None),  # seats unknown
+        ("C-3", "A-3", "2024-06-11", "2025-06-11", 800.0, 10, None),
+        ("C-4", "A-4", "2023-01-01", "2024-01-01", 800.0, 10, "churned"),  # over before as_of
+    )
+    events = frame(
+        [
+            # A-1, alice: yesterday at 23:59 and on 06-20; and 05-15 (the 30 days before)
+            ev("A-1", "alice", "2024-06-30 23:59:59", "dashboards"),
+            ev("A-1", "alice", "2024-06-20 10:00", "reports"),
+            ev("A-1", "alice", "2024-05-15 09:00", "api"),
+            # bob: exactly 30 days before as_of (inside the 30-day window)
+            ev("A-1", "bob", "2024-06-01 00:00", "dashboards"),
+            # carol: a minute before the 30-day window (inside 90 days), three events in one row
+            ev("A-1", "carol", "2024-05-31 23:59", "automation", 3.0),
+            # dave: exactly at as_of -> invisible, even its key feature
+            ev("A-1", "dave", "2024-07-01 00:00", "integrations"),
+            # erin: 91 days before -> outside the 90-day window
+            ev("A-1", "erin", "2024-04-01 12:00", "collaboration"),
+            # A-2: one user, a feature that is not a key feature
+            ev("A-2", "zed", "2024-06-15 08:00", "custom_thing"),
+            # A-4: used the product while it had no contract
+            ev("A-4", "yan", "2024-06-29 08:00", "reports"),
+        ],
+        EVENT_COLUMNS,
+    )
+    return dataset(seed, accounts=acc, contracts=con, usage_events=events if with_events else None)
+
+
+def usage_observations():
+    return observations(("A-3", "C-3", T), ("A-1", "C-1", T), ("A-4", None, T), ("A-2", "C-2", T),
+                        index=[10, 11, 12, 13])
+
+
+def test_usage_story_counted_by_hand():
+    obs = usage_observations()
+    feats = build_features(usage_world(seed=1), obs)
+    a1 = row(feats, "A-1", obs)
+    assert a1["active_users_30d"] == 2  # alice, bob (dave is at as_of)
+    assert a1["active_users_90d"] == 3  # + carol (erin is 91 days back)
+    assert a1["seat_utilization_30d"] == pytest.approx(2 / 4)
+    assert a1["active_days_30d"] == 3  # 06-30, 06-20, 06-01
+    assert a1["stickiness_dau_mau_30d"] == pytest.approx((3 / 30) / 2)  # 3 user-days over 30 days, 2 MAU
+    assert a1["events_per_active_user_30d"] == pytest.approx(3 / 2)
+    assert a1["feature_breadth_90d"] == pytest.approx(4 / 6)  # dashboards, reports, api, automation
+    assert a1["days_since_last_activity"] == 1
+    assert a1["usage_trend_30d"] == pytest.approx((3 - 4) / 4)  # 3 events vs alice's 1 + carol's 3
+
+    a2 = row(feats, "A-2", obs)
+    assert a2["active_users_30d"] == 1
+    assert math.isnan(a2["seat_utilization_30d"])  # seats unknown
+    assert a2["feature_breadth_90d"] == 0
+    assert a2["days_since_last_activity"] == 16
+    assert math.isnan(a2["usage_trend_30d"])  # nothing in the 30 days before
+    assert a2["stickiness_dau_mau_30d"] == pytest.approx(1 / 30)
+
+
+def test_no_events_give_documented_values():
+    obs = usage_observations()
+    a3 = row(build_features(usage_world(), obs), "A-3", obs)
+    assert a3["active_users_30d"] == 0 and a3["active_users_90d"] == 0 and a3["active_days_30d"] == 0
+    assert a3["seat_utilization_30d"] == 0
+    assert a3["feature_breadth_90d"] == 0
+    assert math.isnan(a3["stickiness_dau_mau_30d"]) and math.isnan(a3["events_per_active_user_30d"])
+    assert a3["days_since_last_activity"] == 20  # no activity: days since the customer started (06-11)
+
+
+def test_observation_without_contract_keeps_account_level_usage():
+    obs = usage_observations()
+    a4 = row(build_features(usage_world(), obs), "A-4", obs)
+    assert a4["active_users_30d"] == 1
+    assert math.isnan(a4["seat_utilization_30d"])
+    assert math.isnan(a4["months_since_contract_start"])
+    assert a4["days_since_last_activity"] == 2
+
+
+def test_missing_usage_table_gives_nan_not_zero():
+    obs = usage_observations()
+    feats = build_features(usage_world(with_events=False), obs)
+    ttv_usage = ["days_to_target_utilization", "reached_target_utilization"]
+    assert feats[USAGE + ttv_usage].isna().all().all()
+    assert feats["months_since_contract_start"].notna().sum() == 3  # not a usage feature
+
+
+def test_key_features_come_from_config():
+    obs = usage_observations()
+    cfg = FeaturesConfig(key_features=("dashboards", "custom_thing"))
+    feats = build_features(usage_world(), obs, config=cfg)
+    assert row(feats, "A-1", obs)["feature_breadth_90d"] == pytest.approx(1 / 2)
+    assert row(feats, "A-2", obs)["feature_breadth_90d"] == pytest.approx(1 / 2)
+
+
+def test_days_since_last_activity_is_capped_at_a_year():
+    acc = accounts(("A-1", "smb", "2020-01-01"))
+    con = contracts(("C-1", "A-1", "2024-01-01", "2025-01-01", 1000.0, 4, None))
+    events = frame([ev("A-1", "u", "2023-03-01 10:00")], EVENT_COLUMNS)
+    obs = observations(("A-1", "C-1", T))
+    feats = build_features(dataset(accounts=acc, contracts=con, usage_events=events), obs)
+    assert feats["days_since_last_activity"].iloc[0] == 365
+
+
+# -- time to value ---------------------------------------------------------------------------------
+def ttv_world(seed: int = 0):
+    # The customer started 2024-01-01 with 5 seats: the 80% target is 4 users in one 30-day block.
+    # Blocks: 0 = days 0-29, 1 = days 30-59, 2 = days 60-89 from 2024-01-01 (2024 is a leap year).
+    start = ts("2024-01-01")
+    acc = accounts(("A-1", "smb", "2024-01-01"), ("A-2", "smb", None))
+    con = contracts(
+        ("C-1", "A-1", "2024-01-01", "2025-01-01", 1000.0, 5, None),
+        ("C-2", "A-2", "2023-02-01", "2024-02-01", 1000.0, 2, "renewed"),
+        ("C-3", "A-2", "2024-02-01", "2025-02-01", 1200.0, 2, None),
+    )
+    rows = [ev("A-1", u, str(start + pd.Timedelta(days=5))) for u in ("a", "b", "c")]  # block 0: 3 users
+    rows += [ev("A-1", u, str(start + pd.Timedelta(days=65))) for u in ("a", "b", "c", "d")]  # block 2: 4
+    rows += [ev("A-2", "x", "2023-02-10"), ev("A-2", "y", "2023-02-11")]  # A-2 block 0: 2 of 2 seats
+    return dataset(seed, accounts=acc, contracts=con, usage_events=frame(rows, EVENT_COLUMNS)), start
+
+
+def test_time_to_value_reached_only_once_the_block_is_complete():
+    ds, start = ttv_world(seed=3)
+    before, at_end = start + pd.Timedelta(days=89), start + pd.Timedelta(days=90)
+    obs = observations(("A-1", "C-1", before), ("A-1", "C-1", at_end), ("A-2", "C-3", T))
+    feats = build_features(ds, obs)
+    assert feats["reached_target_utilization"].tolist() == [0.0, 1.0, 1.0]
+    assert math.isnan(feats["days_to_target_utilization"].iloc[0])  # block 2 ends on day 89: not complete
+    assert feats["days_to_target_utilization"].iloc[1] == 90
+    assert feats["days_to_target_utilization"].iloc[2] == 30  # A-2 reached it in its first block
+    assert feats["months_since_contract_start"].iloc[1] == pytest.approx(90 / 30.4375)
+    # A-2 has no created_at: the customer started with its first contract (2023-02-01)
+    expected = (T - ts("2023-02-01")).days
+    assert feats["months_since_customer_start"].iloc[2] == pytest.approx(expected / 30.4375)
+    assert feats["months_since_contract_start"].iloc[2] == pytest.approx((T - ts("2024-02-01")).days / 30.4375)
+
+
+def test_target_utilization_comes_from_config():
+    ds, start = ttv_world()
+    obs = observations(("A-1", "C-1", start + pd.Timedelta(days=40)))
+    strict = build_features(ds, obs)
+    loose = build_features(ds, obs, config=FeaturesConfig(target_utilization=0.6))
+    assert strict["reached_target_utilization"].iloc[0] == 0.0
+    assert loose["reached_target_utilization"].iloc[0] == 1.0  # 3 of 5 users in block 0
+    assert loose["days_to_target_utilization"].iloc[0] == 30
+
+
+def test_usage_features_do_not_depend_on_row_order():
+    obs = usage_observations()
+    a = build_features(usage_world(seed=1), obs)
+    b = build_features(usage_world(seed=2), obs)
+    pd.testing.assert_frame_equal(a, b)
+    rev = obs.iloc[::-1]
+    c = build_features(usage_world(seed=1), rev)
+    pd.testing.assert_frame_equal(c.loc[a.index], a)
+    assert np.array_equal(c.index, rev.index)
