@@ -5,8 +5,8 @@ from __future__ import annotations
 import math
 
 import pandas as pd
-from _features_world import T, accounts, contracts, dataset, observations, row
 
+from _features_world import T, accounts, contracts, dataset, observations, row
 from healthscore.features import build_features
 
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 import math
 
 import pytest
-from _features_world import INVOICE_COLUMNS, T, accounts, contracts, dataset, frame, observations, row, ts
 
+from _features_world import INVOICE_COLUMNS, T, accounts, contracts, dataset, frame, observations, row, ts
 from healthscore.features import build_features
 
 BILLING = ["invoices_paid_late_365d", "amount_unpaid", "amount_overdue", "days_overdue_max"]

@@ -5,7 +5,6 @@ from __future__ import annotations
 import math
 
 from _features_world import TOUCH_COLUMNS, T, accounts, contracts, dataset, frame, observations, row, ts
-
 from healthscore.features import build_features
 
 ENGAGEMENT = ["email_open_rate_90d", "meetings_90d", "days_since_last_ebr", "no_ebr_182d", "web_visits_90d",

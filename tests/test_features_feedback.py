@@ -5,7 +5,6 @@ from __future__ import annotations
 import math
 
 from _features_world import SURVEY_COLUMNS, T, accounts, contracts, dataset, frame, observations, row, ts
-
 from healthscore.features import build_features
 
 FEEDBACK = ["nps_last", "nps_change", "csat_avg_365d", "days_since_last_survey"]

@@ -6,8 +6,8 @@ from __future__ import annotations
 import math
 
 import pytest
-from _features_world import TICKET_COLUMNS, T, accounts, contracts, dataset, frame, observations, row, ts
 
+from _features_world import TICKET_COLUMNS, T, accounts, contracts, dataset, frame, observations, row, ts
 from healthscore.features import build_features
 
 SUPPORT = ["tickets_90d", "high_urgent_tickets_90d", "urgent_tickets_90d", "open_tickets",

@@ -7,8 +7,8 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
-from _features_world import EVENT_COLUMNS, T, accounts, contracts, dataset, frame, observations, row, ts
 
+from _features_world import EVENT_COLUMNS, T, accounts, contracts, dataset, frame, observations, row, ts
 from healthscore.config import FeaturesConfig
 from healthscore.features import build_features
 

@@ -6,8 +6,8 @@ import math
 
 import pandas as pd
 import pytest
-from _features_world import accounts, contracts, dataset, ts
 
+from _features_world import accounts, contracts, dataset, ts
 from healthscore.timeline import SCORING_COLUMNS, TRAINING_COLUMNS, scoring_rows, training_rows
 
 
