@@ -1,0 +1,202 @@
+"""Batch scoring end to end on a small simulated world: complete, additive, stable, point-in-time, safe."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from healthscore.config import config_from_dict
+from healthscore.explain import CONTRIB_COLUMNS
+from healthscore.io import dataset_from_frames, load_dataset
+from healthscore.pipelines import score_job, train_job
+from healthscore.scoring import active_adjustments, attach_history, band_of, score_batch
+from healthscore.simulate import SimulationSpec, simulate, write_world
+
+AS_OF_1 = date(2024, 5, 1)
+AS_OF_2 = date(2024, 6, 1)
+
+
+def small_config():
+    return config_from_dict(
+        {"model": {"num_leaves_grid": [7], "min_child_samples_grid": [20], "reg_lambda_grid": [10.0],
+                   "n_estimators": 120, "num_threads": 1}}
+    )
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    """300 accounts over 30 months, a model trained on it (own MLflow store), scored twice a month apart."""
+    root = tmp_path_factory.mktemp("world")
+    mp = pytest.MonkeyPatch()
+    mp.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{root / 'mlflow.db'}")
+    mp.chdir(root)
+    w = simulate(SimulationSpec(accounts=300, seed=5, start=date(2022, 1, 1), months=30))
+    # a hostile name on the first account, to check CSV neutralisation and that nothing breaks
+    w.tables["accounts"].loc[0, "name"] = '=HYPERLINK("http://x","<b>click</b>")'
+    data = root / "data"
+    write_world(w, data)
+    cfg = small_config()
+    trained = train_job(data, config=cfg)
+    out = root / "scores"
+    first = score_job(data, as_of=AS_OF_1, out=out, config=cfg)
+    second = score_job(data, as_of=AS_OF_2, out=out, config=cfg)
+    yield {"root": root, "data": data, "cfg": cfg, "trained": trained, "out": out, "first": first,
+           "second": second, "uri": f"models:/healthscore/{trained.version}"}
+    mp.undo()
+
+
+def test_every_account_appears_once_with_a_status(world):
+    ds = load_dataset(world["data"])
+    scores = pd.read_parquet(world["out"] / "scores.parquet")
+    assert sorted(scores["account_id"]) == sorted(ds.accounts["account_id"].astype(str))
+    assert scores["account_id"].is_unique
+    assert set(scores["status"]) <= {"scored", "no_active_contract"}
+    unscored = scores[scores["status"] != "scored"]
+    assert unscored["probability"].isna().all() and unscored["score"].isna().all()
+    assert len(unscored) > 0  # the simulated world has prospects and churned accounts
+    assert list(scores["account_id"]) == sorted(scores["account_id"])  # stable order
+
+
+def test_every_scored_row_adds_up(world):
+    s = world["second"].batch.scores
+    scored = s[s["status"] == "scored"]
+    total = scored["baseline"] + scored[list(CONTRIB_COLUMNS)].sum(axis=1)
+    np.testing.assert_allclose(total, 100 * scored["probability"], atol=1e-6)
+    assert (scored["model_score"] == np.round(100 * scored["probability"])).all()
+    assert ((scored["score"] - (scored["model_score"] + scored["adjustment"]).clip(0, 100)).abs() < 1e-9).all()
+
+
+def test_explanations_add_up_per_account(world):
+    batch = world["second"].batch
+    ex = batch.explanations.groupby("account_id")["contribution"].sum()
+    s = batch.scores.set_index("account_id")
+    scored = s[s["status"] == "scored"]
+    np.testing.assert_allclose(ex.reindex(scored.index), scored[list(CONTRIB_COLUMNS)].sum(axis=1), atol=1e-6)
+
+
+def test_second_run_has_previous_scores_deltas_and_history(world):
+    s = world["second"].batch.scores
+    both = s[s["previous_score"].notna()]
+    assert len(both) > 0
+    np.testing.assert_allclose(both["delta"], both["score"] - both["previous_score"])
+    hist = pd.read_parquet(world["out"] / "history.parquet")
+    assert sorted(pd.to_datetime(hist["as_of"]).dt.date.unique()) == [AS_OF_1, AS_OF_2]
+
+
+def test_rerun_same_date_replaces_history_and_is_byte_identical(world, tmp_path):
+    cfg = world["cfg"]
+    for out in (tmp_path / "a", tmp_path / "b"):
+        score_job(world["data"], as_of=AS_OF_1, out=out, config=cfg, model_uri=world["uri"])
+    for name in ("scores.parquet", "scores.csv", "explanations.parquet", "history.parquet", "portfolio.csv"):
+        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes(), name
+    score_job(world["data"], as_of=AS_OF_1, out=tmp_path / "a", config=cfg, model_uri=world["uri"])
+    hist = pd.read_parquet(tmp_path / "a" / "history.parquet")
+    assert len(hist) == hist["account_id"].nunique()  # one as-of date, replaced not appended
+
+
+def test_csv_neutralises_formulas_parquet_keeps_them(world):
+    csv = pd.read_csv(world["out"] / "scores.csv", dtype=str, keep_default_na=False)
+    pq = pd.read_parquet(world["out"] / "scores.parquet")
+    hostile = pq.loc[pq["name"].astype(str).str.startswith("="), "account_id"]
+    assert "A-00001" in set(hostile)
+    for acc in hostile:
+        assert csv.set_index("account_id").loc[acc, "name"] == "'" + pq.set_index("account_id").loc[acc, "name"]
+    for col in csv.columns:
+        assert not csv[col].str.match(r"^[=+@\t\r]").any(), col
+        assert not csv[col].str.match(r"^-[^0-9.]").any(), col  # negative numbers stay numbers
+
+
+def test_portfolio_rolls_up_arr_and_risk(world):
+    batch = world["second"].batch
+    p = batch.portfolio
+    scored = batch.scores[batch.scores["status"] == "scored"]
+    total = p[p["dimension"] == "all"].iloc[0]
+    assert total["accounts"] == len(scored)
+    assert total["expected_arr_at_risk"] == pytest.approx((scored["arr"] * (1 - scored["probability"])).sum(), abs=0.05)
+    seg = p[p["dimension"] == "segment"]
+    assert seg["accounts"].sum() == len(scored)
+    assert set(p["dimension"]) == {"all", "segment", "csm", "renewal_quarter"}
+    assert scored["peer_percentile"].between(0, 100).all()
+
+
+def test_plays_follow_bands(world):
+    s = world["second"].batch.scores
+    scored = s[s["status"] == "scored"]
+    risky = scored[scored["band"].isin(["watch", "at_risk"])]
+    assert risky["playbook"].notna().all()
+    healthy = scored[scored["band"] == "healthy"]
+    assert (healthy["playbook"].notna() == healthy["advocate"]).all()
+
+
+def test_scores_as_of_t_unchanged_by_data_at_or_after_t(world):
+    """Append events stamped at and after T and reveal the active contracts' outcomes: nothing moves."""
+    from healthscore import tracking
+
+    ds = load_dataset(world["data"])
+    loaded = tracking.load_model(world["uri"])
+    T = pd.Timestamp(AS_OF_2)
+    before = score_batch(ds, AS_OF_2, loaded, world["cfg"]).scores
+    tables = {name: getattr(ds, name).copy() for name in ("accounts", "contracts", "usage_events", "tickets",
+                                                          "surveys", "touchpoints", "invoices", "adjustments")}
+    acc = tables["accounts"]["account_id"].iloc[:50]
+    n = len(acc)
+    tables["usage_events"] = pd.concat([tables["usage_events"], pd.DataFrame(
+        {"account_id": acc.to_numpy(), "user_id": "late-user", "ts": [T] * n, "feature": "dashboards",
+         "quantity": 50.0})], ignore_index=True)
+    tables["tickets"] = pd.concat([tables["tickets"], pd.DataFrame(
+        {"ticket_id": [f"LATE-{i}" for i in range(n)], "account_id": acc.to_numpy(),
+         "opened_at": [T + pd.Timedelta(hours=1)] * n, "closed_at": pd.NaT, "priority": "urgent", "csat": 1.0})],
+        ignore_index=True)
+    tables["surveys"] = pd.concat([tables["surveys"], pd.DataFrame(
+        {"account_id": acc.to_numpy(), "responded_at": [T] * n, "kind": "nps", "score": 0.0})], ignore_index=True)
+    tables["adjustments"] = pd.concat([tables["adjustments"], pd.DataFrame(
+        {"account_id": acc.to_numpy(), "created_at": [T] * n, "points": -50.0, "reason": "late", "author": "x",
+         "expires_at": pd.NaT})], ignore_index=True)
+    c = tables["contracts"]
+    active = (c["start_date"] <= T) & (c["end_date"] > T)
+    c.loc[active, "outcome"] = "churned"
+    after = score_batch(dataset_from_frames(tables), AS_OF_2, loaded, world["cfg"]).scores
+    pd.testing.assert_frame_equal(before, after)
+
+
+def test_adjustments_active_window_and_default_expiry():
+    cfg = config_from_dict({})
+    tables = {
+        "accounts": pd.DataFrame({"account_id": ["A", "B"]}),
+        "contracts": pd.DataFrame({"contract_id": ["C1", "C2"], "account_id": ["A", "B"],
+                                   "start_date": ["2024-01-01"] * 2, "end_date": ["2025-01-01"] * 2,
+                                   "arr": [1.0, 1.0]}),
+        "adjustments": pd.DataFrame({
+            "account_id": ["A", "A", "A", "B"],
+            "created_at": ["2024-03-01", "2024-05-31", "2024-06-01", "2024-01-01"],
+            "points": [-5, 10, 20, -7],
+            "reason": ["old but explicit expiry", "yesterday", "stamped at T: not yet", "expired by default"],
+            "expires_at": ["2024-12-31", None, None, None],
+        }),
+    }
+    ds = dataset_from_frames({k: v.astype(object) for k, v in tables.items()})
+    got = active_adjustments(ds, date(2024, 6, 1), cfg)
+    assert sorted(got["points"].tolist()) == [-5, 10]  # B's expired 90 days after 2024-01-01; A's at-T is not visible
+
+
+def test_alert_on_planted_drop_names_the_movers():
+    cfg = config_from_dict({})
+    now = pd.DataFrame({"account_id": ["A", "B"], "score": [55.0, 81.0], "band": ["at_risk", "healthy"],
+                        **{c: [0.0, 0.0] for c in CONTRIB_COLUMNS}})
+    now.loc[0, "contrib_usage"] = -20.0
+    prev = now.copy().assign(as_of=pd.Timestamp("2024-05-01"))
+    prev.loc[0, ["score", "band", "contrib_usage"]] = [75.0, "watch", 0.0]
+    out = attach_history(now, prev, date(2024, 6, 1), cfg)
+    assert out.loc[0, "delta"] == -20
+    assert "dropped 20 points" in out.loc[0, "alert"] and "watch → at_risk" in out.loc[0, "alert"]
+    assert "usage -20.0" in out.loc[0, "alert"]
+    assert pd.isna(out.loc[1, "alert"])
+
+
+def test_bands_cut_points():
+    cfg = config_from_dict({"bands": {"healthy": 80, "watch": 60}})
+    got = band_of(pd.Series([80.0, 79.9, 60.0, 59.9, np.nan]), cfg).tolist()
+    assert got == ["healthy", "watch", "watch", "at_risk", None]
