@@ -66,7 +66,7 @@ def observations(*rows: tuple, index: list | None = None) -> pd.DataFrame:
         {
             "account_id": pd.array([r[0] for r in rows], dtype="string"),
             "contract_id": pd.array([r[1] for r in rows], dtype="string"),
-            "as_of": pd.to_datetime([r[2] for r in rows]).astype("datetime64[ns]"),
+            "as_of": pd.to_datetime([str(r[2]) for r in rows], format="ISO8601").astype("datetime64[ns]"),
         }
     )
     if index is not None:

@@ -26,7 +26,7 @@ def ttv_blocks(w: Window) -> str:
     """Active users in each 30-day block since the customer started, against the seats then licensed.
 
     A block's seats are those of the contract running on its first day (latest start wins). ``last_day`` is
-    the block's last day: the block is complete, and so visible, only when ``last_day < as_of``.
+    the block's last day: the block is complete, and so visible, only once its last day is before as_of.
     """
     target = float(w.config.target_utilization)
     return f"""
