@@ -68,7 +68,8 @@ def predict_with_contributions(model, features: pd.DataFrame) -> pd.DataFrame:
 # such an account). Contributions smaller than ``min_points`` (default 0.05, which would print as
 # "0.0 points") are never a reason; ties keep the model's feature order.
 #
-# Wording. "<label>: <value> (<segment|overall> median <reference>) lowers|raises the score by <p> points".
+# Wording. "<label>: <value> (<segment|overall> median <reference>) lowers|raises the score by <p> points"
+# (whole points from 1 up, one decimal below).
 # The label, unit and window come from ``healthscore.features.FEATURES`` (FeatureSpec); the reference is
 # the median of the training rows of the account's segment (``model.references[feature][segment]``),
 # else of all training rows. A missing value reads "no data"; a categorical one has no reference.
@@ -170,12 +171,17 @@ def _reference(model, feature: str, segment) -> tuple[float | None, str]:
 
 def driver_sentence(label: str, value: str, points: float, reference: str | None = None,
                     reference_kind: str = "") -> str:
-    """One reason: "Seat utilisation: 34% (segment median 71%) lowers the score by 12.0 points"."""
+    """One reason: "Seat utilisation: 34% (segment median 71%) lowers the score by 12 points".
+
+    Points are whole below −1 and above 1 (a sentence, not a ledger: the report's tables carry the
+    decimals that add up), one decimal under 1 so small reasons don't read "0 points".
+    """
     ref = f" ({reference_kind} {reference})" if reference is not None else ""
     verb = "lowers" if points < 0 else "raises"
-    amount = abs(round(points, 1))
-    unit = "point" if amount == 1 else "points"
-    return f"{label}: {value}{ref} {verb} the score by {amount:.1f} {unit}"
+    amount = abs(points)
+    text = f"{amount:.0f}" if round(amount, 1) >= 1 else f"{amount:.1f}"
+    unit = "point" if text in ("1", "1.0") else "points"
+    return f"{label}: {value}{ref} {verb} the score by {text} {unit}"
 
 
 def driver_sentences(
