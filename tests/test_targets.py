@@ -1,0 +1,36 @@
+"""Issue 4's targets on the default 2,000-account simulated world, lead time 90 days (~30 s)."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import pytest
+
+from healthscore.config import Config
+from healthscore.io import dataset_from_frames
+from healthscore.model.train import fit_health_model, training_set_from_dataset
+from healthscore.simulate import SimulationSpec, simulate
+
+
+@pytest.fixture(scope="module")
+def lead90():
+    world = simulate(SimulationSpec(accounts=2000, seed=7, start=date(2022, 1, 1), months=36))
+    ds = dataset_from_frames(world.tables)
+    cfg = Config()
+    result = fit_health_model(training_set_from_dataset(ds, config=cfg, truth=world.truth), config=cfg)
+    ev = result.evaluation
+    ev = ev[(ev["group"] == "lead_time_days") & (ev["level"] == "90")].set_index("model")
+    return ev
+
+
+def test_auc_close_to_truth(lead90):
+    assert lead90.loc["healthscore", "roc_auc"] >= 0.9 * lead90.loc["truth", "roc_auc"]
+
+
+def test_calibration_close_to_truth(lead90):
+    assert abs(lead90.loc["healthscore", "ece"] - lead90.loc["truth", "ece"]) <= 0.03
+
+
+def test_beats_the_hand_weighted_scorecard(lead90):
+    assert lead90.loc["healthscore", "roc_auc"] > lead90.loc["scorecard", "roc_auc"]
+    assert lead90.loc["healthscore", "brier"] < lead90.loc["scorecard", "brier"]
