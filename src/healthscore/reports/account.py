@@ -409,11 +409,17 @@ def render_terminal(exp: AccountExplanation, console) -> None:
             ft = Table(title="Feature contributions (points)", title_justify="left")
             for col in ("component", "feature", "value", "points"):
                 ft.add_column(col, justify="right" if col == "points" else "left")
+            hidden = 0
             for comp in exp.components:
                 ft.add_row(Text(comp.label, style="bold"), "", "", Text(_signed(comp.shown), style="bold"))
                 for f in comp.features:
+                    if f.shown == 0:  # the terminal keeps to what moved; the HTML report lists every feature
+                        hidden += 1
+                        continue
                     ft.add_row("", t(f.label), t(f.value), _signed(f.shown))
             console.print(ft)
+            if hidden:
+                console.print(Text(f"{hidden} features at 0.0 points not shown (--html lists them all)", style="dim"))
     if exp.alert:
         console.print(Text.assemble(("Alert: ", "bold red"), t(exp.alert)))
     if exp.playbook:

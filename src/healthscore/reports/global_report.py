@@ -66,24 +66,34 @@ def _summary_plot(phi: np.ndarray, Xn: pd.DataFrame, labels: list[str], *, seed:
     return png_data_uri(fig)
 
 
-def _dependence_plot(name: str, label: str, phi: np.ndarray, X: pd.DataFrame, Xn: pd.DataFrame) -> str:
-    import shap
+def _dependence_plot(name: str, label: str, phi: np.ndarray, X: pd.DataFrame) -> str:
+    """Feature value against its SHAP value, one dot per row; missing values in their own column at the left.
 
+    Drawn here rather than with ``shap.dependence_plot``, which shuffles with numpy's global random state
+    (a report must be the same bytes for the same model, and must not reseed its caller).
+    """
     j = list(X.columns).index(name)
+    y = phi[:, j]
     fig, ax = plt.subplots(figsize=(4.6, 3.3))
+    spread = (np.arange(len(y)) % 21 - 10) / 40.0  # deterministic horizontal spread for discrete columns
     if isinstance(X[name].dtype, pd.CategoricalDtype):
-        # one strip per category; a deterministic spread instead of random jitter (same inputs, same bytes)
-        cats = list(X[name].cat.categories)
+        cats = [str(c) for c in X[name].cat.categories]
         codes = X[name].cat.codes.to_numpy()
-        spread = (np.arange(len(codes)) % 21 - 10) / 40.0
-        ax.scatter(np.where(codes < 0, len(cats), codes) + spread, phi[:, j], s=10, alpha=0.6, color="#1E88E5")
+        ax.scatter(np.where(codes < 0, len(cats), codes) + spread, y, s=10, alpha=0.6, color="#1E88E5")
         ticks = cats + (["(missing)"] if (codes < 0).any() else [])
-        ax.set_xticks(range(len(ticks)), [str(t) for t in ticks], rotation=30, ha="right")
-        ax.set_xlabel(label)
+        ax.set_xticks(range(len(ticks)), ticks, rotation=30, ha="right")
     else:
-        shap.dependence_plot(j, phi, Xn.to_numpy(), feature_names=[str(c) for c in X.columns],
-                             interaction_index=None, show=False, ax=ax, dot_size=10, alpha=0.6)
-        ax.set_xlabel(label)
+        x = pd.to_numeric(X[name], errors="coerce").to_numpy(dtype=float)
+        present = ~np.isnan(x)
+        ax.scatter(x[present], y[present], s=10, alpha=0.6, color="#1E88E5")
+        if (~present).any() and present.any():
+            lo, hi = np.nanmin(x), np.nanmax(x)
+            at = lo - 0.12 * (hi - lo if hi > lo else 1.0)
+            width = 0.04 * (hi - lo if hi > lo else 1.0)
+            ax.scatter(at + spread[~present] * width, y[~present], s=10, alpha=0.6, color="#9e9e9e",
+                       label="missing (no data)")
+            ax.legend(fontsize=7, loc="best")
+    ax.set_xlabel(label)
     ax.axhline(0, color="grey", lw=0.8, ls="--")
     ax.set_ylabel("SHAP, log-odds")
     return png_data_uri(fig)
@@ -143,7 +153,7 @@ def global_report_context(result, X: pd.DataFrame | None, *, max_rows: int = 200
             ]
             ctx["summary_png"] = _summary_plot(phi, Xn, labels, seed=seed, max_display=max_display)
             ctx["dependence"] = [
-                {"label": labels[j], "png": _dependence_plot(sample.columns[j], labels[j], phi, sample, Xn)}
+                {"label": labels[j], "png": _dependence_plot(sample.columns[j], labels[j], phi, sample)}
                 for j in order[:top_dependence] if mean_abs[j] > 0
             ]
             ctx["explained_rows"] = (len(sample), len(X))
