@@ -109,6 +109,7 @@ def test_driver_sentences_leave_inputs_untouched():
         (0.052, "ratio", "5.2%"),
         (-0.3, "relative change", "-30%"),
         (0.12, "relative change", "+12%"),
+        (-0.12, "percentage points", "-12 percentage points"),
         (8.0, "score 0-10", "8/10"),
         (4.5, "score 1-5", "4.5/5"),
         (12500.4, "currency per year", "12,500 per year"),

@@ -82,6 +82,8 @@ _ACRONYMS = {"nps": "NPS", "csat": "CSAT", "ebr": "EBR", "arr": "ARR", "api": "A
 _SHARE_UNITS = {"share", "ratio", "fraction", "proportion", "0-1"}
 _PERCENT_UNITS = {"%", "percent", "pct", "percentage"}
 _CHANGE_UNITS = {"relative change"}
+#: a difference of two 0–1 shares (utilisation minus the segment's curve)
+_SHARE_DIFFERENCE_UNITS = {"percentage points", "share difference"}
 _CURRENCY_UNITS = {"currency", "money", "amount"}
 _FLAG_UNITS = {"flag", "bool", "boolean", "yes/no"}
 _BARE_UNITS = {"", "score", "index", "value", "number", "category"}
@@ -127,7 +129,7 @@ def format_value(value, unit: str = "", *, kind: str = "numeric") -> str:
     """A feature value in its unit, for people: "34%", "+12%", "3 tickets", "1 day", "8/10", "12,500", "no data".
 
     Units (``FeatureSpec.unit``): shares and ratios (0–1) print as percentages, "relative change" as a signed
-    percentage, "score A-B" as value/B, "currency [per …]" with thousands separators, "flag" as yes/no,
+    percentage, "percentage points" (a difference of shares) as signed points, "score A-B" as value/B, "currency [per …]" with thousands separators, "flag" as yes/no,
     anything else as "<number> <unit>" (singular for exactly 1: "1 ticket", "1 event per user").
     """
     if value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value)):
@@ -144,6 +146,9 @@ def format_value(value, unit: str = "", *, kind: str = "numeric") -> str:
     if low in _CHANGE_UNITS:
         pct = round(100 * v, 1 if abs(v) < 0.1 else 0)
         return f"{'+' if pct > 0 else ''}{_number(pct)}%"
+    if low in _SHARE_DIFFERENCE_UNITS:
+        pts = round(100 * v, 1 if abs(v) < 0.1 else 0)
+        return f"{'+' if pts > 0 else ''}{_number(pts)} percentage points"
     if low in _FLAG_UNITS:
         return "yes" if v else "no"
     scale = re.fullmatch(r"score (-?\d+(?:\.\d+)?)\s*[-–]\s*(\d+(?:\.\d+)?)", low)

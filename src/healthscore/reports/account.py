@@ -516,7 +516,8 @@ def _bars(steps: list[Step]) -> list[dict]:
             running += s.shown
         lo, hi = max(0.0, min(100.0, lo)), max(0.0, min(100.0, hi))
         cls = {"start": "base", "subtotal": "base", "total": "total"}.get(s.kind, "up" if s.shown > 0 else "down")
-        out.append({"step": s, "left": f"{lo:.2f}", "width": f"{max(hi - lo, 0.3):.2f}", "cls": cls})
+        width = 0.0 if s.shown == 0 else max(hi - lo, 0.3)  # a visible sliver for tiny moves, nothing for none
+        out.append({"step": s, "left": f"{lo:.2f}", "width": f"{width:.2f}", "cls": cls})
     return out
 
 
