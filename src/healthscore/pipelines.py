@@ -122,6 +122,10 @@ def train_job(
         artifacts = write_training_artifacts(result, tmpdir / "evaluation")
         for path in artifacts.values():
             tracking.log_artifact(path, "evaluation")
+        from healthscore.reports.global_report import test_matrix, write_global_report
+
+        report = write_global_report(result, tmpdir / "model_report.html", X=test_matrix(result, ts, config))
+        tracking.log_artifact(report, "reports")
         example = ts.features.iloc[:5].reset_index(drop=True)
         version, alias = tracking.log_model(result.model, input_example=example, model_name=model_name)
         run_id = active.info.run_id
@@ -284,6 +288,10 @@ def train_table_job(
         artifacts = write_training_artifacts(result, tmpdir / "evaluation")
         for path in artifacts.values():
             tracking.log_artifact(path, "evaluation")
+        from healthscore.reports.global_report import test_matrix, write_global_report
+
+        report = write_global_report(result, tmpdir / "model_report.html", X=test_matrix(result, ts, config))
+        tracking.log_artifact(report, "reports")
         example = prepared.training_set.features.iloc[:5].reset_index(drop=True)
         version, alias = tracking.log_model(result.model, input_example=example, model_name=model_name)
         run_id = active.info.run_id
