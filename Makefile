@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 export MLFLOW_DISABLE_TELEMETRY := true
 export PYTHONHASHSEED := 0
 
-.PHONY: setup demo test test-all test-spark bench lint lock clean
+.PHONY: setup setup-spark demo test test-all test-spark bench lint lock clean
 
 setup: $(STAMP)
 
@@ -27,8 +27,21 @@ test: setup
 test-all: setup
 	$(BIN)/python -m pytest -q -m ""
 
+# Spark lives in its own environment: PySpark 4 warns on pandas >= 3, so this one pins pandas 2.3.
+SPARK_VENV := .venv-spark
+SPARK_BIN := $(SPARK_VENV)/bin
+SPARK_STAMP := $(SPARK_VENV)/.installed
+
+setup-spark: $(SPARK_STAMP)
+
+$(SPARK_STAMP): requirements-spark.lock pyproject.toml
+	test -x $(SPARK_BIN)/python || $(PYTHON) -m venv $(SPARK_VENV)
+	$(SPARK_BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements-spark.lock
+	$(SPARK_BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
+	touch $(SPARK_STAMP)
+
 test-spark: setup-spark
-	$(BIN)/python -m pytest -q -m spark
+	PYSPARK_PYTHON=$(abspath $(SPARK_BIN)/python) SPARK_LOCAL_IP=127.0.0.1 $(SPARK_BIN)/python -m pytest -q -m spark
 
 bench: setup
 	$(BIN)/python benchmarks/run_all.py

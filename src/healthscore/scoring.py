@@ -250,32 +250,16 @@ def score_batch(ds, as_of: date, loaded, config: Config, *, previous_history: pd
     explanations = pd.DataFrame(columns=["account_id", "feature", "component", "value", "contribution"])
     drift = None
     if scored.any():
-        X = model.prepare(feats[scored])
-        fpoints, probability, baseline = feature_points(model, X)
-        drift = psi_table(model, X, probability=probability, config=config.drift)
-        out.loc[scored, "probability"] = probability
-        out.loc[scored, "model_score"] = np.round(100.0 * probability)
-        out.loc[scored, "baseline"] = baseline
-        comp_points = pd.DataFrame(0.0, index=fpoints.index, columns=list(CONTRIB_COLUMNS))
-        for f in fpoints.columns:
-            comp_points[f"contrib_{model.components.get(f, 'account')}"] += fpoints[f].to_numpy()
-        out.loc[scored, list(CONTRIB_COLUMNS)] = comp_points.to_numpy()
-        values = X.astype("object")
-        long = pd.DataFrame(
-            {
-                "account_id": np.repeat(out.loc[scored, "account_id"].to_numpy(), len(fpoints.columns)),
-                "feature": np.tile(fpoints.columns.to_numpy(), scored.sum()),
-                "value": values.to_numpy().ravel(),
-                "contribution": fpoints.to_numpy().ravel(),
-            }
-        )
-        long["component"] = long["feature"].map(model.components).fillna("account")
-        long["value"] = long["value"].map(lambda v: None if v is None or (isinstance(v, float) and np.isnan(v)) else str(v))
-        explanations = long[["account_id", "feature", "component", "value", "contribution"]]
-        drivers = _drivers(model, feats[scored], X, fpoints)
-        for col in drivers.columns:
+        ex = explain_rows(model, feats[scored], out.loc[scored, "account_id"].to_numpy())
+        drift = psi_table(model, ex.X, probability=ex.probability, config=config.drift)
+        out.loc[scored, "probability"] = ex.probability
+        out.loc[scored, "model_score"] = np.round(100.0 * ex.probability)
+        out.loc[scored, "baseline"] = ex.baseline
+        out.loc[scored, list(CONTRIB_COLUMNS)] = ex.component_points.to_numpy()
+        explanations = ex.explanations
+        for col in ex.drivers.columns:
             out[col] = None
-            out.loc[scored, col] = drivers[col].to_numpy()
+            out.loc[scored, col] = ex.drivers[col].to_numpy()
     for col in ("driver_1", "driver_2", "driver_3", "positive_driver"):
         if col not in out:
             out[col] = None
@@ -300,6 +284,71 @@ def score_batch(ds, as_of: date, loaded, config: Config, *, previous_history: pd
     history = update_history(previous_history, out)
     return ScoreBatch(scores=out, explanations=explanations.reset_index(drop=True), history=history,
                       portfolio=portfolio(out), features=feats, drift=drift)
+
+
+@dataclass
+class Explained:
+    """What scoring computes for scored rows: the model matrix, probability, points and explanations."""
+
+    X: pd.DataFrame
+    probability: np.ndarray
+    baseline: float
+    component_points: pd.DataFrame
+    explanations: pd.DataFrame
+    drivers: pd.DataFrame
+    #: seconds per step (prepare, contributions, explanations, drivers), for benchmarks and progress
+    timings: dict[str, float]
+
+
+def explain_rows(model, feats: pd.DataFrame, account_ids: np.ndarray) -> Explained:
+    """Score raw feature rows and explain them: per-component points, long-format explanations, drivers."""
+    import time
+
+    t0 = time.perf_counter()
+    X = model.prepare(feats)
+    t1 = time.perf_counter()
+    fpoints, probability, baseline = feature_points(model, X)
+    t2 = time.perf_counter()
+    names = list(fpoints.columns)
+    points = fpoints.to_numpy()
+    comp_points = pd.DataFrame(0.0, index=fpoints.index, columns=list(CONTRIB_COLUMNS))
+    for j, f in enumerate(names):
+        comp_points[f"contrib_{model.components.get(f, 'account')}"] += points[:, j]
+    components = [model.components.get(f, "account") for f in names]
+    # the long frame has rows × features entries: build it column-wise with numpy, never per cell in Python
+    explanations = pd.DataFrame(
+        {
+            "account_id": np.repeat(np.asarray(account_ids, dtype=object), len(names)),
+            "feature": np.tile(np.array(names, dtype=object), len(X)),
+            "component": np.tile(np.array(components, dtype=object), len(X)),
+            "value": _values_as_text(X).ravel(),
+            "contribution": points.ravel(),
+        }
+    )
+    t3 = time.perf_counter()
+    drivers = _drivers(model, feats, X, fpoints)
+    t4 = time.perf_counter()
+    return Explained(X=X, probability=probability, baseline=baseline, component_points=comp_points,
+                     explanations=explanations, drivers=drivers,
+                     timings={"prepare": t1 - t0, "contributions": t2 - t1, "explanations": t3 - t2,
+                              "drivers": t4 - t3})
+
+
+def _values_as_text(X: pd.DataFrame) -> np.ndarray:
+    """Each cell as ``str(value)`` (rows × columns, object), missing as None: what the explanations show."""
+    out = np.empty(X.shape, dtype=object)
+    for j, name in enumerate(X.columns):
+        col = X[name]
+        if isinstance(col.dtype, pd.CategoricalDtype):
+            cats = np.array([str(c) for c in col.cat.categories] + [None], dtype=object)
+            out[:, j] = cats[col.cat.codes.to_numpy()]  # code -1 (missing) picks the trailing None
+        else:
+            v = col.to_numpy(dtype="float64", na_value=np.nan)
+            # numpy's float-to-text is the shortest round-trip repr, the same text as str(float)
+            text = v.astype(str).astype(object)
+            text[np.isnan(v)] = None
+            out[:, j] = text
+    return out
 
 
 def _drivers(model, raw: pd.DataFrame, X: pd.DataFrame, fpoints: pd.DataFrame) -> pd.DataFrame:

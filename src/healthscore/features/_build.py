@@ -182,8 +182,17 @@ def build_features(ds, observations: pd.DataFrame, *, config: Config | FeaturesC
     finally:
         con.close()
     result = pd.concat(parts, axis=1) if parts else pd.DataFrame(index=range(len(obs)))
-    out = pd.DataFrame(index=observations.index)
     segments = sorted(tables["in_accounts"]["segment"].dropna().unique().tolist())
+    return feature_frame(result, observations.index, names, segments)
+
+
+def feature_frame(result: pd.DataFrame, index: pd.Index, names: list[str], segments: list[str]) -> pd.DataFrame:
+    """The engine's per-observation columns (in observation order) as the feature frame's dtypes.
+
+    Numeric features become float64 and categorical ones a Categorical over ``segments``; every engine
+    (DuckDB here, Spark in ``healthscore.spark``) hands its result through this one function.
+    """
+    out = pd.DataFrame(index=index)
     kinds = {f.name: f.kind for f in FEATURES}
     for name in names:
         values = result[name]

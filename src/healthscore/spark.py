@@ -1,0 +1,128 @@
+"""The same features and the same registered model on Apache Spark, for event tables beyond one machine.
+
+Nothing is defined twice: each component's SQL (``features._build.component_sql``) is transpiled from
+DuckDB's dialect to Spark SQL with ``sqlglot`` and run by ``spark.sql`` over temporary views, and batch
+scoring runs the registered MLflow model (``tracking.HealthScorePyfunc``) through
+``mlflow.pyfunc.spark_udf``. Needs the ``spark`` environment (``make setup-spark``): PySpark 4 with
+pandas 2.3. See docs/spark.md for running on a cluster.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+import pyarrow as pa
+
+from healthscore.config import Config, FeaturesConfig
+from healthscore.features._build import (
+    FEATURES,
+    OPTIONAL_INPUTS,
+    REGISTRY,
+    _features_config,
+    _present,
+    component_sql,
+    derived_table_sql,
+    feature_frame,
+    selected_features,
+)
+from healthscore.features._window import customer_starts, observation_context, prepare_tables
+
+#: the raw usage-event columns turned into the engine's ``in_usage_events`` (day numbers, quantity 1.0
+#: when missing) inside Spark, so a billion-row event table never passes through pandas
+_USAGE_EVENTS_SQL = (
+    "SELECT CAST(account_id AS STRING) AS account_id, CAST(user_id AS STRING) AS user_id, "
+    "CAST(feature AS STRING) AS feature, COALESCE(CAST(quantity AS DOUBLE), 1.0) AS quantity, "
+    # whole days since 1970-01-01 (floor), as _window.day_numbers; the session time zone is UTC
+    "CAST(datediff(CAST(ts AS DATE), DATE'1970-01-01') AS INT) AS day FROM raw_usage_events"
+)
+
+
+def to_spark_sql(sql: str) -> str:
+    """A DuckDB-dialect query of the feature engine as Spark SQL (sqlglot transpilation)."""
+    import sqlglot
+
+    return sqlglot.transpile(sql, read="duckdb", write="spark")[0]
+
+
+def _view(spark, name: str, frame: pd.DataFrame) -> None:
+    # via Arrow: nullable Int32 day numbers and string columns keep their types
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    table = table.cast(pa.schema([pa.field(f.name, pa.string() if pa.types.is_large_string(f.type) else f.type)
+                                  for f in table.schema]))
+    spark.createDataFrame(table).createOrReplaceTempView(name)
+
+
+def build_features_spark(
+    spark,
+    ds,
+    observations: pd.DataFrame,
+    *,
+    usage_events: Any | None = None,
+    config: Config | FeaturesConfig | None = None,
+) -> pd.DataFrame:
+    """``features.build_features`` computed by Spark: the same columns, dtypes and values, row by row.
+
+    ``usage_events`` is an optional Spark DataFrame with the contract's usage-event columns (account_id,
+    user_id, ts, feature, quantity), used instead of ``ds.usage_events`` — the table that outgrows one
+    machine; the other tables and the observations are small and come from ``ds`` (pandas). The result
+    (one row per observation) is collected to the driver.
+    """
+    cfg = _features_config(config)
+    names = selected_features(cfg)
+    tables = prepare_tables(ds)
+    tables["in_customers"] = customer_starts(tables)
+    obs, keys = observation_context(tables, observations)
+    present = _present(ds)
+    if usage_events is not None:
+        present.add("usage_events")
+        tables.pop("in_usage_events", None)
+        usage_events.createOrReplaceTempView("raw_usage_events")
+        spark.sql(_USAGE_EVENTS_SQL).createOrReplaceTempView("in_usage_events")
+    for name, frame in {**tables, "obs": obs, "keys": keys}.items():
+        _view(spark, name, frame)
+    for name, sql in derived_table_sql(cfg, present):
+        # computed once and reused by every window, as DuckDB's temp tables are
+        spark.sql(to_spark_sql(sql)).cache().createOrReplaceTempView(name)
+    wanted = {f.component for f in FEATURES if f.name in names}
+    parts = []
+    for comp in REGISTRY:
+        if comp in wanted:
+            part = spark.sql(to_spark_sql(component_sql(comp, config=cfg, present=present))).toPandas()
+            parts.append(part.sort_values("row_id").reset_index(drop=True).drop(columns="row_id"))
+    result = pd.concat(parts, axis=1) if parts else pd.DataFrame(index=range(len(obs)))
+    segments = sorted(tables["in_accounts"]["segment"].dropna().unique().tolist())
+    return feature_frame(result, observations.index, names, segments)
+
+
+def score_spark(spark, features, model_uri: str, *, feature_names: list[str] | None = None):
+    """Score a Spark DataFrame of raw features with the registered model via ``mlflow.pyfunc.spark_udf``.
+
+    Returns ``features`` plus ``probability``, ``model_score``, ``baseline`` and ``contrib_*`` (the pyfunc's
+    outputs). ``feature_names`` defaults to the model signature's inputs.
+    """
+    import mlflow.pyfunc
+    from pyspark.sql import functions as F
+
+    from healthscore.explain import CONTRIB_COLUMNS
+
+    if feature_names is None:
+        signature = mlflow.models.get_model_info(model_uri).signature
+        feature_names = signature.inputs.input_names()
+    result_type = ", ".join(
+        ["probability double", "model_score bigint", "baseline double", *(f"{c} double" for c in CONTRIB_COLUMNS)]
+    )
+    udf = mlflow.pyfunc.spark_udf(spark, model_uri, result_type=result_type, env_manager="local")
+    scored = features.withColumn("_healthscore", udf(F.struct(*[F.col(c) for c in feature_names])))
+    outputs = ["probability", "model_score", "baseline", *CONTRIB_COLUMNS]
+    return scored.select("*", *[F.col(f"_healthscore.{c}").alias(c) for c in outputs]).drop("_healthscore")
+
+
+def features_to_spark(spark, features: pd.DataFrame):
+    """A raw feature frame as a Spark DataFrame: categories as text, numbers as double (the pyfunc's input)."""
+    from healthscore.tracking import _plain_frame
+
+    return spark.createDataFrame(_plain_frame(features))
+
+
+__all__ = ["OPTIONAL_INPUTS", "build_features_spark", "features_to_spark", "score_spark", "to_spark_sql"]
