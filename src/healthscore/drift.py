@@ -135,6 +135,7 @@ def psi_table(
     config = config or DriftConfig()
     refs = getattr(model, "reference_distributions", {}) or {}
     components = getattr(model, "components", {}) or {}
+    metadata = getattr(model, "metadata", {}) or {}
     rows = []
     for name in features_prepared.columns:
         ref = refs.get(name)
@@ -142,8 +143,10 @@ def psi_table(
             continue
         col = features_prepared[name]
         value = feature_psi(ref, col)
+        # training distributions are summarised on the training part: its size is the reference n
+        ref = {"n": metadata.get("n_train"), **ref}
         rows.append(_row(name, components.get(name, "account"), ref, col, value, config))
-    score_ref = (getattr(model, "metadata", {}) or {}).get("score_reference")
+    score_ref = metadata.get("score_reference")
     if probability is not None:
         scores = 100.0 * np.asarray(probability, dtype=float)
         value = feature_psi(score_ref, scores) if score_ref else float("nan")
