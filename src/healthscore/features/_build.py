@@ -93,16 +93,9 @@ def _ready(tables: tuple[str, ...], present: set[str]) -> bool:
     return all(t in present for t in tables)
 
 
-def component_sql(component: str, *, config: FeaturesConfig | None = None,
-                  present: set[str] | None = None) -> str:
-    """The one query computing a component's features per observation (``row_id`` + one column each).
-
-    It reads the registered relations ``obs``, ``keys``, the ``in_*`` tables and the component's derived
-    tables; columns whose input table is not in ``present`` (default: all present) are NULL.
-    """
+def _component_parts(component: str, w: Window, present: set[str]) -> tuple[list[str], str]:
+    """(CTEs, final SELECT) of one component; CTE names carry the component so components can be combined."""
     comp = REGISTRY[component]
-    w = Window(config=config or FeaturesConfig())
-    present = set(OPTIONAL_INPUTS) if present is None else present
     ctes: list[str] = []
     joins: list[str] = []
     used = [s for s in comp.sources.values() if _ready(s.tables, present)
@@ -126,7 +119,7 @@ def component_sql(component: str, *, config: FeaturesConfig | None = None,
             base.append(f"a_{c.source}.{c.name} AS {c.name}")
         else:
             base.append(f"COALESCE(a_{c.source}.{c.name}, {float(c.empty)!r}) AS {c.name}")
-    ctes.append(f"base AS (SELECT {', '.join(base)} FROM obs {' '.join(joins)})")
+    ctes.append(f"base_{component} AS (SELECT {', '.join(base)} FROM obs {' '.join(joins)})")
     out = ["o.row_id"]
     for c in comp.columns:
         if c.spec is None:
@@ -137,7 +130,34 @@ def component_sql(component: str, *, config: FeaturesConfig | None = None,
             out.append(f"({c.sql(w)}) AS {c.name}")
         else:
             out.append(f"o.{c.name}")
-    return "WITH " + ",\n".join(ctes) + f"\nSELECT {', '.join(out)} FROM base AS o ORDER BY o.row_id"
+    return ctes, f"SELECT {', '.join(out)} FROM base_{component} AS o"
+
+
+def component_sql(component: str, *, config: FeaturesConfig | None = None,
+                  present: set[str] | None = None) -> str:
+    """The one query computing a component's features per observation (``row_id`` + one column each).
+
+    It reads the registered relations ``obs``, ``keys``, the ``in_*`` tables and the derived tables of
+    ``derived_table_sql``; columns whose input table is not in ``present`` (default: all present) are NULL.
+    """
+    w = Window(config=config or FeaturesConfig())
+    present = set(OPTIONAL_INPUTS) if present is None else present
+    ctes, select = _component_parts(component, w, present)
+    return "WITH " + ",\n".join(ctes) + f"\n{select} ORDER BY o.row_id"
+
+
+def features_sql(components: list[str], *, config: FeaturesConfig | None = None,
+                 present: set[str] | None = None) -> str:
+    """One query for several components (fewer round trips): ``row_id`` and every feature, by row_id."""
+    w = Window(config=config or FeaturesConfig())
+    present = set(OPTIONAL_INPUTS) if present is None else present
+    ctes: list[str] = []
+    for comp in components:
+        parts, select = _component_parts(comp, w, present)
+        ctes += parts + [f"c_{comp} AS ({select})"]
+    first, rest = components[0], components[1:]
+    joins = " ".join(f"JOIN c_{c} USING (row_id)" for c in rest)
+    return "WITH " + ",\n".join(ctes) + f"\nSELECT * FROM c_{first} {joins} ORDER BY row_id"
 
 
 def derived_table_sql(config: FeaturesConfig | None = None, present: set[str] | None = None
@@ -174,14 +194,10 @@ def build_features(ds, observations: pd.DataFrame, *, config: Config | FeaturesC
             con.register(name, pa.Table.from_pandas(frame, preserve_index=False))
         for name, sql in derived_table_sql(cfg, present):
             con.execute(f"CREATE TEMP TABLE {name} AS {sql}")
-        parts = []
-        for comp in REGISTRY:
-            if comp in wanted:
-                part = con.execute(component_sql(comp, config=cfg, present=present)).df()
-                parts.append(part.drop(columns="row_id"))
+        components = [c for c in REGISTRY if c in wanted]
+        result = con.execute(features_sql(components, config=cfg, present=present)).df()
     finally:
         con.close()
-    result = pd.concat(parts, axis=1) if parts else pd.DataFrame(index=range(len(obs)))
     segments = sorted(tables["in_accounts"]["segment"].dropna().unique().tolist())
     return feature_frame(result, observations.index, names, segments)
 
@@ -286,6 +302,7 @@ __all__ = [
     "component_sql",
     "feature_components",
     "features_as_of",
+    "features_sql",
     "raw_feature_names",
     "selected_features",
     "write_features",
