@@ -290,7 +290,8 @@ def train_table_job(
             tracking.log_artifact(path, "evaluation")
         from healthscore.reports.global_report import test_matrix, write_global_report
 
-        report = write_global_report(result, tmpdir / "model_report.html", X=test_matrix(result, ts, config))
+        report = write_global_report(result, tmpdir / "model_report.html",
+                                     X=test_matrix(result, prepared.training_set, prepared.config))
         tracking.log_artifact(report, "reports")
         example = prepared.training_set.features.iloc[:5].reset_index(drop=True)
         version, alias = tracking.log_model(result.model, input_example=example, model_name=model_name)
