@@ -93,6 +93,28 @@ def test_story_columns_are_read_and_every_coercion_is_counted() -> None:
     assert "sso [boolean] blank or NA → missing: 2 rows (e.g. ' ', 'n/a')" in text
 
 
+def test_a_typed_parquet_table_is_read_like_its_csv(tmp_path) -> None:
+    # the story with real types, as a warehouse would write Parquet: floats with NaN, booleans, text
+    typed = pd.DataFrame({
+        "account": ["A-1", "A-2", "A-3", "A-4"],
+        "seats": [12.0, np.nan, 7.0, 3.0],
+        "sso": pd.array([True, False, None, True], dtype="boolean"),
+        "tier": [1.0, 2.0, 1.0, 3.0],  # a code: forced categorical
+        "plan": ["Pro", "pro", None, "Basic"],
+    })
+    typed.to_parquet(tmp_path / "t.parquet")
+    as_text = typed.astype("object").where(typed.notna(), "")
+    as_text.to_csv(tmp_path / "t.csv", index=False)
+    from_parquet = read_table(tmp_path / "t.parquet")
+    plans = infer_plan(from_parquet, ["seats", "sso", "tier", "plan"], categorical=("tier",))
+    assert {c: p.kind for c, p in plans.items()} == {"seats": "numeric", "sso": "boolean", "tier": "categorical",
+                                                     "plan": "categorical"}
+    a = apply_plan(from_parquet, plans, CoercionReport())
+    b = apply_plan(read_table(tmp_path / "t.csv"), plans, CoercionReport(), describe=False)  # scoring a CSV
+    pd.testing.assert_frame_equal(a, b)
+    assert a["tier"].tolist() == ["1", "2", "1", "3"] and a["sso"].tolist()[:2] == [1.0, 0.0]
+
+
 def test_story_labels_keep_undecided_rows_out_and_match_case_insensitively() -> None:
     frame = story().set_index("account").sort_index()
     label = churn_labels(frame["churned"], "Yes", table="story", column="churned")

@@ -135,13 +135,25 @@ def _text(series: pd.Series) -> pd.Series:
     def one(v: object) -> object:
         if v is None or (isinstance(v, float) and math.isnan(v)) or v is pd.NA or v is pd.NaT:
             return None
+        if isinstance(v, (float, np.floating)) and float(v).is_integer():
+            v = int(v)  # a code stored as 1.0 in Parquet reads as "1", like the same cell in a CSV
         s = " ".join(str(v).split())
         return None if s.casefold() in MISSING_TOKENS else s
     return series.astype("object").map(one)
 
 
 def _fold(value: str) -> str:
-    return " ".join(value.split()).casefold()
+    """The key two spellings of one category share: case and spaces ignored, ``1.0`` the same as ``1``."""
+    text = " ".join(value.split()).casefold()
+    if "." not in text:  # plain integers keep their leading zeros: "02134" is a code, not 2134
+        return text
+    try:
+        number = float(text)
+    except ValueError:
+        return text
+    if not math.isfinite(number):
+        return text
+    return str(int(number)) if number.is_integer() else repr(number)
 
 
 def _numbers(text: pd.Series) -> pd.Series:
