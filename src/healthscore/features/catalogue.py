@@ -1,0 +1,75 @@
+"""The feature catalogue, generated from the registered builders: ``python -m healthscore.features.catalogue``.
+
+Writes ``docs/features.md`` (or the path given); ``--check`` exits 1 when the file is out of date.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from healthscore.config import COMPONENTS
+from healthscore.features._build import FEATURES
+
+DEFAULT_PATH = Path(__file__).resolve().parents[3] / "docs" / "features.md"
+_DIRECTION = {1: "↑ healthier", -1: "↓ riskier", 0: "context"}
+
+
+def _cell(text: str) -> str:
+    return str(text).replace("|", "\\|").replace("\n", " ")
+
+
+def render_catalogue() -> str:
+    """The catalogue as Markdown: one table per component, a row per feature, in output order."""
+    lines = [
+        "# Feature catalogue",
+        "",
+        "Generated from the code by `python -m healthscore.features.catalogue`; do not edit by hand.",
+        "",
+        "Every feature is computed as of an observation date `as_of` from records stamped strictly before it",
+        "(contracts are known from their start date; a contract's outcome only after its end date, and never",
+        "for the contract being observed). *Window* is how far back a feature looks (— = all history).",
+        "*Direction* is the expected effect on renewal: more of an ↑ feature is expected to be healthier.",
+        "*When empty* says what the feature is when the table exists but holds nothing in the window; a",
+        "missing optional table always gives NaN. Features marked *fitted* are learned on training rows",
+        "(`SegmentAdoptionCurve`), stored with the model and added at scoring; `healthscore features` does",
+        "not write them.",
+        "",
+    ]
+    for component in COMPONENTS:
+        specs = [f for f in FEATURES if f.component == component]
+        lines += [f"## {component}", "", "| feature | unit | window | direction | meaning | when empty | reads |",
+                  "|---|---|---|---|---|---|---|"]
+        for f in specs:
+            window = f"{f.window_days} d" if f.window_days else "—"
+            name = f"`{f.name}`" + (" (fitted)" if f.fitted else "")
+            reads = ", ".join(f.tables) if f.tables else "accounts, contracts"
+            lines.append(
+                f"| {name} | {_cell(f.unit)} | {window} | {_DIRECTION[f.direction]} | {_cell(f.description)} "
+                f"| {_cell(f.when_empty)} | {reads} |"
+            )
+        lines.append("")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Write the catalogue, or with ``--check`` report whether the file is up to date."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    check = "--check" in args
+    paths = [a for a in args if a != "--check"]
+    path = Path(paths[0]) if paths else DEFAULT_PATH
+    text = render_catalogue()
+    if check:
+        current = path.read_text(encoding="utf-8") if path.exists() else ""
+        if current != text:
+            print(f"{path} is out of date: run python -m healthscore.features.catalogue", file=sys.stderr)
+            return 1
+        return 0
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+    print(f"feature catalogue written to {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
