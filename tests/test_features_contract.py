@@ -125,7 +125,7 @@ def test_row_order_of_observations_and_tables_is_irrelevant(world, obs, built):
     order = np.random.default_rng(1).permutation(len(obs))
     again = build_features(dataset_from_frames({n: shuffled(f, 9) for n, f in world.items()}), obs.iloc[order])
     assert again.index.equals(obs.index[order])
-    pd.testing.assert_frame_equal(again.loc[built.index], built, check_exact=False, rtol=1e-12)
+    pd.testing.assert_frame_equal(again.loc[built.index], built)  # exactly: sums are decimal
 
 
 @pytest.mark.parametrize("table", OPTIONAL_INPUTS)

@@ -12,6 +12,9 @@ from healthscore.features._window import Window
 
 component = Component("billing")
 
+#: money is summed as decimals: exact, so totals do not depend on row order or threads
+EXACT_AMOUNT = "CAST(amount AS DECIMAL(38, 6))"
+
 
 @component.source(reads=("invoices",))
 def billing_invoices(w: Window) -> str:
@@ -47,7 +50,7 @@ def amount_unpaid(w: Window) -> str:
 
     No invoices: 0.
     """
-    return f"sum(CASE WHEN {w.pending('paid_day')} THEN amount ELSE 0 END)"
+    return f"CAST(sum(CASE WHEN {w.pending('paid_day')} THEN {EXACT_AMOUNT} ELSE 0 END) AS DOUBLE)"
 
 
 @component.feature(source="billing_invoices", unit="currency", direction=-1, empty=0.0)
@@ -56,7 +59,8 @@ def amount_overdue(w: Window) -> str:
 
     No invoices: 0.
     """
-    return f"sum(CASE WHEN {w.pending('paid_day')} AND {w.visible('due_day')} THEN amount ELSE 0 END)"
+    overdue = f"{w.pending('paid_day')} AND {w.visible('due_day')}"
+    return f"CAST(sum(CASE WHEN {overdue} THEN {EXACT_AMOUNT} ELSE 0 END) AS DOUBLE)"
 
 
 @component.feature(source="billing_invoices", unit="days", direction=-1, empty=0.0)

@@ -11,6 +11,8 @@ from healthscore.features._window import Window, sql_text
 
 component = Component("usage")
 
+#: decimal sums are exact, so event counts do not depend on row order or threads
+EXACT_QUANTITY = "CAST(quantity AS DECIMAL(18, 6))"
 #: how far back days_since_last_activity looks; older activity (or none) reads as this many days
 LAST_ACTIVITY_CAP_DAYS = 365
 
@@ -30,13 +32,14 @@ def usage_user_days(w: Window) -> str:
     """Events (summed quantity) per account, user and day, with a 0/1 flag per key feature used.
 
     One pass over the raw events; every usage window reads this (or the per-day table below) instead.
+    Quantities are summed as decimals so the result is exact whatever the order rows arrive in.
     """
     flags = "".join(
         f", max(CASE WHEN feature = {sql_text(name)} THEN 1 ELSE 0 END) AS {col}"
         for name, col in zip(_key_features(w), key_feature_flags(w))
     )
     return (
-        f"SELECT account_id, user_id, day, sum(quantity) AS events{flags} FROM in_usage_events "
+        f"SELECT account_id, user_id, day, sum({EXACT_QUANTITY}) AS events{flags} FROM in_usage_events "
         "GROUP BY account_id, user_id, day"
     )
 
@@ -109,12 +112,12 @@ def _user_days_30d(w: Window) -> str:
 
 @component.measure(source="usage_days", empty=0.0)
 def _events_30d(w: Window) -> str:
-    return f"sum(CASE WHEN {w.within('day', 30)} THEN events ELSE 0 END)"
+    return f"CAST(sum(CASE WHEN {w.within('day', 30)} THEN events ELSE 0 END) AS DOUBLE)"
 
 
 @component.measure(source="usage_days", empty=0.0)
 def _events_prev_30d(w: Window) -> str:
-    return f"sum(CASE WHEN {w.between('day', 60, 30)} THEN events ELSE 0 END)"
+    return f"CAST(sum(CASE WHEN {w.between('day', 60, 30)} THEN events ELSE 0 END) AS DOUBLE)"
 
 
 @component.feature(unit="ratio", window_days=30, direction=+1)
