@@ -46,14 +46,6 @@ class BacktestOutcome:
     run_id: str | None
 
 
-def _trained_as_of(model) -> pd.Timestamp | None:
-    value = (getattr(model, "metadata", {}) or {}).get("trained_as_of")
-    try:
-        return pd.Timestamp(value) if value and value != "all decided" else None
-    except (TypeError, ValueError):
-        return None
-
-
 def backtest_predictions(ds, models: list[Any], *, config: Config) -> pd.DataFrame:
     """One row per (model version, decided contract, lead time): the point-in-time probability, score and band.
 
@@ -62,7 +54,7 @@ def backtest_predictions(ds, models: list[Any], *, config: Config) -> pd.DataFra
     model_version, probability, model_score, band, in_sample.
     """
     from healthscore.features import build_features
-    from healthscore.retrain import features_config_of
+    from healthscore.retrain import features_config_of, seen_until
     from healthscore.scoring import band_of
     from healthscore.timeline import training_rows
 
@@ -84,9 +76,9 @@ def backtest_predictions(ds, models: list[Any], *, config: Config) -> pd.DataFra
         frame["probability"] = p
         frame["model_score"] = np.round(100.0 * p)
         frame["band"] = band_of(frame["model_score"], config).astype("object")
-        seen_until = _trained_as_of(model)
+        seen = seen_until(model)
         renewal = pd.to_datetime(frame["renewal_date"])
-        frame["in_sample"] = True if seen_until is None else (renewal < seen_until).to_numpy()
+        frame["in_sample"] = True if seen is None else (renewal < seen).to_numpy()
         frames.append(frame)
     out = pd.concat(frames, ignore_index=True)
     out["label"] = out["label"].astype(int)
@@ -166,14 +158,16 @@ def run_backtest(ds, models: list[Any], *, config: Config) -> BacktestResult:
     pred = backtest_predictions(ds, models, config=config)
     leads = sorted(set(int(v) for v in config.timeline.lead_times_days))
     lead = 90 if 90 in leads else leads[len(leads) // 2]
+    from healthscore.retrain import seen_until
+
     warnings = []
     model_rows = []
     for loaded in models:
-        seen = _trained_as_of(loaded.model)
+        seen = seen_until(loaded.model)
         part = pred[pred["model_version"] == str(loaded.version)]
         n_out = int((~part["in_sample"].astype(bool)).sum())
         model_rows.append({"model_version": str(loaded.version), "uri": loaded.uri,
-                           "trained_as_of": str(seen.date()) if seen is not None else "all decided",
+                           "learned_before": str(seen.date()) if seen is not None else "all decided",
                            "rows": len(part), "out_of_sample_rows": n_out})
         if n_out == 0:
             warnings.append(f"model version {loaded.version} was trained on every renewal scored here: its "

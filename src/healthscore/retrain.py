@@ -174,12 +174,22 @@ def batch_drift(ds, as_of: date, model, config: Config) -> pd.DataFrame | None:
     return psi_table(model, X, probability=model.predict_proba(X), config=config.drift)
 
 
-def _trained_as_of(model) -> pd.Timestamp | None:
-    value = (getattr(model, "metadata", {}) or {}).get("trained_as_of")
-    try:
-        return pd.Timestamp(value) if value and value != "all decided" else None
-    except (TypeError, ValueError):
-        return None
+def seen_until(model) -> pd.Timestamp | None:
+    """The model learned only from renewals before this date (None: from every renewal in its data).
+
+    ``train --as-of T`` learns from renewals decided before T; a retrained challenger also never saw its
+    holdout (renewals from ``holdout_from`` on): the earlier of the two bounds.
+    """
+    metadata = getattr(model, "metadata", {}) or {}
+    bounds = []
+    for key in ("trained_as_of", "holdout_from"):
+        value = metadata.get(key)
+        if value and value != "all decided":
+            try:
+                bounds.append(pd.Timestamp(value))
+            except (TypeError, ValueError):
+                continue
+    return min(bounds) if bounds else None
 
 
 def retrain_job(
@@ -259,7 +269,7 @@ def retrain_job(
             preds["champion"] = champion.model.predict_proba(champion.model.prepare(champ_feats))
         except ModelMismatchError as exc:
             champion_problem = str(exc)
-        seen = _trained_as_of(champion.model)
+        seen = seen_until(champion.model)
         hold_first = pd.Timestamp(holdout["renewals_from"])
         if champion_problem is None and (seen is None or seen > hold_first):
             notes.append(
