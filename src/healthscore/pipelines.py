@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import shutil
 import tempfile
 from dataclasses import dataclass
 from datetime import date
@@ -79,8 +80,12 @@ def train_job(
     as_of: date | None = None,
     model_name: str | None = None,
     config_path: str | Path | None = None,
+    report_dir: str | Path | None = None,
 ) -> TrainOutcome:
-    """Train on a dataset as if today were ``as_of``; log the run, register and alias the model."""
+    """Train on a dataset as if today were ``as_of``; log the run, register and alias the model.
+
+    The global model report is logged with the run; with ``report_dir`` a copy is written there too.
+    """
     from healthscore import tracking
     from healthscore.io import load_dataset
     from healthscore.model.train import fit_health_model, training_set_from_dataset
@@ -126,6 +131,9 @@ def train_job(
 
         report = write_global_report(result, tmpdir / "model_report.html", X=test_matrix(result, ts, config))
         tracking.log_artifact(report, "reports")
+        if report_dir is not None:
+            Path(report_dir).mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(report, Path(report_dir) / "model_report.html")
         example = ts.features.iloc[:5].reset_index(drop=True)
         version, alias = tracking.log_model(result.model, input_example=example, model_name=model_name)
         run_id = active.info.run_id
@@ -197,7 +205,8 @@ def demo_job(out: str | Path, *, config: Config, accounts: int = 2000, seed: int
     ds = load_dataset(data)
     say(render_summary(summarise(ds)))
     say("[bold]3/4 train[/bold] (time-ordered split, CV-chosen LightGBM, calibration, MLflow)")
-    trained = train_job(data, config=config)
+    reports = out / "reports"
+    trained = train_job(data, config=config, report_dir=reports)
     r = trained.result
     say(evaluation_table(r.evaluation))
     say(group_table(r.evaluation, "lead_time_days"))
@@ -212,7 +221,16 @@ def demo_job(out: str | Path, *, config: Config, accounts: int = 2000, seed: int
                            model_uri=f"models:/{trained.model_name}/{trained.version}")
     say(at_risk_table(scored.batch.scores))
     say(portfolio_summary(scored.batch.portfolio))
-    return {"data": data, "scores": scores_dir, "train": trained, "score": scored, "dates": dates}
+    from healthscore.reports.account import load_account, write_account_html
+
+    s = scored.batch.scores
+    worst = s[s["status"] == "scored"].sort_values(["score", "account_id"], kind="stable")["account_id"].head(10)
+    for account_id in worst:
+        write_account_html(load_account(scores_dir, account_id), reports / "accounts" / f"{account_id}.html")
+    say(f"reports: {reports / 'model_report.html'} (the model) and {len(worst)} account reports in "
+        f"{reports / 'accounts'}")
+    return {"data": data, "scores": scores_dir, "reports": reports, "train": trained, "score": scored,
+            "dates": dates}
 
 
 # -- the bring-your-own-table path ----------------------------------------------------------------------------

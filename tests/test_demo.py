@@ -1,0 +1,29 @@
+"""The README's main job, end to end on a small world, through the console script."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pandas as pd
+
+
+def test_demo_end_to_end(tmp_path):
+    env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}", "COLUMNS": "160"}
+    out = subprocess.run(
+        [sys.executable, "-m", "healthscore", "demo", "--out", str(tmp_path / "out"), "--accounts", "300"],
+        capture_output=True, text=True, cwd=tmp_path, env=env, timeout=600,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "Evaluation on the test slice" in out.stdout
+    assert "The 10 most at-risk accounts" in out.stdout
+    assert "Portfolio by segment" in out.stdout
+    scores = pd.read_parquet(tmp_path / "out" / "scores" / "scores.parquet")
+    accounts = pd.read_parquet(tmp_path / "out" / "data" / "accounts.parquet")
+    assert len(scores) == len(accounts) == 300
+    assert scores["previous_score"].notna().any()  # scored twice, a month apart
+    reports = tmp_path / "out" / "reports"
+    assert (reports / "model_report.html").stat().st_size > 10_000
+    assert len(list((reports / "accounts").glob("*.html"))) == 10
+    assert "Traceback" not in out.stderr
