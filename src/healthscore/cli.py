@@ -185,7 +185,7 @@ def train(
     time_column: Annotated[Optional[str], typer.Option("--time", help="With --table: a date column; split by "
                                                        "time instead of a stratified random split.")] = None,
 ) -> None:
-    """Train as if today were --as-of: learn from decided renewals, calibrate, evaluate, log, register."""
+    """Train as if today were --as-of: learn from decided renewals (or a --table's rows), calibrate, evaluate, log."""
     from healthscore.pipelines import train_job
     from healthscore.reports.console import evaluation_table, group_table, weights_table
 
@@ -228,7 +228,7 @@ def score(
     table: TableOpt = None,
     id_column: IdOpt = None,
 ) -> None:
-    """Score every account as of a date: probability, score, band, contributions, drivers, alerts, plays."""
+    """Score every account as of a date (or every row of a --table): probability, score, band, contributions."""
     from healthscore.pipelines import score_job
     from healthscore.reports.console import at_risk_table, portfolio_summary
 

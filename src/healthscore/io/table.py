@@ -344,6 +344,8 @@ def missing_column_problem(table: str, column: str, columns: list[str], option: 
     by_norm = {_fold(c): c for c in map(str, columns)}
     close = [by_norm[_fold(column)]] if _fold(column) in by_norm else difflib.get_close_matches(column, columns, n=1)
     hint = f"did you mean {close[0]!r}?" if close else f"columns are: {', '.join(map(repr, columns[:20]))}"
+    if option == "--id" and not close:
+        hint += "; a table without an id column can omit --id (rows are then numbered 1, 2, … in file order)"
     return Problem(table, column, f"{option} names a column the table does not have", fix=hint)
 
 
