@@ -192,10 +192,10 @@ def test_explain_cli_writes_html(scored_dir, tmp_path):
 
 
 def test_global_report_sections(scored_dir, tmp_path):
-    from healthscore.reports.global_report import test_matrix, write_global_report
+    from healthscore.reports.global_report import test_slice_matrix, write_global_report
 
     _, run = scored_dir
-    X = test_matrix(run["result"], run["ts"], run["config"])
+    X = test_slice_matrix(run["result"], run["ts"], run["config"])
     path = write_global_report(run["result"], tmp_path / "model.html", X=X, top_dependence=3)
     html = path.read_text(encoding="utf-8")
     for marker in ('id="metrics"', 'id="weights"', 'id="summary-plot"', 'id="importance"', 'id="calibration-plot"',
@@ -306,11 +306,11 @@ def test_account_report_renders_in_chromium_with_hostile_text_inert(tmp_path):
 @pytest.mark.browser
 @needs_chromium
 def test_global_report_renders_in_chromium(scored_dir, tmp_path):
-    from healthscore.reports.global_report import test_matrix, write_global_report
+    from healthscore.reports.global_report import test_slice_matrix, write_global_report
 
     _, run = scored_dir
     page = write_global_report(run["result"], tmp_path / "model.html",
-                               X=test_matrix(run["result"], run["ts"], run["config"]), top_dependence=2)
+                               X=test_slice_matrix(run["result"], run["ts"], run["config"]), top_dependence=2)
     dom, err = _browser(tmp_path, page, "--dump-dom")
     assert "What the model learned" in dom and 'id="summary-plot"' in dom
     assert _console(err) == []

@@ -127,9 +127,9 @@ def train_job(
         artifacts = write_training_artifacts(result, tmpdir / "evaluation")
         for path in artifacts.values():
             tracking.log_artifact(path, "evaluation")
-        from healthscore.reports.global_report import test_matrix, write_global_report
+        from healthscore.reports.global_report import test_slice_matrix, write_global_report
 
-        report = write_global_report(result, tmpdir / "model_report.html", X=test_matrix(result, ts, config))
+        report = write_global_report(result, tmpdir / "model_report.html", X=test_slice_matrix(result, ts, config))
         tracking.log_artifact(report, "reports")
         if report_dir is not None:
             Path(report_dir).mkdir(parents=True, exist_ok=True)
@@ -306,10 +306,10 @@ def train_table_job(
         artifacts = write_training_artifacts(result, tmpdir / "evaluation")
         for path in artifacts.values():
             tracking.log_artifact(path, "evaluation")
-        from healthscore.reports.global_report import test_matrix, write_global_report
+        from healthscore.reports.global_report import test_slice_matrix, write_global_report
 
         report = write_global_report(result, tmpdir / "model_report.html",
-                                     X=test_matrix(result, prepared.training_set, prepared.config))
+                                     X=test_slice_matrix(result, prepared.training_set, prepared.config))
         tracking.log_artifact(report, "reports")
         example = prepared.training_set.features.iloc[:5].reset_index(drop=True)
         version, alias = tracking.log_model(result.model, input_example=example, model_name=model_name)

@@ -24,7 +24,7 @@ from healthscore.reports.console import MODEL_LABELS
 from healthscore.reports.plots import plt
 
 
-def test_matrix(result, training_set, config) -> pd.DataFrame:
+def test_slice_matrix(result, training_set, config) -> pd.DataFrame:
     """The prepared model matrix of the test slice (the newest renewals), split exactly as training split it."""
     from healthscore.model.split import split_by_renewal_date
 
@@ -169,7 +169,7 @@ def render_global_report(result, X: pd.DataFrame | None = None, **kwargs) -> str
 def write_global_report(result, path: str | Path, *, X: pd.DataFrame | None = None, **kwargs) -> Path:
     """Write the global model report for a ``model.train.TrainResult`` to ``path`` and return it.
 
-    ``X`` is the prepared test-slice matrix (``test_matrix(result, training_set, config)``); without it the
+    ``X`` is the prepared test-slice matrix (``test_slice_matrix(result, training_set, config)``); without it the
     SHAP sections are left out and the report says so. At most ``max_rows`` (2000) rows are explained,
     sampled with a fixed seed: TreeSHAP costs ~100× a prediction.
     """
