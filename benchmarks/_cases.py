@@ -31,6 +31,10 @@ FEATURE_NAMES = ("dashboards", "reports", "integrations", "alerts", "api", "expo
 SEGMENTS = ("smb", "mid_market", "enterprise")
 
 
+#: LightGBM threads (0: the library's default); --threads, the same for a case and its reference
+THREADS = 0
+
+
 def _emit(step: str, seconds: float, **extra) -> None:
     print(json.dumps({"step": step, "seconds": round(seconds, 3), **extra}), flush=True)
 
@@ -212,8 +216,11 @@ def train_ours(data: Path) -> None:
         components={f.name: f.component for f in FEATURES}, directions={f.name: f.direction for f in FEATURES},
         categorical=["segment"],
     )
+    from healthscore.config import config_from_dict
+
+    config = config_from_dict({"model": {"num_threads": THREADS}}) if THREADS else Config()
     t0 = time.perf_counter()
-    result = fit_health_model(ts, config=Config())
+    result = fit_health_model(ts, config=config)
     seconds = time.perf_counter() - t0
     joblib.dump(result.model, data / "model.joblib")
     m = result.model
@@ -280,7 +287,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--events", type=int, default=50_000_000)
     p.add_argument("--train-rows", type=int, default=200_000)
     p.add_argument("--score-rows", type=int, default=1_000_000)
+    p.add_argument("--threads", type=int, default=0)
     a = p.parse_args(argv)
+    global THREADS
+    THREADS = a.threads
     steps = {
         "gen-events": lambda: gen_events(a.data, a.accounts, a.events),
         "feat-floor": lambda: feat_floor(a.data),

@@ -36,7 +36,10 @@ def run_step(step: str, data: Path, sizes: dict[str, int], *, log=print) -> dict
     for key, value in sizes.items():
         cmd += [f"--{key.replace('_', '-')}", str(value)]
     started = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, cwd=ROOT)
+    env = dict(os.environ)
+    if sizes.get("threads"):
+        env["OMP_NUM_THREADS"] = str(sizes["threads"])  # LightGBM's default thread count in predict
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, cwd=ROOT, env=env)
     out = proc.stdout.read()
     _, status, usage = os.wait4(proc.pid, 0)
     proc.returncode = os.waitstatus_to_exitcode(status)
@@ -89,6 +92,7 @@ def case_c(data: Path, sizes: dict[str, int], log) -> dict:
     """Training (CV, final fit, calibration, evaluation) vs one bare lgb.train with the chosen parameters."""
     s = {"train_rows": sizes["train_rows"], "score_rows": sizes["score_rows"]}
     _ensure(data / ".model_data.json", "gen-model-data", data, s, log)
+    s = {**s, **({"threads": sizes["threads"]} if "threads" in sizes else {})}
     ours = run_step("train-ours", data, s, log=log)
     ref = run_step("train-ref", data, s, log=log)
     return {"case": "c", "what": f"training: {s['train_rows']:,} rows", "ours": ours, "ref": ref,
@@ -97,7 +101,8 @@ def case_c(data: Path, sizes: dict[str, int], log) -> dict:
 
 def case_b(data: Path, sizes: dict[str, int], log) -> dict:
     """Scoring with explanations vs LightGBM's bare pred_contrib on the same rows (needs case c's model)."""
-    s = {"train_rows": sizes["train_rows"], "score_rows": sizes["score_rows"]}
+    s = {"train_rows": sizes["train_rows"], "score_rows": sizes["score_rows"],
+         **({"threads": sizes["threads"]} if "threads" in sizes else {})}
     if not (data / "model.joblib").exists():
         case_c(data, sizes, log)
     ref = run_step("score-ref", data, s, log=log)
@@ -130,8 +135,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--scale", type=float, default=1.0, help="multiply every size (0.1 for a quick run)")
     p.add_argument("--data", type=Path, default=Path(os.environ.get("HEALTHSCORE_BENCH_DATA", "/tmp/healthscore-bench")))
     p.add_argument("--json", type=Path, default=None, help="also write the raw results as JSON here")
+    p.add_argument("--threads", type=int, default=0,
+                   help="LightGBM threads for training and scoring (0: its default); 1 on a busy machine")
+    p.add_argument("--train-rows", type=int, default=None, help="override the scaled training rows")
+    p.add_argument("--score-rows", type=int, default=None, help="override the scaled scoring rows")
     a = p.parse_args(argv)
     sizes = {k: max(1000, int(v * a.scale)) for k, v in FULL.items()}
+    for key in ("train_rows", "score_rows"):
+        if getattr(a, key):
+            sizes[key] = getattr(a, key)
+    if a.threads:
+        sizes["threads"] = a.threads
     a.data.mkdir(parents=True, exist_ok=True)
     print(f"machine: {machine()}", flush=True)
     print(f"sizes: {sizes}  data: {a.data}", flush=True)

@@ -39,10 +39,22 @@ _USAGE_EVENTS_SQL = (
 
 
 def to_spark_sql(sql: str) -> str:
-    """A DuckDB-dialect query of the feature engine as Spark SQL (sqlglot transpilation)."""
-    import sqlglot
+    """A DuckDB-dialect query of the feature engine as Spark SQL (sqlglot transpilation, one dialect hook).
 
-    return sqlglot.transpile(sql, read="duckdb", write="spark")[0]
+    The hook: a literal such as ``30.4375`` is DECIMAL in both dialects, but DuckDB divides and coalesces
+    with it in DOUBLE while Spark stays in DECIMAL and rounds to the result's scale; casting such literals
+    to DOUBLE gives Spark DuckDB's arithmetic.
+    """
+    import sqlglot
+    from sqlglot import exp
+
+    def as_double(node: exp.Expression) -> exp.Expression:
+        if isinstance(node, exp.Literal) and not node.is_string and "." in node.this:
+            return exp.cast(node.copy(), exp.DataType.build("DOUBLE"))
+        return node
+
+    tree = sqlglot.parse_one(sql, read="duckdb").transform(as_double)
+    return tree.sql(dialect="spark")
 
 
 def _view(spark, name: str, frame: pd.DataFrame) -> None:
