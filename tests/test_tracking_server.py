@@ -6,6 +6,7 @@ artifact root, started in its own process group and stopped by that group's id (
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -64,8 +65,10 @@ def server(tmp_path_factory):
         try:
             proc.wait(timeout=5)  # the server stops its workers in about a second when idle
         except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=15)
+            pass
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)  # whatever of the group is still there
+        proc.wait(timeout=15)
         log.close()
 
 
