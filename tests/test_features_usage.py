@@ -181,3 +181,15 @@ def test_usage_features_do_not_depend_on_row_order():
     c = build_features(usage_world(seed=1), rev)
     pd.testing.assert_frame_equal(c.loc[a.index], a)
     assert np.array_equal(c.index, rev.index)
+
+
+@pytest.mark.parametrize("days_ago", [1, 29, 30, 31, 89, 90, 91, 100, 200, 364, 365])
+def test_days_since_last_activity_looks_back_a_year(days_ago):
+    # older activity is found through 30-day buckets: every distance up to the cap must come out exact
+    acc = accounts(("A-1", "smb", "2020-01-01"))
+    con = contracts(("C-1", "A-1", "2024-01-01", "2025-01-01", 1000.0, 4, None))
+    when = T - pd.Timedelta(days=days_ago) + pd.Timedelta(hours=20)
+    events = frame([ev("A-1", "u", str(when)), ev("A-1", "u", str(when - pd.Timedelta(days=45)))], EVENT_COLUMNS)
+    obs = observations(("A-1", "C-1", T))
+    feats = build_features(dataset(accounts=acc, contracts=con, usage_events=events), obs)
+    assert feats["days_since_last_activity"].iloc[0] == days_ago

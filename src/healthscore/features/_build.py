@@ -189,6 +189,8 @@ def build_features(ds, observations: pd.DataFrame, *, config: Config | FeaturesC
     wanted = {f.component for f in FEATURES if f.name in names}
     con = duckdb.connect()
     try:
+        # results are ordered explicitly (ORDER BY row_id): DuckDB need not keep insertion order on the way
+        con.execute("SET preserve_insertion_order = false")
         # Arrow tables scan about twice as fast as pandas frames with string columns
         for name, frame in {**tables, "obs": obs, "keys": keys}.items():
             con.register(name, pa.Table.from_pandas(frame, preserve_index=False))
