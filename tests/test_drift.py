@@ -161,3 +161,14 @@ def test_a_fitted_model_sees_a_shifted_feature_and_its_score_move():
     assert shifted.loc[SCORE_ROW, "level"] == "alert"  # usage drives the score, so the score drifts too
     assert shifted.loc["tickets", "level"] == "ok" and shifted.loc["plan", "level"] == "ok"
     assert feature_psi(model.reference_distributions["usage"], moved["usage"]) == shifted.loc["usage", "psi"]
+
+
+def test_days_to_renewal_shifts_by_design_and_does_not_warn():
+    # training rows sit 30/90/180 days before renewal; a batch has accounts anywhere in their term
+    model = SimpleNamespace(
+        reference_distributions={"days_to_renewal": numeric_reference(np.repeat([30.0, 90.0, 180.0], 10), bins=3)},
+        components={"days_to_renewal": "account"}, metadata={})
+    batch = pd.DataFrame({"days_to_renewal": np.linspace(1, 365, 50)})
+    row = psi_table(model, batch).iloc[0]
+    assert row["psi"] > 0.25 and row["level"] == "expected" and "fixed lead times" in row["note"]
+    assert drift_warnings(psi_table(model, batch)) == []

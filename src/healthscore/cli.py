@@ -385,9 +385,11 @@ def backtest(
     for col in ("model", "rows", "ROC AUC", "Brier", "ECE", f"churned but healthy {r.healthy_lead_days}d before"):
         table.add_column(col, justify="left" if col == "model" else "right")
     hc = r.healthy_churn[r.healthy_churn["group"] == "all"].set_index("model_version")
-    for m in r.metrics[r.metrics["group"] == "all"].itertuples():
-        share = hc["share"].get(m.model_version, float("nan"))
-        table.add_row(f"v{m.model_version}", f"{int(m.n)}", fmt_number(m.roc_auc), fmt_number(m.brier),
-                      fmt_number(m.ece), fmt_percent(share))
+    shown = r.metrics[(r.metrics["group"] == "all") | (r.metrics["level"] == "out_of_sample")]
+    for m in shown.itertuples():
+        share = hc["share"].get(m.model_version, float("nan")) if m.group == "all" else float("nan")
+        label = f"v{m.model_version}" + (" (out of sample)" if m.group != "all" else "")
+        table.add_row(label, f"{int(m.n)}", fmt_number(m.roc_auc), fmt_number(m.brier), fmt_number(m.ece),
+                      fmt_percent(share))
     console.print(table)
     console.print(f"report written to {outcome.path} and logged to run {outcome.run_id}", markup=False)

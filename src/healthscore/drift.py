@@ -14,7 +14,8 @@ Reading it (the usual rule of thumb, set in ``config.drift``): below 0.1 stable,
 above 0.25 the population has shifted. PSI is biased upward on small batches (a few hundred rows give
 ~0.02–0.05 by chance alone), and a feature defined relative to the observation date (days to renewal)
 differs between training rows (fixed lead times) and a batch (every account, any distance to renewal) by
-construction: read its level with that in mind.
+construction: such features (``EXPECTED_SHIFT``) keep their PSI but get the level ``expected`` instead of a
+warning.
 """
 
 from __future__ import annotations
@@ -30,9 +31,13 @@ from healthscore.config import DriftConfig
 EPSILON = 1e-4
 #: the row of the drift table that holds the model score's PSI
 SCORE_ROW = "model_score"
+#: features whose training distribution differs from any batch by design: PSI is shown, level ``expected``
+EXPECTED_SHIFT: dict[str, str] = {
+    "days_to_renewal": "training rows sit at fixed lead times before each renewal; a batch has every distance",
+}
 MISSING = "<missing>"
 DRIFT_COLUMNS = ("feature", "component", "kind", "psi", "level", "n_reference", "n_current", "missing_reference",
-                 "missing_current")
+                 "missing_current", "note")
 
 
 def psi(expected: np.ndarray, actual: np.ndarray, *, epsilon: float = EPSILON) -> float:
@@ -161,16 +166,21 @@ def _row(name: str, component: str, ref: dict[str, Any], col: pd.Series, value: 
         ref_missing = float(ref.get("shares", {}).get(MISSING, 0.0))
     else:
         ref_missing = float(ref.get("missing_share", 0.0))
+    level = level_of(value, config)
+    note = EXPECTED_SHIFT.get(name, "")
+    if note and level in ("warn", "alert"):
+        level = "expected"
     return {
         "feature": name,
         "component": component,
         "kind": ref.get("kind", "numeric"),
         "psi": value,
-        "level": level_of(value, config),
+        "level": level,
         "n_reference": ref.get("n"),
         "n_current": int(len(col)),
         "missing_reference": ref_missing,
         "missing_current": float(pd.Series(col).isna().mean()) if len(col) else float("nan"),
+        "note": note,
     }
 
 
