@@ -169,8 +169,17 @@ def derived_table_sql(config: FeaturesConfig | None = None, present: set[str] | 
             if _ready(t.tables, present)]
 
 
-def build_features(ds, observations: pd.DataFrame, *, config: Config | FeaturesConfig | None = None
-                   ) -> pd.DataFrame:
+#: the prepared usage events (``_window.prepare_tables``) computed by DuckDB straight from a Parquet file
+_USAGE_EVENTS_PARQUET_SQL = (
+    "SELECT CAST(account_id AS VARCHAR) AS account_id, CAST(user_id AS VARCHAR) AS user_id, "
+    "CAST(feature AS VARCHAR) AS feature, COALESCE(CAST(quantity AS DOUBLE), 1.0) AS quantity, "
+    # whole days since 1970-01-01 (floor), as day_numbers: timestamps are naive UTC
+    "CAST(datediff('day', DATE '1970-01-01', CAST(ts AS DATE)) AS INTEGER) AS day FROM read_parquet({path})"
+)
+
+
+def build_features(ds, observations: pd.DataFrame, *, config: Config | FeaturesConfig | None = None,
+                   usage_events_parquet: str | os.PathLike[str] | None = None) -> pd.DataFrame:
     """Point-in-time features for each observation: same index and order, one column per raw feature.
 
     ``observations`` needs ``account_id``, ``contract_id`` (may be NA) and ``as_of`` (midnight dates). Each
@@ -179,6 +188,10 @@ def build_features(ds, observations: pd.DataFrame, *, config: Config | FeaturesC
     not built here: the model adds them with its stored ``SegmentAdoptionCurve``. A missing optional table
     gives NaN for its features. Raises ``DataError`` for bad observations, ``ConfigError`` for bad
     ``features.include``.
+
+    ``usage_events_parquet``: read the usage events from this (already validated) Parquet file instead of
+    ``ds.usage_events`` — DuckDB scans it in parallel and pandas never holds the event table, which is what
+    makes 50M events fit (docs/performance.md). The results are the same.
     """
     cfg = _features_config(config)
     names = selected_features(cfg)
@@ -189,6 +202,12 @@ def build_features(ds, observations: pd.DataFrame, *, config: Config | FeaturesC
     wanted = {f.component for f in FEATURES if f.name in names}
     con = duckdb.connect()
     try:
+        if usage_events_parquet is not None:
+            present.add("usage_events")
+            tables.pop("in_usage_events", None)
+            path = str(Path(usage_events_parquet)).replace("'", "''")
+            con.execute("CREATE TEMP VIEW in_usage_events AS "
+                        + _USAGE_EVENTS_PARQUET_SQL.format(path=f"'{path}'"))
         # results are ordered explicitly (ORDER BY row_id): DuckDB need not keep insertion order on the way
         con.execute("SET preserve_insertion_order = false")
         # Arrow tables scan about twice as fast as pandas frames with string columns

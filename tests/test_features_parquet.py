@@ -1,0 +1,27 @@
+"""build_features(..., usage_events_parquet=...) — DuckDB scanning the event file — equals the pandas route."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import pandas as pd
+
+from healthscore.features import build_features
+from healthscore.io import load_dataset
+from healthscore.simulate import SimulationSpec, simulate, write_world
+from healthscore.timeline import scoring_rows
+
+
+def test_events_from_parquet_give_the_same_features(tmp_path):
+    write_world(simulate(SimulationSpec(accounts=40, seed=3, start=date(2022, 1, 1), months=24)), tmp_path)
+    ds = load_dataset(tmp_path)
+    rows = pd.concat([scoring_rows(ds, date(2023, 3, 1)), scoring_rows(ds, date(2023, 11, 1))], ignore_index=True)
+    rows = rows.sample(frac=1.0, random_state=7)  # row order must not matter
+    expected = build_features(ds, rows)
+    without_events = ds.__class__(**{**ds.__dict__, "usage_events": None})
+    got = build_features(without_events, rows, usage_events_parquet=tmp_path / "usage_events.parquet")
+    pd.testing.assert_frame_equal(got, expected)
+    assert expected["active_users_30d"].gt(0).sum() > 10  # the usage features carry values
+    before = ds.usage_events.copy()
+    build_features(ds, rows, usage_events_parquet=tmp_path / "usage_events.parquet")
+    pd.testing.assert_frame_equal(ds.usage_events, before)  # inputs untouched
