@@ -113,7 +113,9 @@ def test_mlflow_run_validate_with_the_local_environment(tmp_path):
     from _tiny_world import tiny_world_frames, write_world
 
     data = write_world(tiny_world_frames(), tmp_path / "tiny")
-    env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}",
+    # mlflow.set_experiment() in earlier tests of this process exports MLFLOW_EXPERIMENT_ID: not ours to pass on
+    inherited = {k: v for k, v in os.environ.items() if k not in ("MLFLOW_EXPERIMENT_ID", "MLFLOW_RUN_ID")}
+    env = {**inherited, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}",
            "MLFLOW_DISABLE_TELEMETRY": "true",
            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
     started = time.monotonic()

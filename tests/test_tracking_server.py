@@ -118,7 +118,8 @@ def test_train_score_retrain_over_http(server, tmp_path, monkeypatch, capsys):
 @pytest.mark.parametrize("command", [["train"], ["retrain"]])
 def test_unreachable_server_fails_fast_in_one_line(tmp_path, command):
     port = _free_port()  # nothing listens there
-    env = {**os.environ, "MLFLOW_TRACKING_URI": f"http://127.0.0.1:{port}", "MLFLOW_DISABLE_TELEMETRY": "true"}
+    inherited = {k: v for k, v in os.environ.items() if k not in ("MLFLOW_EXPERIMENT_ID", "MLFLOW_RUN_ID")}
+    env = {**inherited, "MLFLOW_TRACKING_URI": f"http://127.0.0.1:{port}", "MLFLOW_DISABLE_TELEMETRY": "true"}
     data = tmp_path / "data"
     data.mkdir()
     started = time.monotonic()

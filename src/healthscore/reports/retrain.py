@@ -58,7 +58,8 @@ def render_retrain_report(
         comparison=records(comparison),
         holdout=holdout,
         overall=records(ev[ev["group"] == "all"]),
-        by_group=records(ev[ev["group"] != "all"]),
+        by_group=records(ev[ev["group"] != "all"].sort_values(
+            ["group", "level", "model"], key=lambda c: c.map(_sort_key), kind="stable")),
         drift=records(drift),
         drift_flagged=0 if flagged is None else len(flagged),
         drift_as_of=str(drift_as_of) if drift_as_of else "",
@@ -66,3 +67,11 @@ def render_retrain_report(
         as_of=str(as_of) if as_of else "all decided renewals",
         images=images,
     )
+
+
+def _sort_key(value: Any) -> tuple[int, float | str]:
+    """Numbers (lead times) numerically, before text."""
+    try:
+        return (0, float(value))
+    except (TypeError, ValueError):
+        return (1, str(value))
