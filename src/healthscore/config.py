@@ -263,14 +263,18 @@ def load_config(path: str | Path | None = None) -> Config:
     """Read a YAML config over the defaults; raise ConfigError listing every unknown key or bad value."""
     if path is None:
         return Config()
+    return config_from_dict(read_yaml_file(path, what="config file", option="--config"), source=str(path))
+
+
+def read_yaml_file(path: str | Path, *, what: str, option: str) -> Any:
+    """Parsed YAML of an existing file (empty file → {}); ConfigError naming the file and the option otherwise."""
     path = Path(path)
-    if not path.exists():
-        raise ConfigError(f"config file {path} does not exist; pass an existing YAML file or omit --config")
+    if not path.is_file():
+        raise ConfigError(f"{what} {path} does not exist; pass an existing YAML file or omit {option}")
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        return yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except yaml.YAMLError as exc:
-        raise ConfigError(f"config file {path} is not valid YAML: {exc}") from None
-    return config_from_dict(data, source=str(path))
+        raise ConfigError(f"{what} {path} is not valid YAML: {exc}") from None
 
 
 def config_from_dict(data: dict[str, Any], *, source: str = "config") -> Config:

@@ -32,10 +32,9 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import yaml
 from sklearn.model_selection import train_test_split
 
-from healthscore.config import COMPONENTS, Config
+from healthscore.config import COMPONENTS, Config, read_yaml_file
 from healthscore.errors import ConfigError, DataError, HealthscoreError, ModelMismatchError, Problem
 from healthscore.io.table import (
     ROW_NUMBER,
@@ -75,13 +74,7 @@ def load_components(path: str | Path | None) -> ComponentSpec:
     """Read a components YAML; raise ConfigError listing every unknown key, component or bad direction."""
     if path is None:
         return ComponentSpec()
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"components file {path} does not exist; pass an existing YAML file or omit --components")
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"components file {path} is not valid YAML: {exc}") from None
+    data = read_yaml_file(path, what="components file", option="--components")
     return components_from_dict(data, source=str(path))
 
 
