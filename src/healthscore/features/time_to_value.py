@@ -104,7 +104,7 @@ def reached_target_utilization(w: Window) -> str:
 UTILIZATION_VS_CURVE = fitted_spec(
     "utilization_vs_segment_curve",
     component="time_to_value",
-    unit="share of seats",
+    unit="percentage points",
     direction=+1,
     description="Seat utilisation (30 d) minus the usual utilisation of the account's segment at the same "
     "month of customer life (curve fitted on training rows, stored with the model)",
