@@ -395,6 +395,8 @@ def write_batch(batch: ScoreBatch, out: Path) -> dict[str, Path]:
         "history.parquet": batch.history,
         "portfolio.csv": batch.portfolio,
     }
+    if batch.drift is not None:
+        paths["drift.csv"] = batch.drift
     written = {}
     for name, frame in paths.items():
         written[name] = write_table_atomic(frame, out / name) or out / name

@@ -237,6 +237,9 @@ def fit_health_model(ts: TrainingSet, *, config: Config) -> TrainResult:
     segments = ts.rows["segment"] if "segment" in ts.rows else None
     model.references = _references(X[is_train], segments[is_train] if segments is not None else None, ts.categorical)
     model.reference_distributions = _distributions(X[is_train], ts.categorical, bins=config.drift.bins)
+    from healthscore.drift import score_reference
+
+    model.metadata["score_reference"] = score_reference(model, X[is_train], bins=config.drift.bins)
     model.params = {**{k: v for k, v in params.items() if k != "monotone_constraints"}, "num_boost_round": n_trees}
     model.metadata.update(
         {
