@@ -30,9 +30,10 @@ the simulated events of the three months before the renewal month, so a model th
 can approach the truth but not reach it. Plain world: ``w_h, w_u, w_s = 0.9, 0.45, 0.5``.
 
 Drift (``drift=True``): from the world's midpoint on, the customer base starts judging the vendor by
-its support: renewals decided in the second half use ``w_h, w_u, w_s = 0.55, 0.12, 1.8`` (and
-``b0`` 0.2 higher, so the renewal rate stays level) — support experience (urgent tickets, slow
-resolution, low ticket CSAT) weighs 3.6 times as much, usage about a quarter as much. Event generation itself does not change, so the shift is in what drives the
+its support: renewals decided in the second half use ``w_h, w_u, w_s = 0.4, 0.0, 3.0`` (and
+``b0`` 0.35 higher, so the renewal rate stays level) — support experience (urgent tickets, slow
+resolution, low ticket CSAT) weighs 6 times as much, usage no longer counts on its own, and the
+latent health matters less than half as much. Event generation itself does not change, so the shift is in what drives the
 outcome, not in what the tables look like — a model trained on the first half degrades on the second.
 
 Renewed contracts continue seamlessly: the new term starts on the old ``end_date`` (terms are
@@ -234,11 +235,11 @@ def _renewal_logit(
     *, seg, h, util, support_bad, no_ebr, late, first_term, drifted
 ) -> np.ndarray:
     """The true renewal logit (module docstring); ``drifted`` marks decisions in a drift world's second half."""
-    w_h = np.where(drifted, 0.55, 0.9)
-    w_u = np.where(drifted, 0.12, 0.45)
-    w_s = np.where(drifted, 1.8, 0.5)
+    w_h = np.where(drifted, 0.4, 0.9)
+    w_u = np.where(drifted, 0.0, 0.45)
+    w_s = np.where(drifted, 3.0, 0.5)
     return (
-        np.where(drifted, 2.8, 2.6)  # keeps the renewal rate level across the shift
+        np.where(drifted, 2.95, 2.6)  # keeps the renewal rate level across the shift
         + _SEG_RENEW[seg]
         + w_h * h
         + w_u * (util - 0.55) / 0.2
