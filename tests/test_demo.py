@@ -26,4 +26,5 @@ def test_demo_end_to_end(tmp_path):
     reports = tmp_path / "out" / "reports"
     assert (reports / "model_report.html").stat().st_size > 10_000
     assert len(list((reports / "accounts").glob("*.html"))) == 10
+    assert "renewal rate" in (reports / "backtest.html").read_text(encoding="utf-8").lower()
     assert "Traceback" not in out.stderr

@@ -227,8 +227,12 @@ def demo_job(out: str | Path, *, config: Config, accounts: int = 2000, seed: int
     worst = s[s["status"] == "scored"].sort_values(["score", "account_id"], kind="stable")["account_id"].head(10)
     for account_id in worst:
         write_account_html(load_account(scores_dir, account_id), reports / "accounts" / f"{account_id}.html")
-    say(f"reports: {reports / 'model_report.html'} (the model) and {len(worst)} account reports in "
-        f"{reports / 'accounts'}")
+    from healthscore.backtest import backtest_job
+
+    backtest_job(data, config=config, model_uris=[f"models:/{trained.model_name}/{trained.version}"],
+                 out=reports / "backtest.html", model_name=trained.model_name)
+    say(f"reports: {reports / 'model_report.html'} (the model), {reports / 'backtest.html'} (scores of past "
+        f"renewals vs what happened) and {len(worst)} account reports in {reports / 'accounts'}")
     return {"data": data, "scores": scores_dir, "reports": reports, "train": trained, "score": scored,
             "dates": dates}
 
