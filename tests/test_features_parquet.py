@@ -21,6 +21,9 @@ def test_events_from_parquet_give_the_same_features(tmp_path):
     without_events = ds.__class__(**{**ds.__dict__, "usage_events": None})
     got = build_features(without_events, rows, usage_events_parquet=tmp_path / "usage_events.parquet")
     pd.testing.assert_frame_equal(got, expected)
+    capped = build_features(without_events, rows, usage_events_parquet=tmp_path / "usage_events.parquet",
+                            memory_limit="512MB")
+    pd.testing.assert_frame_equal(capped, expected)
     assert expected["active_users_30d"].gt(0).sum() > 10  # the usage features carry values
     before = ds.usage_events.copy()
     build_features(ds, rows, usage_events_parquet=tmp_path / "usage_events.parquet")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import tempfile
 from datetime import date, datetime
 from pathlib import Path
@@ -20,7 +21,13 @@ from healthscore.config import COMPONENTS, Config, FeaturesConfig
 from healthscore.errors import ConfigError
 from healthscore.features import account, billing, engagement, feedback, support, time_to_value, usage
 from healthscore.features._registry import Component, FeatureSpec
-from healthscore.features._window import Window, customer_starts, observation_context, prepare_tables
+from healthscore.features._window import (
+    Window,
+    customer_starts,
+    observation_context,
+    prepare_tables,
+    sql_text,
+)
 
 #: the builders of each component, in the order of ``config.COMPONENTS``
 REGISTRY: dict[str, Component] = {
@@ -179,7 +186,8 @@ _USAGE_EVENTS_PARQUET_SQL = (
 
 
 def build_features(ds, observations: pd.DataFrame, *, config: Config | FeaturesConfig | None = None,
-                   usage_events_parquet: str | os.PathLike[str] | None = None) -> pd.DataFrame:
+                   usage_events_parquet: str | os.PathLike[str] | None = None,
+                   memory_limit: str | None = None) -> pd.DataFrame:
     """Point-in-time features for each observation: same index and order, one column per raw feature.
 
     ``observations`` needs ``account_id``, ``contract_id`` (may be NA) and ``as_of`` (midnight dates). Each
@@ -192,6 +200,9 @@ def build_features(ds, observations: pd.DataFrame, *, config: Config | FeaturesC
     ``usage_events_parquet``: read the usage events from this (already validated) Parquet file instead of
     ``ds.usage_events`` — DuckDB scans it in parallel and pandas never holds the event table, which is what
     makes 50M events fit (docs/performance.md). The results are the same.
+
+    ``memory_limit`` (e.g. ``"6GB"``) caps DuckDB's memory; beyond it DuckDB spills to a temporary folder.
+    Default: DuckDB's own (80% of RAM). Do not set it below ~4 GB for 50M events: spilling doubles the time.
     """
     cfg = _features_config(config)
     names = selected_features(cfg)
@@ -201,7 +212,12 @@ def build_features(ds, observations: pd.DataFrame, *, config: Config | FeaturesC
     present = _present(ds)
     wanted = {f.component for f in FEATURES if f.name in names}
     con = duckdb.connect()
+    spill = None
     try:
+        if memory_limit is not None:
+            spill = tempfile.mkdtemp(prefix="healthscore-duckdb-")
+            con.execute(f"SET memory_limit = {sql_text(memory_limit)}")
+            con.execute(f"SET temp_directory = {sql_text(spill)}")
         if usage_events_parquet is not None:
             present.add("usage_events")
             tables.pop("in_usage_events", None)
@@ -219,6 +235,8 @@ def build_features(ds, observations: pd.DataFrame, *, config: Config | FeaturesC
         result = con.execute(features_sql(components, config=cfg, present=present)).df()
     finally:
         con.close()
+        if spill is not None:
+            shutil.rmtree(spill, ignore_errors=True)
     segments = sorted(tables["in_accounts"]["segment"].dropna().unique().tolist())
     return feature_frame(result, observations.index, names, segments)
 
