@@ -46,6 +46,13 @@ def _parse_date(value: str | None, option: str) -> date | None:
         raise HealthscoreError(f"{option} must be a date like 2025-06-30, found {value!r}") from None
 
 
+def _progress(quiet: bool):
+    """Step-by-step progress on the console, or nothing with --quiet (cron jobs)."""
+    from healthscore.reports.progress import NO_PROGRESS, Progress
+
+    return NO_PROGRESS if quiet else Progress(err_console)
+
+
 def _config(path: Path | None):
     from healthscore.config import load_config
 
@@ -184,6 +191,7 @@ def train(
                                                        "to components (unlisted → account).")] = None,
     time_column: Annotated[Optional[str], typer.Option("--time", help="With --table: a date column; split by "
                                                        "time instead of a stratified random split.")] = None,
+    quiet: QuietOpt = False,
 ) -> None:
     """Train as if today were --as-of: learn from decided renewals (or a --table's rows), calibrate, evaluate, log."""
     from healthscore.pipelines import train_job
@@ -197,7 +205,7 @@ def train(
                             model_name=model_name)
     cfg = _config(config)
     outcome = train_job(data, config=cfg, as_of=_parse_date(as_of, "--as-of"), model_name=model_name or None,
-                        config_path=config)
+                        config_path=config, progress=_progress(quiet))
     r = outcome.result
     for w in r.warnings:
         err_console.print(f"warning: {w}", markup=False)
@@ -248,7 +256,7 @@ def score(
         raise HealthscoreError("--as-of is required with --data: the date to score as of, like 2025-06-30")
     cfg = _config(config)
     outcome = score_job(data, as_of=_parse_date(as_of, "--as-of"), out=out, config=cfg, model_uri=model,
-                        model_name=model_name or None)
+                        model_name=model_name or None, progress=_progress(quiet))
     if not quiet:
         console.print(at_risk_table(outcome.batch.scores))
         console.print(portfolio_summary(outcome.batch.portfolio))
@@ -275,7 +283,8 @@ def demo(
     """Simulate a world, train, register, score twice a month apart and write reports (local MLflow store)."""
     from healthscore.pipelines import demo_job
 
-    result = demo_job(out, config=_config(config), accounts=accounts, seed=seed, console=console)
+    result = demo_job(out, config=_config(config), accounts=accounts, seed=seed, console=console,
+                      progress=_progress(False))
     console.print(
         f"\noutputs: data in {result['data']}, scores/explanations/history/portfolio in {result['scores']}, "
         f"MLflow store {os.environ.get('MLFLOW_TRACKING_URI') or Path.cwd() / 'mlflow.db'}\n"

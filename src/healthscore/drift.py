@@ -34,6 +34,8 @@ SCORE_ROW = "model_score"
 #: features whose training distribution differs from any batch by design: PSI is shown, level ``expected``
 EXPECTED_SHIFT: dict[str, str] = {
     "days_to_renewal": "training rows sit at fixed lead times before each renewal; a batch has every distance",
+    "months_since_contract_start": "the same fixed lead times seen from the term's start (term length minus "
+    "days to renewal)",
 }
 MISSING = "<missing>"
 DRIFT_COLUMNS = ("feature", "component", "kind", "psi", "level", "n_reference", "n_current", "missing_reference",

@@ -17,6 +17,7 @@ from typing import Any
 import pandas as pd
 
 from healthscore.config import Config
+from healthscore.reports.progress import NO_PROGRESS, Progress
 
 
 def read_truth(data_dir: str | Path) -> pd.DataFrame | None:
@@ -81,6 +82,7 @@ def train_job(
     model_name: str | None = None,
     config_path: str | Path | None = None,
     report_dir: str | Path | None = None,
+    progress: Progress = NO_PROGRESS,
 ) -> TrainOutcome:
     """Train on a dataset as if today were ``as_of``; log the run, register and alias the model.
 
@@ -92,16 +94,19 @@ def train_job(
 
     model_name = model_name or config.tracking.model_name
     tracking.connect()  # fail fast, before any work, when the server is unreachable
-    ds = load_dataset(data)
-    ts = training_set_from_dataset(ds, config=config, as_of=as_of, truth=read_truth(data))
-    result = fit_health_model(ts, config=config)
+    with progress.step(f"loading data from {data}"):
+        ds = load_dataset(data)
+    with progress.step("building training rows and point-in-time features"):
+        ts = training_set_from_dataset(ds, config=config, as_of=as_of, truth=read_truth(data))
+    with progress.step(f"fitting on {len(ts.label):,} rows: time-ordered CV, LightGBM, calibration, evaluation"):
+        result = fit_health_model(ts, config=config)
     result.model.metadata.update(
         {"data_fingerprint": ds.fingerprint, "trained_as_of": str(as_of) if as_of else "all decided",
          "model_name": model_name, "features_config": dataclasses.asdict(config.features),
          "lead_times_days": list(config.timeline.lead_times_days)}
     )
     run_name = f"train-{as_of or 'all'}"
-    with tracking.run(experiment=config.tracking.experiment, run_name=run_name) as active, \
+    with progress.step("logging the run, reports and model to MLflow"), tracking.run(experiment=config.tracking.experiment, run_name=run_name) as active, \
             tempfile.TemporaryDirectory() as tmp:
         tmpdir = Path(tmp)
         params = {
@@ -162,6 +167,7 @@ def score_job(
     config: Config,
     model_uri: str | None = None,
     model_name: str | None = None,
+    progress: Progress = NO_PROGRESS,
 ) -> ScoreOutcome:
     """Score every account as of a date with a registered model; write CONTRACT §4's outputs atomically."""
     from healthscore import tracking
@@ -170,15 +176,20 @@ def score_job(
 
     model_name = model_name or config.tracking.model_name
     uri = model_uri or f"models:/{model_name}@champion"
-    loaded = tracking.load_model(uri)
-    ds = load_dataset(data)
+    with progress.step(f"loading model {uri}"):
+        loaded = tracking.load_model(uri)
+    with progress.step(f"loading data from {data}"):
+        ds = load_dataset(data)
     out = Path(out)
-    batch = score_batch(ds, as_of, loaded, config, previous_history=read_history(out))
-    paths = write_batch(batch, out)
+    with progress.step(f"scoring {len(ds.accounts):,} accounts as of {as_of} (features, model, explanations)"):
+        batch = score_batch(ds, as_of, loaded, config, previous_history=read_history(out))
+    with progress.step(f"writing outputs to {out}"):
+        paths = write_batch(batch, out)
     return ScoreOutcome(batch=batch, paths=paths, model_version=loaded.version)
 
 
-def demo_job(out: str | Path, *, config: Config, accounts: int = 2000, seed: int = 7, console=None) -> dict[str, Any]:
+def demo_job(out: str | Path, *, config: Config, accounts: int = 2000, seed: int = 7, console=None,
+             progress: Progress = NO_PROGRESS) -> dict[str, Any]:
     """The README's main job: simulate, validate, train, register, score twice a month apart, write reports."""
     from datetime import date as _date
 
@@ -206,7 +217,7 @@ def demo_job(out: str | Path, *, config: Config, accounts: int = 2000, seed: int
     say(render_summary(summarise(ds)))
     say("[bold]3/4 train[/bold] (time-ordered split, CV-chosen LightGBM, calibration, MLflow)")
     reports = out / "reports"
-    trained = train_job(data, config=config, report_dir=reports)
+    trained = train_job(data, config=config, report_dir=reports, progress=progress)
     r = trained.result
     say(evaluation_table(r.evaluation))
     say(group_table(r.evaluation, "lead_time_days"))
@@ -218,7 +229,7 @@ def demo_job(out: str | Path, *, config: Config, accounts: int = 2000, seed: int
     scores_dir = out / "scores"
     for as_of in dates:
         scored = score_job(data, as_of=as_of, out=scores_dir, config=config,
-                           model_uri=f"models:/{trained.model_name}/{trained.version}")
+                           model_uri=f"models:/{trained.model_name}/{trained.version}", progress=progress)
     say(at_risk_table(scored.batch.scores))
     say(portfolio_summary(scored.batch.portfolio))
     from healthscore.reports.account import load_account, write_account_html
