@@ -207,34 +207,80 @@ def driver_sentences(
     specs = feature_catalogue() if specs is None else specs
     if segments is None and "segment" in X.columns:
         segments = X["segment"]
-    seg = (segments.astype("object").to_numpy() if segments is not None else np.full(len(X), None, dtype=object))
+    n = len(X)
+    seg = (segments.astype("object").to_numpy() if segments is not None else np.full(n, None, dtype=object))
     names = list(fpoints.columns)
     pts = fpoints.to_numpy(dtype=float)
-    kinds = {n: getattr(specs.get(n), "kind", "categorical" if isinstance(X[n].dtype, pd.CategoricalDtype)
-                        else "numeric") for n in names}
-    labels = {n: feature_label(n, specs.get(n)) for n in names}
-    units = {n: getattr(specs.get(n), "unit", "") or "" for n in names}
-    values = {n: X[n].astype("object").to_numpy() for n in names}
-    # most negative first / most positive first; stable so ties keep the model's feature order
-    neg_order = np.argsort(pts, axis=1, kind="stable")
-    pos_order = np.argsort(-pts, axis=1, kind="stable")
-    out = {c: [None] * len(X) for c in DRIVER_COLUMNS}
-
-    def sentence(i: int, j: int) -> str:
-        n = names[j]
-        ref_text, ref_kind = None, ""
-        if kinds[n] != "categorical":
-            ref, ref_kind = _reference(model, n, seg[i])
-            ref_text = format_value(ref, units[n]) if ref is not None else None
-        return driver_sentence(labels[n], format_value(values[n][i], units[n], kind=kinds[n]), pts[i, j],
-                               ref_text, ref_kind)
-
-    for i in range(len(X)):
-        chosen = [j for j in neg_order[i, :3] if pts[i, j] <= -min_points]
-        positives = [j for j in pos_order[i, :3] if pts[i, j] >= min_points]
-        chosen += positives[: 3 - len(chosen)]
-        for k, j in enumerate(chosen):
-            out[f"driver_{k + 1}"][i] = sentence(i, j)
-        if positives:
-            out["positive_driver"][i] = sentence(i, positives[0])
+    out = {c: np.full(n, None, dtype=object) for c in DRIVER_COLUMNS}
+    if n and names:
+        neg, pos = _strongest(pts, min_points)
+        n_neg = (neg >= 0).sum(axis=1)
+        # slot k is the k-th negative while there are any, then the positives from the largest
+        rows = np.arange(n)
+        slots = [np.where(k < n_neg, neg[:, k], pos[rows, np.clip(k - n_neg, 0, 2)]) for k in range(3)]
+        # a positive_driver already among the slots (fewer than 3 negatives) reuses that slot's sentence
+        own_positive = (n_neg == 3) & (pos[:, 0] >= 0)
+        cell_rows = np.concatenate([rows[slot >= 0] for slot in slots] + [rows[own_positive]])
+        cell_cols = np.concatenate([slot[slot >= 0] for slot in slots] + [pos[own_positive, 0]])
+        text = _sentences(model, X, names, specs, seg, pts, cell_rows, cell_cols)
+        at = 0
+        for k, slot in enumerate(slots):
+            filled = slot >= 0
+            out[f"driver_{k + 1}"][filled] = text[at:at + filled.sum()]
+            at += filled.sum()
+            reused = ~own_positive & (pos[:, 0] >= 0) & (n_neg == k)
+            out["positive_driver"][reused] = out[f"driver_{k + 1}"][reused]
+        out["positive_driver"][own_positive] = text[at:]
     return pd.DataFrame({c: pd.Series(v, index=X.index, dtype="object") for c, v in out.items()})
+
+
+def _strongest(pts: np.ndarray, min_points: float) -> tuple[np.ndarray, np.ndarray]:
+    """Column indices of each row's 3 most negative and 3 most positive points (−1 where too small).
+
+    Repeated argmin/argmax rather than a sort: both return the first of equal values, so ties keep the
+    feature order, as a stable sort would, in 6 passes over the matrix instead of two full sorts.
+    """
+    n, k = pts.shape
+    rows = np.arange(n)
+    missing = np.isnan(pts)
+    picked = []
+    for negative in (True, False):
+        fill = np.inf if negative else -np.inf  # NaN is never a reason and sorts last, like argsort
+        work = np.where(missing, fill, pts)
+        idx = np.full((n, 3), -1, dtype=np.int64)
+        for r in range(min(3, k)):
+            j = work.argmin(axis=1) if negative else work.argmax(axis=1)
+            value = pts[rows, j]
+            idx[:, r] = np.where(value <= -min_points if negative else value >= min_points, j, -1)
+            work[rows, j] = fill
+        picked.append(idx)
+    return picked[0], picked[1]
+
+
+def _sentences(model, X: pd.DataFrame, names: list[str], specs: dict, seg: np.ndarray, pts: np.ndarray,
+               cell_rows: np.ndarray, cell_cols: np.ndarray) -> np.ndarray:
+    """The sentence for each chosen cell (row, feature), formatting only those cells' values."""
+    values = np.empty(len(cell_rows), dtype=object)
+    wording = []
+    for j, name in enumerate(names):
+        spec = specs.get(name)
+        is_cat = isinstance(X[name].dtype, pd.CategoricalDtype)
+        kind = getattr(spec, "kind", "categorical" if is_cat else "numeric")
+        wording.append((feature_label(name, spec), getattr(spec, "unit", "") or "", kind))
+        here = cell_cols == j
+        if here.any():
+            values[here] = X[name].take(cell_rows[here]).astype("object").to_numpy()
+    references: dict = {}
+    text = np.empty(len(cell_rows), dtype=object)
+    for c, (i, j, value) in enumerate(zip(cell_rows.tolist(), cell_cols.tolist(), values)):
+        label, unit, kind = wording[j]
+        ref_text, ref_kind = None, ""
+        if kind != "categorical":
+            s = seg[i]
+            key = (j, None if s is None else str(s))
+            if key not in references:
+                ref, how = _reference(model, names[j], s)
+                references[key] = (format_value(ref, unit) if ref is not None else None, how)
+            ref_text, ref_kind = references[key]
+        text[c] = driver_sentence(label, format_value(value, unit, kind=kind), pts[i, j], ref_text, ref_kind)
+    return text
