@@ -47,38 +47,36 @@ def usage_user_days(w: Window) -> str:
 
 
 @component.table(reads=("usage_events",))
-def usage_account_days(w: Window) -> str:
-    """Active users, events and key features used per account and day."""
-    flags = "".join(f", max({col}) AS {col}" for col in key_feature_flags(w))
-    return (
-        f"SELECT account_id, day, count(*) AS users, sum(events) AS events{flags} FROM usage_user_days "
-        "GROUP BY account_id, day"
-    )
-
-
-@component.table(reads=("usage_events",))
 def usage_account_buckets(w: Window) -> str:
     """The last active day of each account in each 30-day bucket (for days_since_last_activity)."""
     return (
         f"SELECT account_id, CAST(floor(day / {BUCKET_DAYS}.0) AS INTEGER) AS bucket, max(day) AS last_day "
-        f"FROM usage_account_days GROUP BY account_id, CAST(floor(day / {BUCKET_DAYS}.0) AS INTEGER)"
+        f"FROM usage_user_days GROUP BY account_id, CAST(floor(day / {BUCKET_DAYS}.0) AS INTEGER)"
     )
 
 
 # -- what each observation sees --------------------------------------------------------------------
 @component.source(reads=("usage_events",))
 def usage_users(w: Window) -> str:
-    """Each user's last active day in the 90 days before as_of (per-key last-seen: cheaper than DISTINCT)."""
+    """Per user, what they did in the 90 days before as_of: last active day, days, events, key features.
+
+    Every usage window is summed from these per-user rows, so the user-day table is joined to the
+    observations once (the per-user last-seen day is also cheaper than a DISTINCT count). Active days of
+    the account need distinct days across users: each user's days in the last 30 are a 30-bit mask
+    (bit ``as_of - 1 - day``), OR-ed over the account's users and counted.
+    """
+    flags = "".join(
+        f", max(CASE WHEN {w.within('day', 90)} THEN {col} ELSE 0 END) AS {col}" for col in key_feature_flags(w)
+    )
     return (
-        "SELECT key_id, as_of, user_id, max(day) AS last_day "
+        "SELECT key_id, as_of, user_id, max(day) AS last_day, "
+        f"count(CASE WHEN {w.within('day', 30)} THEN 1 END) AS days_30d, "
+        f"sum(CASE WHEN {w.within('day', 30)} THEN events ELSE 0 END) AS events_30d, "
+        f"sum(CASE WHEN {w.between('day', 60, 30)} THEN events ELSE 0 END) AS events_prev_30d, "
+        f"bit_or(CASE WHEN {w.within('day', 30)} THEN CAST(power(2, {w.days_since('day')} - 1) AS BIGINT) "
+        f"ELSE 0 END) AS day_mask_30d{flags} "
         f"FROM {w.events('usage_user_days', 'day', lookback_days=90)} AS e GROUP BY key_id, as_of, user_id"
     )
-
-
-@component.source(reads=("usage_events",))
-def usage_days(w: Window) -> str:
-    """The account's active days in the 90 days before as_of, with users, events and key features per day."""
-    return f"SELECT * FROM {w.events('usage_account_days', 'day', lookback_days=90)} AS e"
 
 
 @component.source(reads=("usage_events",))
@@ -121,19 +119,19 @@ def seat_utilization_30d(w: Window) -> str:
     return "active_users_30d / NULLIF(o.contract_seats, 0)"
 
 
-@component.measure(source="usage_days", empty=0.0)
+@component.measure(source="usage_users", empty=0.0)
 def _user_days_30d(w: Window) -> str:
-    return f"sum(CASE WHEN {w.within('day', 30)} THEN users ELSE 0 END)"
+    return "sum(days_30d)"
 
 
-@component.measure(source="usage_days", empty=0.0)
+@component.measure(source="usage_users", empty=0.0)
 def _events_30d(w: Window) -> str:
-    return f"CAST(sum(CASE WHEN {w.within('day', 30)} THEN events ELSE 0 END) AS DOUBLE)"
+    return "CAST(sum(events_30d) AS DOUBLE)"
 
 
-@component.measure(source="usage_days", empty=0.0)
+@component.measure(source="usage_users", empty=0.0)
 def _events_prev_30d(w: Window) -> str:
-    return f"CAST(sum(CASE WHEN {w.between('day', 60, 30)} THEN events ELSE 0 END) AS DOUBLE)"
+    return "CAST(sum(events_prev_30d) AS DOUBLE)"
 
 
 @component.feature(unit="ratio", window_days=30, direction=+1)
@@ -154,18 +152,19 @@ def events_per_active_user_30d(w: Window) -> str:
     return "_events_30d / NULLIF(active_users_30d, 0)"
 
 
-@component.feature(source="usage_days", unit="days", window_days=30, direction=+1, empty=0.0)
+@component.feature(source="usage_users", unit="days", window_days=30, direction=+1, empty=0.0)
 def active_days_30d(w: Window) -> str:
     """Days with any usage event in the 30 days before as_of (0-30).
 
     No events: 0.
     """
-    return f"count(CASE WHEN {w.within('day', 30)} THEN 1 END)"
+    # the days any user was active: the OR of the users' 30-day masks, counted
+    return "bit_count(bit_or(day_mask_30d))"
 
 
-@component.measure(source="usage_days", empty=0.0)
+@component.measure(source="usage_users", empty=0.0)
 def _key_features_90d(w: Window) -> str:
-    used = [f"max(CASE WHEN {w.within('day', 90)} THEN {col} ELSE 0 END)" for col in key_feature_flags(w)]
+    used = [f"max({col})" for col in key_feature_flags(w)]
     return " + ".join(used) if used else "0"
 
 
