@@ -20,9 +20,14 @@ LAST_ACTIVITY_CAP_DAYS = 365
 
 
 # -- tables that do not depend on the observation date -----------------------------------------------
-def key_feature_flags(w: Window) -> list[str]:
-    """Column names ``kf_0``, ``kf_1``, ... flagging use of each configured key feature (sorted)."""
-    return [f"kf_{i}" for i in range(len(_key_features(w)))]
+#: key features per bit mask column (a BIGINT holds 63 bits; more key features take more columns)
+MASK_BITS = 60
+
+
+def key_feature_masks(w: Window) -> dict[str, list[str]]:
+    """Mask columns ``kf_0``, ``kf_1``, ... and the key features (sorted) whose use each one's bits flag."""
+    names = _key_features(w)
+    return {f"kf_{i // MASK_BITS}": names[i:i + MASK_BITS] for i in range(0, len(names), MASK_BITS)}
 
 
 def _key_features(w: Window) -> list[str]:
@@ -31,17 +36,20 @@ def _key_features(w: Window) -> list[str]:
 
 @component.table(reads=("usage_events",))
 def usage_user_days(w: Window) -> str:
-    """Events (summed quantity) per account, user and day, with a 0/1 flag per key feature used.
+    """Events (summed quantity) per account, user and day, with a bit per key feature used.
 
-    One pass over the raw events; every usage window reads this (or the per-day table below) instead.
-    Quantities are summed as decimals so the result is exact whatever the order rows arrive in.
+    One pass over the raw events; every usage window reads this instead. Quantities are summed as decimals
+    so the result is exact whatever the order rows arrive in. Key-feature use is one bit mask per row (one
+    aggregate instead of one per key feature), bit ``i`` for the ``i``-th key feature of its column.
     """
-    flags = "".join(
-        f", max(CASE WHEN feature = {sql_text(name)} THEN 1 ELSE 0 END) AS {col}"
-        for name, col in zip(_key_features(w), key_feature_flags(w))
+    masks = "".join(
+        ", bit_or(CASE feature "
+        + " ".join(f"WHEN {sql_text(name)} THEN CAST({1 << bit} AS BIGINT)" for bit, name in enumerate(names))
+        + f" ELSE CAST(0 AS BIGINT) END) AS {col}"
+        for col, names in key_feature_masks(w).items()
     )
     return (
-        f"SELECT account_id, user_id, day, sum({EXACT_QUANTITY}) AS events{flags} FROM in_usage_events "
+        f"SELECT account_id, user_id, day, sum({EXACT_QUANTITY}) AS events{masks} FROM in_usage_events "
         "GROUP BY account_id, user_id, day"
     )
 
@@ -66,7 +74,8 @@ def usage_users(w: Window) -> str:
     (bit ``as_of - 1 - day``), OR-ed over the account's users and counted.
     """
     flags = "".join(
-        f", max(CASE WHEN {w.within('day', 90)} THEN {col} ELSE 0 END) AS {col}" for col in key_feature_flags(w)
+        f", bit_or(CASE WHEN {w.within('day', 90)} THEN {col} ELSE CAST(0 AS BIGINT) END) AS {col}"
+        for col in key_feature_masks(w)
     )
     return (
         "SELECT key_id, as_of, user_id, max(day) AS last_day, "
@@ -164,7 +173,7 @@ def active_days_30d(w: Window) -> str:
 
 @component.measure(source="usage_users", empty=0.0)
 def _key_features_90d(w: Window) -> str:
-    used = [f"max({col})" for col in key_feature_flags(w)]
+    used = [f"CAST(bit_count(bit_or({col})) AS INTEGER)" for col in key_feature_masks(w)]
     return " + ".join(used) if used else "0"
 
 
