@@ -7,6 +7,7 @@ One row per account in ``accounts`` (none lost: unscorable accounts keep a row w
 from __future__ import annotations
 
 import operator
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
@@ -44,6 +45,11 @@ def band_of(score: pd.Series, config: Config) -> pd.Series:
     s = pd.to_numeric(score, errors="coerce")
     band = np.where(s >= config.bands.healthy, "healthy", np.where(s >= config.bands.watch, "watch", "at_risk"))
     return pd.Series(np.where(s.isna(), None, band), index=score.index, dtype="object")
+
+
+#: scored rows per step: bounds the working memory of TreeSHAP, points and text at any batch size (the
+#: per-step arrays are ~1 GiB at 200k rows × 42 features; the results themselves still grow with the batch)
+CHUNK_ROWS = 200_000
 
 
 BAND_RANK = {"healthy": 2, "watch": 1, "at_risk": 0}
@@ -219,9 +225,13 @@ def portfolio(scores: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def score_batch(ds, as_of: date, loaded, config: Config, *, previous_history: pd.DataFrame | None = None
-                ) -> ScoreBatch:
-    """Score every account in ``ds.accounts`` as of ``as_of`` with a loaded model (tracking.LoadedModel)."""
+def score_batch(ds, as_of: date, loaded, config: Config, *, previous_history: pd.DataFrame | None = None,
+                progress: Callable[[int, int], None] | None = None, chunk_rows: int = CHUNK_ROWS) -> ScoreBatch:
+    """Score every account in ``ds.accounts`` as of ``as_of`` with a loaded model (tracking.LoadedModel).
+
+    Scored rows are explained ``chunk_rows`` at a time (the result does not depend on it);
+    ``progress(rows_done, rows_total)`` is called after each step, counting scored rows only.
+    """
     from healthscore.drift import psi_table
     from healthscore.features import build_features
     from healthscore.timeline import scoring_rows
@@ -250,7 +260,8 @@ def score_batch(ds, as_of: date, loaded, config: Config, *, previous_history: pd
     explanations = pd.DataFrame(columns=["account_id", "feature", "component", "value", "contribution"])
     drift = None
     if scored.any():
-        ex = explain_rows(model, feats[scored], out.loc[scored, "account_id"].to_numpy())
+        ex = explain_rows(model, feats[scored], out.loc[scored, "account_id"].to_numpy(), chunk_rows=chunk_rows,
+                          progress=progress)
         drift = psi_table(model, ex.X, probability=ex.probability, config=config.drift)
         out.loc[scored, "probability"] = ex.probability
         out.loc[scored, "model_score"] = np.round(100.0 * ex.probability)
@@ -300,54 +311,91 @@ class Explained:
     timings: dict[str, float]
 
 
-def explain_rows(model, feats: pd.DataFrame, account_ids: np.ndarray) -> Explained:
-    """Score raw feature rows and explain them: per-component points, long-format explanations, drivers."""
+def explain_rows(model, feats: pd.DataFrame, account_ids: np.ndarray, *, chunk_rows: int = CHUNK_ROWS,
+                 progress: Callable[[int, int], None] | None = None) -> Explained:
+    """Score raw feature rows and explain them: per-component points, long-format explanations, drivers.
+
+    Rows go through in steps of ``chunk_rows``; every output is the same, byte for byte, whatever the step
+    (each row's TreeSHAP, calibration and text depend on that row alone). ``progress(rows_done, rows_total)``
+    is called after each step.
+    """
     import time
+
+    import pyarrow as pa
 
     t0 = time.perf_counter()
     X = model.prepare(feats)
-    t1 = time.perf_counter()
-    fpoints, probability, baseline = feature_points(model, X)
-    t2 = time.perf_counter()
-    names = list(fpoints.columns)
-    points = fpoints.to_numpy()
-    comp_points = pd.DataFrame(0.0, index=fpoints.index, columns=list(CONTRIB_COLUMNS))
-    for j, f in enumerate(names):
-        comp_points[f"contrib_{model.components.get(f, 'account')}"] += points[:, j]
+    timings = {"prepare": time.perf_counter() - t0, "contributions": 0.0, "explanations": 0.0, "drivers": 0.0}
+    n = len(X)
+    names = list(model.feature_names)
+    k = len(names)
     components = [model.components.get(f, "account") for f in names]
-    explanations = _long_explanations(X, account_ids, names, components, points)
-    t3 = time.perf_counter()
-    drivers = _drivers(model, feats, X, fpoints)
-    t4 = time.perf_counter()
-    return Explained(X=X, probability=probability, baseline=baseline, component_points=comp_points,
-                     explanations=explanations, drivers=drivers,
-                     timings={"prepare": t1 - t0, "contributions": t2 - t1, "explanations": t3 - t2,
-                              "drivers": t4 - t3})
+    comp_of = [list(CONTRIB_COLUMNS).index(f"contrib_{c}") for c in components]
+    ids = pa.array(np.asarray(account_ids, dtype=object), pa.large_string())
+    probability = np.empty(n, dtype=float)
+    comp_points = np.zeros((n, len(CONTRIB_COLUMNS)), dtype=float)
+    contribution = np.empty(n * k, dtype=float)
+    text: dict[str, list] = {"account_id": [], "feature": [], "component": [], "value": []}
+    repeated: dict[int, tuple] = {}
+    drivers = []
+    baseline = model.baseline_points
+    step = max(1, int(chunk_rows))
+    for a in range(0, max(n, 1), step):
+        b = min(a + step, n)
+        t1 = time.perf_counter()
+        fpoints, step_probability, baseline = feature_points(model, X.iloc[a:b])
+        probability[a:b] = step_probability
+        points = fpoints.to_numpy(dtype=float)
+        t2 = time.perf_counter()
+        for j, c in enumerate(comp_of):  # feature order, as a running sum: the same floats at any step
+            comp_points[a:b, c] += points[:, j]
+        contribution[a * k:b * k] = points.ravel()
+        m = b - a
+        if m not in repeated:
+            # feature and component names repeat identically for every step of the same size: one Arrow
+            # array serves them all, so the long table's two widest columns cost one step's bytes, not n's
+            col = np.tile(np.arange(k, dtype=np.int64), m)
+            repeated[m] = (pa.array(names, pa.large_string()).take(col),
+                           pa.array(components, pa.large_string()).take(col))
+        feature_text, component_text = repeated[m]
+        text["feature"].append(feature_text)
+        text["component"].append(component_text)
+        text["account_id"].append(ids.slice(a, m).take(np.repeat(np.arange(m, dtype=np.int64), k)))
+        text["value"].append(_value_text(X.iloc[a:b], names))
+        t3 = time.perf_counter()
+        drivers.append(_drivers(model, feats.iloc[a:b], X.iloc[a:b], fpoints))
+        t4 = time.perf_counter()
+        for key, seconds in (("contributions", t2 - t1), ("explanations", t3 - t2), ("drivers", t4 - t3)):
+            timings[key] += seconds
+        if progress is not None:
+            progress(b, n)
+    t5 = time.perf_counter()
+    explanations = pd.DataFrame(
+        {**{c: pa.chunked_array(chunks, pa.large_string()).to_pandas() for c, chunks in text.items()},
+         "contribution": contribution},
+        columns=["account_id", "feature", "component", "value", "contribution"], copy=False,
+    )
+    timings["explanations"] += time.perf_counter() - t5
+    return Explained(X=X, probability=probability, baseline=baseline,
+                     component_points=pd.DataFrame(comp_points, index=X.index, columns=list(CONTRIB_COLUMNS)),
+                     explanations=explanations, drivers=pd.concat(drivers) if len(drivers) > 1 else drivers[0],
+                     timings=timings)
 
 
-def _long_explanations(X: pd.DataFrame, account_ids, names: list[str], components: list[str],
-                       points: np.ndarray) -> pd.DataFrame:
-    """One row per (account, feature): account_id, feature, component, value (text), contribution.
+def _value_text(X: pd.DataFrame, names: list[str]):
+    """The long table's ``value`` cells for these rows, row by row (account, then feature), as Arrow text.
 
-    rows × features entries (42M for 1M accounts): built as Arrow columns with index arithmetic, never a
-    Python object per cell, so text costs bytes, not objects (pandas 3 gets ``str`` columns; 2.x ``object``).
+    Built as Arrow columns with index arithmetic, never a Python object per cell, so text costs bytes, not
+    objects (pandas 3 gets ``str`` columns; 2.x ``object``).
     """
     import pyarrow as pa
 
     n, k = len(X), len(names)
-    row = np.repeat(np.arange(n, dtype=np.int64), k)
-    col = np.tile(np.arange(k, dtype=np.int64), n)
-    values = pa.concat_arrays([_column_text(X[name]) for name in names]) if k else pa.array([], pa.string())
-    return pd.DataFrame(
-        {
-            "account_id": pa.array(np.asarray(account_ids, dtype=object), pa.string()).take(row).to_pandas(),
-            "feature": pa.array(names, pa.string()).take(col).to_pandas(),
-            "component": pa.array(components, pa.string()).take(col).to_pandas(),
-            # column-major concatenation: cell (i, j) sits at j * n + i
-            "value": values.take(col * n + row).to_pandas(),
-            "contribution": points.ravel(),
-        }
-    )
+    if not k:
+        return pa.array([], pa.large_string())
+    values = pa.concat_arrays([_column_text(X[name]) for name in names])
+    # column-major concatenation: cell (i, j) sits at j * n + i
+    return values.take(np.tile(np.arange(k, dtype=np.int64) * n, n) + np.repeat(np.arange(n, dtype=np.int64), k))
 
 
 def _column_text(col: pd.Series):
@@ -356,11 +404,38 @@ def _column_text(col: pd.Series):
 
     if isinstance(col.dtype, pd.CategoricalDtype):
         codes = col.cat.codes.to_numpy()
-        cats = pa.array([str(c) for c in col.cat.categories], pa.string())
+        cats = pa.array([str(c) for c in col.cat.categories], pa.large_string())
         return cats.take(pa.array(codes, mask=codes < 0))
-    v = col.to_numpy(dtype="float64", na_value=np.nan)
-    # numpy's float-to-text is the shortest round-trip repr: the same text as str(float)
-    return pa.array(v.astype(str), pa.string(), mask=np.isnan(v))
+    return _float_text(col.to_numpy(dtype="float64", na_value=np.nan))
+
+
+def _float_text(v: np.ndarray):
+    """``str(x)`` of each float as Arrow text, NaN null: numpy's ``astype(str)`` (the shortest round-trip repr,
+    as Python writes it), 3–5× faster.
+
+    Arrow's float-to-text finds the same shortest digits but writes whole numbers without ".0" and turns
+    to exponents at other lengths than Python. So whole numbers are written from their int64 value plus
+    ".0", and any cell Arrow writes with an exponent, or Python would (below 1e-4, from 1e16 on), or that
+    is −0.0 or infinite, is written by numpy.
+    """
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    missing = np.isnan(v)
+    text = pc.cast(pa.array(v, mask=missing), pa.large_string())
+    with np.errstate(invalid="ignore"):
+        size = np.abs(v)
+        whole = np.isfinite(v) & (v == np.trunc(v)) & (size < 1e16) & ~((v == 0) & np.signbit(v))
+    if whole.any():
+        digits = pc.cast(pa.array(np.where(whole, v, 0).astype(np.int64)), pa.large_string())
+        suffix, sep = pa.scalar(".0", pa.large_string()), pa.scalar("", pa.large_string())
+        text = pc.if_else(pa.array(whole), pc.binary_join_element_wise(digits, suffix, sep), text)
+    exponent = pc.fill_null(pc.match_substring(text, "e"), False).to_numpy(zero_copy_only=False)
+    with np.errstate(invalid="ignore"):
+        odd = ~missing & ~whole & ((size < 1e-4) | (size >= 1e16) | exponent)
+    if odd.any():
+        text = pc.replace_with_mask(text, pa.array(odd), pa.array(v[odd].astype(str), pa.large_string()))
+    return text
 
 
 def _drivers(model, raw: pd.DataFrame, X: pd.DataFrame, fpoints: pd.DataFrame) -> pd.DataFrame:
