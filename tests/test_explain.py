@@ -88,6 +88,30 @@ def test_drivers_do_not_depend_on_row_order():
     pd.testing.assert_frame_equal(shuffled.sort_index(), out)
 
 
+def test_drivers_match_a_stable_full_sort_with_ties_and_missing_points():
+    """The argmin/argmax selection equals sorting each row stably (the definition), ties and NaN included."""
+    rng = np.random.default_rng(11)
+    names = [f"f{k}" for k in range(7)]
+    # points on a coarse grid so ties are common; some rows all tiny, some with NaN (never a reason)
+    pts = rng.integers(-4, 5, size=(400, 7)) * 0.5
+    pts[rng.random(pts.shape) < 0.05] = np.nan
+    pts[:20] = rng.uniform(-0.04, 0.04, size=(20, 7))
+    order = rng.permutation(len(pts))
+    fpoints = pd.DataFrame(pts[order], columns=names, index=order * 3 + 1)
+    X = pd.DataFrame(1.0, index=fpoints.index, columns=names)
+    specs = {n: SimpleNamespace(label=f"Feature {n}", unit="", kind="numeric") for n in names}
+    out = driver_sentences(SimpleNamespace(references={}), X, fpoints, specs=specs)
+    for i, row in zip(fpoints.index, fpoints.to_numpy()):
+        neg = [j for j in np.argsort(row, kind="stable")[:3] if row[j] <= -0.05]
+        pos = [j for j in np.argsort(-row, kind="stable")[:3] if row[j] >= 0.05]
+        chosen = neg + pos[: 3 - len(neg)]
+        got = [out.loc[i, f"driver_{k + 1}"] for k in range(3)]
+        assert [g.split(":")[0] if g else None for g in got] == \
+            [f"Feature f{j}" for j in chosen] + [None] * (3 - len(chosen))
+        want = f"Feature f{pos[0]}" if pos else None
+        assert (out.loc[i, "positive_driver"] or ":").split(":")[0] == (want or "")
+
+
 def test_driver_sentences_leave_inputs_untouched():
     model = golden_model()
     X = pd.DataFrame({"seat_utilization_30d": [0.2, 0.8], "urgent_tickets_90d": [2.0, np.nan]})
