@@ -16,8 +16,10 @@ component's own position. When Σ Φ_c is ~0 (|Σ| < 1e-9) the (then ~0) differe
 
 from __future__ import annotations
 
+import functools
 import math
 import re
+from collections.abc import Callable
 
 import numpy as np
 import pandas as pd
@@ -136,33 +138,43 @@ def format_value(value, unit: str = "", *, kind: str = "numeric") -> str:
         return "no data"
     if kind == "categorical" or isinstance(value, str):
         return str(value)
-    v = float(value)
-    u = " ".join((unit or "").split())
+    return _number_writer(unit or "")(float(value))
+
+
+@functools.lru_cache(maxsize=1024)
+def _number_writer(unit: str) -> Callable[[float], str]:
+    """How a number in ``unit`` is written; the unit is read once, not once per value (drivers write millions)."""
+    u = " ".join(unit.split())
     low = u.lower()
     if low in _SHARE_UNITS or low.startswith("share"):
-        return f"{_number(round(100 * v, 1 if abs(v) < 0.1 else 0))}%"
+        return lambda v: f"{_number(round(100 * v, 1 if abs(v) < 0.1 else 0))}%"
     if low in _PERCENT_UNITS:
-        return f"{_number(round(v, 1 if abs(v) < 10 else 0))}%"
-    if low in _CHANGE_UNITS:
-        pct = round(100 * v, 1 if abs(v) < 0.1 else 0)
-        return f"{'+' if pct > 0 else ''}{_number(pct)}%"
-    if low in _SHARE_DIFFERENCE_UNITS:
-        pts = round(100 * v, 1 if abs(v) < 0.1 else 0)
-        return f"{'+' if pts > 0 else ''}{_number(pts)} percentage points"
+        return lambda v: f"{_number(round(v, 1 if abs(v) < 10 else 0))}%"
+    if low in _CHANGE_UNITS or low in _SHARE_DIFFERENCE_UNITS:
+        suffix = "%" if low in _CHANGE_UNITS else " percentage points"
+
+        def signed(v: float) -> str:
+            pct = round(100 * v, 1 if abs(v) < 0.1 else 0)
+            return f"{'+' if pct > 0 else ''}{_number(pct)}{suffix}"
+        return signed
     if low in _FLAG_UNITS:
-        return "yes" if v else "no"
+        return lambda v: "yes" if v else "no"
     scale = re.fullmatch(r"score (-?\d+(?:\.\d+)?)\s*[-–]\s*(\d+(?:\.\d+)?)", low)
     if scale:
-        return f"{_number(round(v, 1))}/{scale.group(2)}"
+        top = scale.group(2)
+        return lambda v: f"{_number(round(v, 1))}/{top}"
     if low.split(" ")[0] in _CURRENCY_UNITS:
         rest = u.split(" ", 1)[1] if " " in u else ""
-        return f"{v:,.0f}" + (f" {rest}" if rest else "")
+        tail = f" {rest}" if rest else ""
+        return lambda v: f"{v:,.0f}{tail}"
     if low in _BARE_UNITS:
-        return _number(v)
+        return _number
     words = u.split(" ")
-    if v == 1 and words[0].endswith("s") and not words[0].endswith("ss"):
-        words[0] = words[0][:-1]  # "1 ticket", "1 day", "1 event per user"
-    return f"{_number(v)} {' '.join(words)}"
+    plural = " ".join(words)
+    singular = plural
+    if words[0].endswith("s") and not words[0].endswith("ss"):
+        singular = " ".join([words[0][:-1], *words[1:]])  # "1 ticket", "1 day", "1 event per user"
+    return lambda v: f"{_number(v)} {singular if v == 1 else plural}"
 
 
 def _reference(model, feature: str, segment) -> tuple[float | None, str]:
@@ -182,11 +194,15 @@ def driver_sentence(label: str, value: str, points: float, reference: str | None
     decimals that add up), one decimal under 1 so small reasons don't read "0 points".
     """
     ref = f" ({reference_kind} {reference})" if reference is not None else ""
-    verb = "lowers" if points < 0 else "raises"
+    return f"{label}: {value}{ref}{_points_phrase(points, round(abs(points), 1) >= 1)}"
+
+
+def _points_phrase(points: float, whole: bool) -> str:
+    """" lowers the score by 12 points": whole points when ``whole`` (|points| rounds to 1 or more)."""
     amount = abs(points)
-    text = f"{amount:.0f}" if round(amount, 1) >= 1 else f"{amount:.1f}"
+    text = f"{amount:.0f}" if whole else f"{amount:.1f}"
     unit = "point" if text in ("1", "1.0") else "points"
-    return f"{label}: {value}{ref} {verb} the score by {text} {unit}"
+    return f" {'lowers' if points < 0 else 'raises'} the score by {text} {unit}"
 
 
 def driver_sentences(
@@ -270,17 +286,21 @@ def _sentences(model, X: pd.DataFrame, names: list[str], specs: dict, seg: np.nd
         here = cell_cols == j
         if here.any():
             values[here] = X[name].take(cell_rows[here]).astype("object").to_numpy()
+    chosen = pts[cell_rows, cell_cols]
+    # numpy's rounding, as round() on the matrix's float64 cells gives (Python's differs at e.g. 0.95)
+    whole = (np.round(np.abs(chosen), 1) >= 1).tolist()
     references: dict = {}
     text = np.empty(len(cell_rows), dtype=object)
-    for c, (i, j, value) in enumerate(zip(cell_rows.tolist(), cell_cols.tolist(), values)):
+    for c, (i, j, value, p, w) in enumerate(zip(cell_rows.tolist(), cell_cols.tolist(), values, chosen.tolist(),
+                                                 whole)):
         label, unit, kind = wording[j]
-        ref_text, ref_kind = None, ""
+        ref = ""
         if kind != "categorical":
             s = seg[i]
             key = (j, None if s is None else str(s))
             if key not in references:
-                ref, how = _reference(model, names[j], s)
-                references[key] = (format_value(ref, unit) if ref is not None else None, how)
-            ref_text, ref_kind = references[key]
-        text[c] = driver_sentence(label, format_value(value, unit, kind=kind), pts[i, j], ref_text, ref_kind)
+                reference, how = _reference(model, names[j], s)
+                references[key] = f" ({how} {format_value(reference, unit)})" if reference is not None else ""
+            ref = references[key]
+        text[c] = f"{label}: {format_value(value, unit, kind=kind)}{ref}{_points_phrase(p, w)}"
     return text
