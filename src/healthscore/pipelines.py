@@ -181,8 +181,10 @@ def score_job(
     with progress.step(f"loading data from {data}"):
         ds = load_dataset(data)
     out = Path(out)
-    with progress.step(f"scoring {len(ds.accounts):,} accounts as of {as_of} (features, model, explanations)"):
-        batch = score_batch(ds, as_of, loaded, config, previous_history=read_history(out))
+    with progress.step(f"scoring {len(ds.accounts):,} accounts as of {as_of} (features, model, explanations)",
+                       total=len(ds.accounts)):
+        batch = score_batch(ds, as_of, loaded, config, previous_history=read_history(out),
+                            progress=progress.advance)
     with progress.step(f"writing outputs to {out}"):
         paths = write_batch(batch, out)
     return ScoreOutcome(batch=batch, paths=paths, model_version=loaded.version)
