@@ -47,8 +47,8 @@ def band_of(score: pd.Series, config: Config) -> pd.Series:
     return pd.Series(np.where(s.isna(), None, band), index=score.index, dtype="object")
 
 
-#: scored rows per step: bounds the working memory of TreeSHAP, points and text at any batch size (the
-#: per-step arrays are ~1 GiB at 200k rows × 42 features; the results themselves still grow with the batch)
+#: scored rows per step: TreeSHAP, points and text work on one step's arrays at a time, so working memory
+#: stays that of 200k rows at any batch size (the results themselves still grow with the batch)
 CHUNK_ROWS = 200_000
 
 
