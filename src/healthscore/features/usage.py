@@ -36,11 +36,15 @@ def _key_features(w: Window) -> list[str]:
 
 @component.table(reads=("usage_events",))
 def usage_user_days(w: Window) -> str:
-    """Events (summed quantity) per account, user and day, with a bit per key feature used.
+    """Events (summed quantity) per account, user and day, a bit per key feature used, the user's next day.
 
     One pass over the raw events; every usage window reads this instead. Quantities are summed as decimals
     so the result is exact whatever the order rows arrive in. Key-feature use is one bit mask per row (one
     aggregate instead of one per key feature), bit ``i`` for the ``i``-th key feature of its column.
+
+    ``next_day`` is the user's next active day (NULL after the last). It lets a window count distinct
+    users as plain rows, without grouping by user: among a user's visible rows exactly one, the last, has
+    its next day still pending at as_of (``Window.pending``), like a ticket still open then.
     """
     masks = "".join(
         ", bit_or(CASE feature "
@@ -49,8 +53,9 @@ def usage_user_days(w: Window) -> str:
         for col, names in key_feature_masks(w).items()
     )
     return (
+        "SELECT *, lead(day) OVER (PARTITION BY account_id, user_id ORDER BY day) AS next_day FROM ("
         f"SELECT account_id, user_id, day, sum({EXACT_QUANTITY}) AS events{masks} FROM in_usage_events "
-        "GROUP BY account_id, user_id, day"
+        "GROUP BY account_id, user_id, day) AS d"
     )
 
 
@@ -65,27 +70,14 @@ def usage_account_buckets(w: Window) -> str:
 
 # -- what each observation sees --------------------------------------------------------------------
 @component.source(reads=("usage_events",))
-def usage_users(w: Window) -> str:
-    """Per user, what they did in the 90 days before as_of: last active day, days, events, key features.
+def usage_days(w: Window) -> str:
+    """The account's user-days in the 90 days before as_of: every usage window is aggregated from these.
 
-    Every usage window is summed from these per-user rows, so the user-day table is joined to the
-    observations once (the per-user last-seen day is also cheaper than a DISTINCT count). Active days of
-    the account need distinct days across users: each user's days in the last 30 are a 30-bit mask
-    (bit ``as_of - 1 - day``), OR-ed over the account's users and counted.
+    Distinct users are counted as the rows whose ``next_day`` is pending at as_of (each user's last
+    visible day), and the account's active days as a 30-bit mask per row (bit ``as_of - 1 - day``) OR-ed
+    and counted: so no window groups by user or by day, only by observation.
     """
-    flags = "".join(
-        f", bit_or(CASE WHEN {w.within('day', 90)} THEN {col} ELSE CAST(0 AS BIGINT) END) AS {col}"
-        for col in key_feature_masks(w)
-    )
-    return (
-        "SELECT key_id, as_of, user_id, max(day) AS last_day, "
-        f"count(CASE WHEN {w.within('day', 30)} THEN 1 END) AS days_30d, "
-        f"sum(CASE WHEN {w.within('day', 30)} THEN events ELSE 0 END) AS events_30d, "
-        f"sum(CASE WHEN {w.between('day', 60, 30)} THEN events ELSE 0 END) AS events_prev_30d, "
-        f"bit_or(CASE WHEN {w.within('day', 30)} THEN CAST(power(2, {w.days_since('day')} - 1) AS BIGINT) "
-        f"ELSE 0 END) AS day_mask_30d{flags} "
-        f"FROM {w.events('usage_user_days', 'day', lookback_days=90)} AS e GROUP BY key_id, as_of, user_id"
-    )
+    return f"SELECT * FROM {w.events('usage_user_days', 'day', lookback_days=90)} AS e"
 
 
 @component.source(reads=("usage_events",))
@@ -93,7 +85,7 @@ def usage_last_day(w: Window) -> str:
     """The last active day of each 30-day bucket (days since 1970 // 30) in the year before as_of.
 
     A bucket counts only when its last active day is before as_of; activity earlier in a bucket that is
-    skipped is within 30 days of as_of, so ``usage_users`` has it. About 12 rows per observation instead
+    skipped is within 30 days of as_of, so ``usage_days`` has it. About 12 rows per observation instead
     of 365.
     """
     ev = w.events("usage_account_buckets", "last_day", lookback_days=LAST_ACTIVITY_CAP_DAYS)
@@ -101,22 +93,22 @@ def usage_last_day(w: Window) -> str:
 
 
 # -- features ----------------------------------------------------------------------------------------
-@component.feature(source="usage_users", unit="users", window_days=30, direction=+1, empty=0.0)
+@component.feature(source="usage_days", unit="users", window_days=30, direction=+1, empty=0.0)
 def active_users_30d(w: Window) -> str:
     """Distinct users with any usage event in the 30 days before as_of.
 
     No events: 0.
     """
-    return f"count(CASE WHEN {w.within('last_day', 30)} THEN 1 END)"
+    return f"count(CASE WHEN {w.within('day', 30)} AND {w.pending('next_day')} THEN 1 END)"
 
 
-@component.feature(source="usage_users", unit="users", window_days=90, direction=+1, empty=0.0)
+@component.feature(source="usage_days", unit="users", window_days=90, direction=+1, empty=0.0)
 def active_users_90d(w: Window) -> str:
     """Distinct users with any usage event in the 90 days before as_of.
 
     No events: 0.
     """
-    return "count(*)"
+    return f"count(CASE WHEN {w.pending('next_day')} THEN 1 END)"
 
 
 @component.feature(unit="share of seats", window_days=30, direction=+1)
@@ -128,19 +120,19 @@ def seat_utilization_30d(w: Window) -> str:
     return "active_users_30d / NULLIF(o.contract_seats, 0)"
 
 
-@component.measure(source="usage_users", empty=0.0)
+@component.measure(source="usage_days", empty=0.0)
 def _user_days_30d(w: Window) -> str:
-    return "sum(days_30d)"
+    return f"sum(CASE WHEN {w.within('day', 30)} THEN 1 ELSE 0 END)"
 
 
-@component.measure(source="usage_users", empty=0.0)
+@component.measure(source="usage_days", empty=0.0)
 def _events_30d(w: Window) -> str:
-    return "CAST(sum(events_30d) AS DOUBLE)"
+    return f"CAST(sum(CASE WHEN {w.within('day', 30)} THEN events ELSE 0 END) AS DOUBLE)"
 
 
-@component.measure(source="usage_users", empty=0.0)
+@component.measure(source="usage_days", empty=0.0)
 def _events_prev_30d(w: Window) -> str:
-    return "CAST(sum(events_prev_30d) AS DOUBLE)"
+    return f"CAST(sum(CASE WHEN {w.between('day', 60, 30)} THEN events ELSE 0 END) AS DOUBLE)"
 
 
 @component.feature(unit="ratio", window_days=30, direction=+1)
@@ -161,19 +153,21 @@ def events_per_active_user_30d(w: Window) -> str:
     return "_events_30d / NULLIF(active_users_30d, 0)"
 
 
-@component.feature(source="usage_users", unit="days", window_days=30, direction=+1, empty=0.0)
+@component.feature(source="usage_days", unit="days", window_days=30, direction=+1, empty=0.0)
 def active_days_30d(w: Window) -> str:
     """Days with any usage event in the 30 days before as_of (0-30).
 
     No events: 0.
     """
-    # the days any user was active: the OR of the users' 30-day masks, counted
-    return "bit_count(bit_or(day_mask_30d))"
+    # distinct days without grouping by day: bit (as_of - 1 - day) of a 30-bit mask, OR-ed and counted
+    bit = f"CAST(power(2, {w.days_since('day')} - 1) AS BIGINT)"
+    return f"CAST(bit_count(bit_or(CASE WHEN {w.within('day', 30)} THEN {bit} ELSE CAST(0 AS BIGINT) END)) AS INTEGER)"
 
 
-@component.measure(source="usage_users", empty=0.0)
+@component.measure(source="usage_days", empty=0.0)
 def _key_features_90d(w: Window) -> str:
-    used = [f"CAST(bit_count(bit_or({col})) AS INTEGER)" for col in key_feature_masks(w)]
+    used = [f"CAST(bit_count(bit_or(CASE WHEN {w.within('day', 90)} THEN {col} ELSE CAST(0 AS BIGINT) END)) "
+            "AS INTEGER)" for col in key_feature_masks(w)]
     return " + ".join(used) if used else "0"
 
 
@@ -187,9 +181,9 @@ def feature_breadth_90d(w: Window) -> str:
     return f"_key_features_90d / NULLIF({n}.0, 0)"
 
 
-@component.measure(source="usage_users")
+@component.measure(source="usage_days")
 def _last_active_day_90d(w: Window) -> str:
-    return "max(last_day)"
+    return "max(day)"
 
 
 @component.measure(source="usage_last_day")
