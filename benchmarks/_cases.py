@@ -100,26 +100,54 @@ def gen_events(data: Path, accounts: int, events: int, seed: int = 7) -> None:
     print(json.dumps({"step": "gen-events", "accounts": accounts, "events": events}), flush=True)
 
 
-def feat_floor(data: Path) -> None:
-    """The floor: one hand-written DuckDB aggregation over the Parquet (usage windows at 12 dates)."""
-    import duckdb
+def floor_sql(data: Path) -> str:
+    """The floor's query: every usage window healthscore builds, hand-written as one DuckDB aggregation.
+
+    The same windows as ``features/usage.py`` computes, no more: per (date, account) users in 30/90 days,
+    events in the last and previous 30 days, user-days and active days in 30 days, key features used in 90
+    days (the default ``features.key_features``) and the last active day up to a year back (through 30-day
+    buckets, as healthscore does). Written the fast way: per-user last-seen days instead of DISTINCT
+    counts, bit masks for distinct days and key features, the per-user-day table materialised once.
+    """
+    from healthscore.config import FeaturesConfig
 
     cut = ", ".join(f"{_days(d)}" for d in CUTOFFS)
-    sql = f"""
-    WITH ud AS (
-        SELECT account_id, user_id, CAST(floor(epoch(ts) / 86400) AS INTEGER) AS day, sum(quantity) AS events
+    keyf = sorted(set(FeaturesConfig().key_features))
+    kf = "CASE feature " + " ".join(f"WHEN '{f}' THEN {1 << i}" for i, f in enumerate(keyf)) + " ELSE 0 END"
+    return f"""
+    WITH ud AS MATERIALIZED (
+        SELECT account_id, user_id, CAST(floor(epoch(ts) / 86400) AS INTEGER) AS day, sum(quantity) AS events,
+               bit_or({kf}) AS kf
         FROM read_parquet('{data / 'usage_events.parquet'}') GROUP BY ALL),
     cut AS (SELECT unnest([{cut}]) AS as_of),
     seen AS (
         SELECT c.as_of, account_id, user_id, max(day) AS last_day,
                sum(CASE WHEN day >= c.as_of - 30 THEN events ELSE 0 END) AS ev30,
-               sum(CASE WHEN day < c.as_of - 30 AND day >= c.as_of - 60 THEN events ELSE 0 END) AS ev_prev
-        FROM ud JOIN cut AS c ON ud.day < c.as_of AND ud.day >= c.as_of - 90 GROUP BY ALL)
-    SELECT as_of, account_id, count(*) AS users_90d,
-           count(CASE WHEN last_day >= as_of - 30 THEN 1 END) AS users_30d,
-           sum(ev30) AS events_30d, sum(ev_prev) AS events_prev_30d, max(last_day) AS last_day
-    FROM seen GROUP BY ALL
+               sum(CASE WHEN day < c.as_of - 30 AND day >= c.as_of - 60 THEN events ELSE 0 END) AS ev_prev,
+               count(CASE WHEN day >= c.as_of - 30 THEN 1 END) AS days30,
+               bit_or(CASE WHEN day >= c.as_of - 30 THEN 1::BIGINT << (c.as_of - 1 - day) ELSE 0 END) AS days_mask,
+               bit_or(kf) AS kf
+        FROM ud JOIN cut AS c ON ud.day < c.as_of AND ud.day >= c.as_of - 90 GROUP BY ALL),
+    win AS (
+        SELECT as_of, account_id, count(*) AS users_90d,
+               count(CASE WHEN last_day >= as_of - 30 THEN 1 END) AS users_30d,
+               sum(ev30) AS events_30d, sum(ev_prev) AS events_prev_30d, sum(days30) AS user_days_30d,
+               bit_count(bit_or(days_mask)) AS active_days_30d, bit_count(bit_or(kf)) AS key_features_90d,
+               max(last_day) AS last_day_90d
+        FROM seen GROUP BY ALL),
+    year AS (
+        SELECT c.as_of, b.account_id, max(b.last_day) AS last_day_365d
+        FROM (SELECT account_id, day // 30 AS bucket, max(day) AS last_day FROM ud GROUP BY ALL) AS b
+        JOIN cut AS c ON b.last_day < c.as_of AND b.last_day >= c.as_of - 365 GROUP BY ALL)
+    SELECT * FROM year FULL JOIN win USING (as_of, account_id)
     """
+
+
+def feat_floor(data: Path) -> None:
+    """The floor: one hand-written DuckDB aggregation over the Parquet (usage windows at 12 dates)."""
+    import duckdb
+
+    sql = floor_sql(data)
     con = duckdb.connect()
     t0 = time.perf_counter()
     out = con.execute(sql).df()
