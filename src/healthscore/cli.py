@@ -25,7 +25,7 @@ app = typer.Typer(
 )
 # Wide enough for the evaluation tables when piped to a log file (cron, CI).
 console = Console(stderr=False, highlight=False, width=None if sys.stdout.isatty() else 140)
-err_console = Console(stderr=True, highlight=False)
+err_console = Console(stderr=True, highlight=False, width=None if sys.stderr.isatty() else 140)
 
 DataOpt = Annotated[Path, typer.Option("--data", help="Dataset directory (CONTRACT §1): CSV and/or Parquet files.")]
 ConfigOpt = Annotated[Optional[Path], typer.Option("--config", help="YAML config over the defaults.")]
