@@ -54,10 +54,13 @@ def render_catalogue() -> str:
 
 def main(argv: list[str] | None = None) -> int:
     """Write the catalogue, or with ``--check`` report whether the file is up to date."""
-    args = list(sys.argv[1:] if argv is None else argv)
-    check = "--check" in args
-    paths = [a for a in args if a != "--check"]
-    path = Path(paths[0]) if paths else DEFAULT_PATH
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m healthscore.features.catalogue", description=main.__doc__)
+    parser.add_argument("path", nargs="?", type=Path, default=DEFAULT_PATH, help="Markdown file to write.")
+    parser.add_argument("--check", action="store_true", help="Exit 1 when the file is out of date.")
+    ns = parser.parse_args(sys.argv[1:] if argv is None else argv)
+    check, path = ns.check, ns.path
     text = render_catalogue()
     if check:
         current = path.read_text(encoding="utf-8") if path.exists() else ""
