@@ -32,12 +32,21 @@ CONTRIB_COLUMNS = tuple(f"contrib_{c}" for c in COMPONENTS)
 def points_from_log_odds(component_log_odds: pd.DataFrame, probability: np.ndarray, baseline: float) -> pd.DataFrame:
     """Component contributions in score points such that ``baseline + Σ contrib = 100 · probability``."""
     phi = component_log_odds.reindex(columns=list(COMPONENTS), fill_value=0.0).to_numpy(dtype=float)
+    points = spread_points(phi, probability, baseline)
+    return pd.DataFrame(points, columns=list(CONTRIB_COLUMNS), index=component_log_odds.index)
+
+
+def spread_points(phi: np.ndarray, probability: np.ndarray, baseline: float) -> np.ndarray:
+    """The one rule for points: share ``100 · p − baseline`` in proportion to the log-odds columns of ``phi``.
+
+    Works for per-feature or per-component columns alike (grouping the feature points by component gives
+    the component points). Rows whose log-odds sum to ~0 share the (then ~0) difference equally.
+    """
     total = 100.0 * np.asarray(probability, dtype=float) - baseline
     s = phi.sum(axis=1)
     safe = np.abs(s) >= 1e-9
     share = np.where(safe[:, None], phi / np.where(safe, s, 1.0)[:, None], 1.0 / phi.shape[1])
-    points = share * total[:, None]
-    return pd.DataFrame(points, columns=list(CONTRIB_COLUMNS), index=component_log_odds.index)
+    return share * total[:, None]
 
 
 def predict_with_contributions(model, features: pd.DataFrame) -> pd.DataFrame:

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from healthscore.config import Config, FeaturesConfig, Play
-from healthscore.explain import CONTRIB_COLUMNS
+from healthscore.explain import CONTRIB_COLUMNS, spread_points
 
 SCORE_COLUMNS = (
     "account_id", "name", "segment", "csm", "as_of", "status", "contract_id", "renewal_date", "arr",
@@ -62,11 +62,8 @@ def feature_points(model, X: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray, fl
     margin = phi.sum(axis=1) + expected
     probability = model.calibrator.predict(margin)
     baseline = model.baseline_points
-    total = 100.0 * probability - baseline
-    s = phi.sum(axis=1)
-    safe = np.abs(s) >= 1e-9
-    share = np.where(safe[:, None], phi / np.where(safe, s, 1.0)[:, None], 1.0 / phi.shape[1])
-    return pd.DataFrame(share * total[:, None], columns=contrib.columns, index=X.index), probability, baseline
+    points = spread_points(phi, probability, baseline)
+    return pd.DataFrame(points, columns=contrib.columns, index=X.index), probability, baseline
 
 
 def active_adjustments(ds, as_of: date, config: Config) -> pd.DataFrame:
