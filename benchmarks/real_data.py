@@ -30,6 +30,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import datetime as dt
+import os
 import platform
 import sys
 import time
@@ -47,6 +48,7 @@ from healthscore.model.evaluate import binary_metrics
 from healthscore.model.flat import load_components, spearman_direction, training_set_from_table
 from healthscore.model.train import fit_health_model
 
+VERBOSE = bool(os.environ.get('HS_BENCH_VERBOSE'))
 ROOT = Path(__file__).resolve().parents[1]
 EXTERNAL = ROOT / "data" / "external"
 DATASETS = {
@@ -119,6 +121,8 @@ def run_dataset(name: str, *, folds: int, seed: int, config: Config) -> dict:
         }
         ts = dataclasses.replace(whole, part=pd.Series(part), directions=directions)
         result = fit_health_model(ts, config=prepared.config)
+        if VERBOSE:
+            print(result.cv_results.to_string(), flush=True)
         tp = result.test_predictions
         # the logistic regression learns from every fold-training row (no calibration part needed)
         X = result.model.prepare(whole.features)
@@ -132,7 +136,8 @@ def run_dataset(name: str, *, folds: int, seed: int, config: Config) -> dict:
         for model, p in preds.items():
             per_fold.append({"fold": k, "model": model, **binary_metrics(y_test, p)})
         weights.append(result.component_weights.set_index("component")["learned_weight"].rename(k))
-        fits.append({"fold": k, "calibration": result.model.calibrator.method_,
+        fits.append({"fold": k, "start": "logistic" if result.model.linear is not None else "constant",
+                     "calibration": result.model.calibrator.method_,
                      "num_leaves": result.params["num_leaves"], "min_child_samples": result.params["min_child_samples"],
                      "lambda_l2": result.params["lambda_l2"], "trees": result.params["num_boost_round"],
                      "seconds": round(time.perf_counter() - started, 1)})
@@ -337,10 +342,10 @@ def render(results: list[dict], *, command: str, seconds: float, config: Config,
                          f"{res['hand_weights'][comp]:.0f} |")
         fits = res["fits"]
         lines += ["", "Per fold, what healthscore chose inside the fold's training rows:", "",
-                  "| fold | calibration | num_leaves | min_child_samples | lambda_l2 | trees | seconds |",
-                  "|---:|---|---:|---:|---:|---:|---:|"]
+                  "| fold | start | calibration | num_leaves | min_child_samples | lambda_l2 | trees | seconds |",
+                  "|---:|---|---|---:|---:|---:|---:|---:|"]
         for _, f in fits.iterrows():
-            lines.append(f"| {f['fold']} | {f['calibration']} | {f['num_leaves']} | {f['min_child_samples']} | "
+            lines.append(f"| {f['fold']} | {f['start']} | {f['calibration']} | {f['num_leaves']} | {f['min_child_samples']} | "
                          f"{f['lambda_l2']:g} | {f['trees']} | {f['seconds']} |")
         lines.append("")
     for name, table in (diagnoses or {}).items():

@@ -164,16 +164,26 @@ def _train_table(table: Path, *, id_column, target, churn_value, components, tim
     for w in r.warnings:
         err_console.print(f"warning: {w}", markup=False)
     held_out = f"newer rows by {time_column}" if time_column else "held-out rows (stratified split, fixed seed)"
-    console.print(
-        f"trained on {r.sizes['rows_train']} rows, calibrated ({r.model.calibrator.method_}) on "
-        f"{r.sizes['rows_calibration']}, tested on {r.sizes['rows_test']} {held_out}"
-    )
+    console.print(_fit_summary(r, held_out))
     console.print(evaluation_table(r.evaluation))
     console.print(weights_table(r.component_weights))
     console.print(
         f"registered [bold]{outcome.model_name}[/bold] version {outcome.version} as @{outcome.alias} "
         f"(run {outcome.run_id})"
     )
+
+
+def _fit_summary(r, held_out: str) -> str:
+    """One line: what was learnt from how many rows, how it was calibrated, what it was tested on."""
+    model = r.model
+    trees = int(model.params.get("num_boost_round", 0)) if model.has_trees else 0
+    form = f"logistic start + {trees} trees" if model.linear is not None else f"{trees} trees"
+    if model.metadata.get("calibration_rows") == "cross_fit":
+        calibrated = f"out-of-fold margins of {r.sizes['rows_calibration']} of them"
+    else:
+        calibrated = f"{r.sizes['rows_calibration']} held-out rows"
+    return (f"trained on {r.sizes['rows_train']} rows ({form}), calibrated ({model.calibrator.method_}) on "
+            f"{calibrated}, tested on {r.sizes['rows_test']} {held_out}")
 
 
 @app.command()
@@ -209,10 +219,7 @@ def train(
     r = outcome.result
     for w in r.warnings:
         err_console.print(f"warning: {w}", markup=False)
-    console.print(
-        f"trained on {r.sizes['rows_train']} rows, calibrated ({r.model.calibrator.method_}) on "
-        f"{r.sizes['rows_calibration']}, tested on {r.sizes['rows_test']} newer renewals"
-    )
+    console.print(_fit_summary(r, "newer renewals"))
     console.print(evaluation_table(r.evaluation))
     for group in ("lead_time_days", "segment"):
         console.print(group_table(r.evaluation, group))

@@ -96,6 +96,15 @@ class ModelConfig:
     early_stopping_rounds: int = 30
     #: Isotonic calibration is only considered with at least this many calibration rows.
     isotonic_min_rows: int = 1000
+    #: Start the booster from a logistic regression's log-odds (``model/linear.py``): "auto" lets the
+    #: same CV choose between that and a constant start, and how many trees to add (zero included);
+    #: "on" / "off" force it.
+    linear_start: str = "auto"
+    #: Rows the calibration map is fitted on. "holdout": the calibration slice, which the booster never
+    #: sees. "cross_fit": out-of-fold margins of the CV inside train + calibration, and the booster then
+    #: learns from all those rows (nothing is held back). "auto": holdout when rows have dates (the
+    #: newest slice calibrates, as drift demands), cross_fit for a flat table without --time.
+    calibration_rows: str = "auto"
     #: Direction of effect on renewal known in advance: +1 never lowers health, -1 never raises it.
     monotone: dict[str, int] = field(
         default_factory=lambda: {
@@ -354,6 +363,12 @@ def _check(cfg: Config, problems: list[str]) -> None:
         problems.append("timeline.lead_times_days: give at least one positive number of days")
     if not cfg.bands.watch < cfg.bands.healthy:
         problems.append("bands: watch must be below healthy")
+    for key, allowed in (("linear_start", ("auto", "on", "off")), ("calibration_rows", ("auto", "holdout", "cross_fit"))):
+        value = getattr(cfg.model, key)
+        if value not in allowed:
+            close = difflib.get_close_matches(str(value), allowed, n=1)
+            hint = f"; did you mean '{close[0]}'?" if close else ""
+            problems.append(f"model.{key}: use one of {', '.join(allowed)}, found {value!r}{hint}")
     for name, direction in cfg.model.monotone.items():
         if direction not in (-1, 0, 1):
             problems.append(f"model.monotone.{name}: use -1, 0 or 1, found {direction}")

@@ -51,6 +51,8 @@ class Scorecard:
         comp = self.component_scores(X)
         weights = {c: w for c, w in self.weights.items() if c in comp.columns}
         total = sum(weights.values())
+        if total <= 0:  # no feature with a known direction in a weighted component: the neutral middle
+            return np.full(len(X), 50.0)
         return sum(comp[c].to_numpy() * w for c, w in weights.items()) / total
 
     def predict_proba(self, X: pd.DataFrame) -> np.ndarray:

@@ -12,11 +12,16 @@ import pandas as pd
 from healthscore.config import COMPONENTS
 from healthscore.errors import ModelMismatchError
 from healthscore.model.calibrate import Calibrator
+from healthscore.model.linear import LinearBase
 
 
 @dataclass
 class HealthModel:
     """A trained healthscore model: LightGBM booster + calibration + what was fitted on training rows.
+
+    The margin (log-odds of renewal) is ``linear.margin(X) + booster raw score`` when the booster started
+    from a linear model (``linear``, see ``model/linear.py``), else the booster's alone. The booster may
+    have no trees at all (``booster_text == ""``) when cross-validation found the linear start enough.
 
     ``prepare`` turns a raw feature frame (as ``healthscore features`` writes it) into the model's matrix,
     applying the fitted segment adoption curve and the category lists fixed at training.
@@ -34,6 +39,8 @@ class HealthModel:
     reference_distributions: dict[str, Any] = field(default_factory=dict)
     params: dict[str, Any] = field(default_factory=dict)
     metadata: dict[str, Any] = field(default_factory=dict)
+    #: the booster's linear start (None: a constant start, LightGBM's default)
+    linear: LinearBase | None = None
     _booster: lgb.Booster | None = field(default=None, repr=False, compare=False)
 
     # -- pickling: keep the booster as text so the artefact is portable across processes --------------
@@ -43,8 +50,13 @@ class HealthModel:
         return state
 
     @property
-    def booster(self) -> lgb.Booster:
-        if self._booster is None:
+    def has_trees(self) -> bool:
+        return bool(self.booster_text)
+
+    @property
+    def booster(self) -> lgb.Booster | None:
+        """The LightGBM booster, or None when the model is its linear start alone."""
+        if self._booster is None and self.booster_text:
             self._booster = lgb.Booster(model_str=self.booster_text)
         return self._booster
 
@@ -78,17 +90,33 @@ class HealthModel:
 
     # -- prediction -------------------------------------------------------------------------------------
     def margin(self, X: pd.DataFrame) -> np.ndarray:
-        """Raw LightGBM log-odds of renewal."""
-        return self.booster.predict(X, raw_score=True)
+        """Uncalibrated log-odds of renewal: the linear start (if any) plus the trees' raw score."""
+        out = np.zeros(len(X)) if self.linear is None else self.linear.margin(X)
+        if self.has_trees:
+            out = out + self.booster.predict(X, raw_score=True)
+        return out
 
     def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
         """Calibrated P(renew)."""
         return self.calibrator.predict(self.margin(X))
 
     def contributions(self, X: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray]:
-        """Exact TreeSHAP in log-odds per feature (LightGBM ``pred_contrib``) and the expected value per row."""
-        raw = self.booster.predict(X, pred_contrib=True)
-        return pd.DataFrame(raw[:, :-1], columns=self.feature_names, index=X.index), raw[:, -1]
+        """Exact SHAP values in log-odds per feature and the expected value per row; they add up to ``margin``.
+
+        Trees: LightGBM's TreeSHAP (``pred_contrib``). Linear start: ``w (z − mean z)`` per feature (exact
+        for a linear model); the two are summed per feature and their expected values added.
+        """
+        if self.has_trees:
+            raw = self.booster.predict(X, pred_contrib=True)
+            contrib = pd.DataFrame(raw[:, :-1], columns=self.feature_names, index=X.index)
+            expected = raw[:, -1]
+        else:
+            contrib = pd.DataFrame(0.0, index=X.index, columns=self.feature_names)
+            expected = np.zeros(len(X))
+        if self.linear is not None:
+            contrib = contrib + self.linear.contributions(X)[self.feature_names]
+            expected = expected + self.linear.expected_margin
+        return contrib, expected
 
     def component_contributions(self, contrib: pd.DataFrame) -> pd.DataFrame:
         """Log-odds contributions summed per component (columns in COMPONENTS order)."""

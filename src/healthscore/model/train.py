@@ -11,12 +11,14 @@ from typing import Any, Callable
 import lightgbm as lgb
 import numpy as np
 import pandas as pd
+from sklearn.metrics import log_loss
 
 from healthscore.config import COMPONENTS, Config
 from healthscore.model.baselines import Scorecard, logistic_baseline, logistic_proba
-from healthscore.model.calibrate import Calibrator
+from healthscore.model.calibrate import Calibrator, calibrated_log_loss
 from healthscore.model.evaluate import evaluate_predictions, reliability_table
 from healthscore.model.health_model import HealthModel
+from healthscore.model.linear import LinearBase
 from healthscore.model.split import split_by_renewal_date, time_folds
 
 
@@ -92,28 +94,50 @@ def _monotone(feature_names: list[str], config: Config, categorical: list[str]) 
     return [0 if f in categorical else int(config.model.monotone.get(f, 0)) for f in feature_names], warnings
 
 
+#: fractions of the early-stopped number of trees at which CV measures the calibrated loss
+TREE_CHECKPOINTS = (0.25, 0.5, 1.0)
+
+
 def select_params(
     X: pd.DataFrame, y: np.ndarray, dates: pd.Series, base: dict[str, Any], config: Config,
-    *, folds: list[tuple[np.ndarray, np.ndarray]] | None = None,
-) -> tuple[dict[str, Any], int, pd.DataFrame]:
-    """Choose regularisation by expanding-window CV over renewal dates inside the training part.
+    *, folds: list[tuple[np.ndarray, np.ndarray]] | None = None, categorical: list[str] | None = None,
+) -> tuple[dict[str, Any], int, pd.DataFrame, bool]:
+    """Choose the start, regularisation and number of trees by CV inside the rows the booster learns from.
 
-    ``folds`` (positions into ``X``) replace the time-ordered folds when rows have no time order (a flat
-    table without ``--time``). Returns the chosen parameters, the number of trees (median best iteration
-    over folds) and the CV table. The test slice is never seen here.
+    Folds are expanding windows over renewal dates; ``folds`` (positions into ``X``) replace them when rows
+    have no time order (a flat table without ``--time``). Candidates are the product of the config's grids
+    and of the start (constant, or a logistic regression's log-odds fitted on each fold's training rows —
+    ``model.linear_start``). Trees are added until the validation log loss stops improving (early
+    stopping); the candidate is then judged by ``cv_log_loss``: the log loss of its validation margins
+    *after* the best calibration map, itself chosen by CV on those margins (``calibrated_log_loss``) —
+    the model is calibrated afterwards, so a margin that ranks well but has another shape is not penalised
+    for the shape. With the linear start, the start alone (zero trees) is one more candidate.
+    ``cv_raw_log_loss`` is the uncalibrated loss. Ties go to fewer trees. Returns the chosen LightGBM parameters, the
+    number of trees (median over folds; at least 20 from a constant start), the CV table and whether the
+    linear start was chosen. The test slice is never seen here.
     """
     m = config.model
     if folds is None:
         folds = time_folds(dates, m.cv_folds)
-    rows = []
-    for leaves, min_child, lam in itertools.product(m.num_leaves_grid, m.min_child_samples_grid, m.reg_lambda_grid):
-        params = {**base, "num_leaves": leaves, "min_child_samples": min_child, "lambda_l2": lam}
-        losses, iters = [], []
+    folds = [(tr, va) for tr, va in folds if len(np.unique(y[tr])) == 2 and len(np.unique(y[va])) == 2]
+    starts = {"auto": (False, True), "on": (True,), "off": (False,)}[m.linear_start]
+    monotone = dict(zip(X.columns, base.get("monotone_constraints", [0] * X.shape[1])))
+    inits: list[tuple[np.ndarray, np.ndarray]] = []
+    start_losses: list[float] = []  # each fold's linear start alone, calibrated
+    if True in starts:
         for tr, va in folds:
-            if len(np.unique(y[tr])) < 2 or len(np.unique(y[va])) < 2:
-                continue
-            dtr = lgb.Dataset(X.iloc[tr], y[tr], free_raw_data=False)
-            dva = lgb.Dataset(X.iloc[va], y[va], reference=dtr)
+            lin = LinearBase.fit(X.iloc[tr], y[tr], categorical=categorical or [], monotone=monotone, seed=m.seed)
+            inits.append((lin.margin(X.iloc[tr]), lin.margin(X.iloc[va])))
+            start_losses.append(calibrated_log_loss(inits[-1][1], y[va], seed=m.seed))
+    rows = []
+    grid = itertools.product(starts, m.num_leaves_grid, m.min_child_samples_grid, m.reg_lambda_grid)
+    for linear, leaves, min_child, lam in grid:
+        params = {**base, "num_leaves": leaves, "min_child_samples": min_child, "lambda_l2": lam}
+        losses, raw_losses, iters = [], [], []
+        for k, (tr, va) in enumerate(folds):
+            init_tr, init_va = inits[k] if linear else (None, None)
+            dtr = lgb.Dataset(X.iloc[tr], y[tr], init_score=init_tr, free_raw_data=False)
+            dva = lgb.Dataset(X.iloc[va], y[va], init_score=init_va, reference=dtr)
             booster = lgb.train(
                 {**params, "metric": "binary_logloss"},
                 dtr,
@@ -121,19 +145,48 @@ def select_params(
                 valid_sets=[dva],
                 callbacks=[lgb.early_stopping(m.early_stopping_rounds, verbose=False)],
             )
-            losses.append(booster.best_score["valid_0"]["binary_logloss"])
-            iters.append(booster.best_iteration or m.n_estimators)
+            raw_loss = booster.best_score["valid_0"]["binary_logloss"]
+            best_trees = booster.best_iteration or m.n_estimators
+            # early stopping watched the raw loss; the number of trees is then chosen by the calibrated loss
+            # at a few checkpoints up to that point (more trees may only be bending the margin's shape,
+            # which calibration does anyway, at a cost in ranking)
+            loss, trees = float("inf"), best_trees
+            for n in sorted({max(1, round(best_trees * f)) for f in TREE_CHECKPOINTS}):
+                margin_va = booster.predict(X.iloc[va], raw_score=True, num_iteration=n)
+                if linear:
+                    margin_va = margin_va + init_va
+                checkpoint_loss = calibrated_log_loss(margin_va, y[va], seed=m.seed)
+                if checkpoint_loss < loss:
+                    loss, trees = checkpoint_loss, n
+            raw_losses.append(raw_loss)
+            losses.append(loss)
+            iters.append(trees)
         rows.append(
             {
+                "linear_start": linear,
                 "num_leaves": leaves,
                 "min_child_samples": min_child,
                 "lambda_l2": lam,
                 "cv_log_loss": float(np.mean(losses)) if losses else float("inf"),
+                "cv_raw_log_loss": float(np.mean(raw_losses)) if raw_losses else float("inf"),
                 "best_iterations": int(np.median(iters)) if iters else m.n_estimators,
                 "folds": len(losses),
             }
         )
-    table = pd.DataFrame(rows).sort_values(["cv_log_loss", "num_leaves", "min_child_samples"], kind="stable")
+    if True in starts and folds:  # the linear start alone: no trees (then the tree settings do not matter)
+        rows.append({
+            "linear_start": True,
+            "num_leaves": m.num_leaves_grid[0],
+            "min_child_samples": m.min_child_samples_grid[0],
+            "lambda_l2": m.reg_lambda_grid[0],
+            "cv_log_loss": float(np.mean(start_losses)),
+            "cv_raw_log_loss": float(np.mean([log_loss(y[va], _sigmoid(init[1]), labels=[0, 1])
+                                              for (_, va), init in zip(folds, inits)])),
+            "best_iterations": 0,
+            "folds": len(folds),
+        })
+    table = pd.DataFrame(rows).sort_values(["cv_log_loss", "best_iterations", "num_leaves", "min_child_samples"],
+                                           kind="stable")
     best = table.iloc[0]
     chosen = {
         **base,
@@ -141,7 +194,29 @@ def select_params(
         "min_child_samples": int(best["min_child_samples"]),
         "lambda_l2": float(best["lambda_l2"]),
     }
-    return chosen, max(20, int(best["best_iterations"])), table.reset_index(drop=True)
+    linear = bool(best["linear_start"])
+    n_trees = int(best["best_iterations"]) if linear else max(20, int(best["best_iterations"]))
+    return chosen, n_trees, table.reset_index(drop=True), linear
+
+
+def fit_margin(X: pd.DataFrame, y: np.ndarray, params: dict[str, Any], n_trees: int, *, linear: bool,
+               categorical: list[str], seed: int) -> tuple[LinearBase | None, lgb.Booster | None]:
+    """The uncalibrated model on these rows: the linear start (if chosen), then ``n_trees`` trees on top."""
+    start = None
+    init = None
+    if linear:
+        monotone = dict(zip(X.columns, params.get("monotone_constraints", [0] * X.shape[1])))
+        start = LinearBase.fit(X, y, categorical=categorical, monotone=monotone, seed=seed)
+        init = start.margin(X)
+    booster = None
+    if n_trees > 0:
+        booster = lgb.train(params, lgb.Dataset(X, y, init_score=init), num_boost_round=n_trees)
+    return start, booster
+
+
+def _margin_of(start: LinearBase | None, booster: lgb.Booster | None, X: pd.DataFrame) -> np.ndarray:
+    out = np.zeros(len(X)) if start is None else start.margin(X)
+    return out + (booster.predict(X, raw_score=True) if booster is not None else 0.0)
 
 
 def stratified_folds(y: np.ndarray, n_folds: int, *, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -195,6 +270,14 @@ def fit_health_model(ts: TrainingSet, *, config: Config) -> TrainResult:
     is_cal = (part == "calibration").to_numpy()
     is_test = (part == "test").to_numpy()
     y = np.asarray(ts.label, dtype=int)
+    ordered = "renewal_date" in ts.rows
+    mode = config.model.calibration_rows
+    if mode == "auto":
+        mode = "holdout" if ordered else "cross_fit"
+    # the rows the booster learns from: the training part, plus the calibration part when calibrating by
+    # cross-fitting (the map is then fitted on out-of-fold margins of those same rows)
+    fit_rows = is_train | is_cal if mode == "cross_fit" else is_train
+    is_train = fit_rows  # "training rows" below are the rows the model learns from
 
     features = ts.features
     transformer = None
@@ -219,35 +302,56 @@ def fit_health_model(ts: TrainingSet, *, config: Config) -> TrainResult:
     constraints, mono_warnings = _monotone(feature_names, config, ts.categorical)
     warnings += mono_warnings
     base["monotone_constraints"] = constraints
-    folds = None
-    if "renewal_date" in ts.rows:
+    if ordered:
         dates = pd.to_datetime(ts.rows["renewal_date"])
+        folds = time_folds(dates[fit_rows], config.model.cv_folds)
     else:
-        # no time order (a flat table without --time): stratified K-fold inside the training part
+        # no time order (a flat table without --time): stratified K-fold inside the rows learnt from
         dates = pd.Series(np.arange(len(y)), index=ts.rows.index)
-        folds = stratified_folds(y[is_train], config.model.cv_folds, seed=config.model.seed)
-    params, n_trees, cv_table = select_params(X[is_train], y[is_train], dates[is_train], base, config, folds=folds)
-    booster = lgb.train(params, lgb.Dataset(X[is_train], y[is_train]), num_boost_round=n_trees)
-    model.booster_text = booster.model_to_string()
+        folds = stratified_folds(y[fit_rows], config.model.cv_folds, seed=config.model.seed)
+    Xf, yf = X[fit_rows], y[fit_rows]
+    params, n_trees, cv_table, linear = select_params(Xf, yf, dates[fit_rows], base, config, folds=folds,
+                                                      categorical=ts.categorical)
+    seed = config.model.seed
+    start, booster = fit_margin(Xf, yf, params, n_trees, linear=linear, categorical=ts.categorical, seed=seed)
+    model.linear = start
+    model.booster_text = booster.model_to_string() if booster is not None else ""
     model._booster = booster
 
     contrib_train, expected = model.contributions(X.iloc[:1])
     model.metadata["expected_margin"] = float(expected[0])
-    model.calibrator.fit(model.margin(X[is_cal]), y[is_cal])
+    if mode == "cross_fit":
+        oof = np.full(len(yf), np.nan)
+        for tr, va in folds:
+            if len(np.unique(yf[tr])) < 2:
+                continue
+            fs, fb = fit_margin(Xf.iloc[tr], yf[tr], params, n_trees, linear=linear, categorical=ts.categorical,
+                                seed=seed)
+            oof[va] = _margin_of(fs, fb, Xf.iloc[va])
+        seen = ~np.isnan(oof)
+        model.calibrator.fit(oof[seen], yf[seen])
+        n_calibration = int(seen.sum())
+    else:
+        model.calibrator.fit(model.margin(X[is_cal]), y[is_cal])
+        n_calibration = int(is_cal.sum())
     segments = ts.rows["segment"] if "segment" in ts.rows else None
     model.references = _references(X[is_train], segments[is_train] if segments is not None else None, ts.categorical)
     model.reference_distributions = _distributions(X[is_train], ts.categorical, bins=config.drift.bins)
     from healthscore.drift import score_reference
 
     model.metadata["score_reference"] = score_reference(model, X[is_train], bins=config.drift.bins)
-    model.params = {**{k: v for k, v in params.items() if k != "monotone_constraints"}, "num_boost_round": n_trees}
+    model.params = {**{k: v for k, v in params.items() if k != "monotone_constraints"}, "num_boost_round": n_trees,
+                    "linear_start": linear}
     model.metadata.update(
         {
+            "linear_start": linear,
+            "linear_dropped": dict(start.dropped) if start is not None else {},
+            "calibration_rows": mode,
             "calibration_method": model.calibrator.method_,
             "calibration_cv_log_loss": dict(model.calibrator.cv_log_loss_),
             "monotone": {f: c for f, c in zip(feature_names, constraints) if c},
             "n_train": int(is_train.sum()),
-            "n_calibration": int(is_cal.sum()),
+            "n_calibration": n_calibration,
             "n_test": int(is_test.sum()),
         }
     )
@@ -286,12 +390,14 @@ def fit_health_model(ts: TrainingSet, *, config: Config) -> TrainResult:
     )
     sizes = {
         "rows_train": int(is_train.sum()),
-        "rows_calibration": int(is_cal.sum()),
+        "rows_calibration": n_calibration,
         "rows_test": int(is_test.sum()),
         "features": len(feature_names),
     }
     if "contract_id" in ts.rows:
         for name, mask in (("train", is_train), ("calibration", is_cal), ("test", is_test)):
+            if name == "calibration" and mode == "cross_fit":
+                continue  # calibrated on out-of-fold margins of the training rows: no separate contracts
             sizes[f"contracts_{name}"] = int(ts.rows.loc[mask, "contract_id"].nunique())
     return TrainResult(
         model=model,

@@ -1,0 +1,157 @@
+"""A linear start for the booster: a regularised logistic regression with exact per-feature contributions.
+
+Why. Some churn data are close to logit-linear (the PySurvival table is, by construction). Trees
+approximate a straight line with steps and lose a little ranking there; a logistic regression does not.
+So the booster may start from this model's log-odds (LightGBM's ``init_score``) instead of a constant and
+learn only what the line misses — and cross-validation decides whether to use the start at all and how
+many trees to add on top of it, zero included (then the model *is* the logistic regression).
+
+The regression is the project's logistic baseline (``baselines.logistic_baseline``: median imputation
+with missing-value indicators, scaling, one-hot categories, C = 1), fitted on the same rows as the booster.
+Two things differ from the bare baseline:
+
+- Monotone constraints hold here too: a feature whose coefficient has the wrong sign for its configured
+  direction is left out of the linear part (and the fit repeated); the trees may still use it, under
+  their own constraint. A sum of two functions non-decreasing in a feature is non-decreasing in it.
+- At scoring time numeric values are clipped to the range seen in training, so one absurd value cannot
+  move the log-odds without bound (a tree cannot either). Training rows are inside that range, so the fit
+  is unchanged.
+
+Explanations stay exact. For a linear model ``m(x) = b + Σ_k w_k z_k(x)`` the SHAP value of feature ``f``
+(with the training rows as background, features treated as independent) is
+``φ_f = Σ_{k from f} w_k (z_k(x) − mean z_k)``: its scaled value, its missing-value indicator and its
+one-hot columns. ``mean m + Σ_f φ_f = m(x)`` holds exactly, so the booster's TreeSHAP values (which add
+up to the trees' part of the margin) and these add up to the whole margin.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from healthscore.model.baselines import logistic_baseline
+
+
+@dataclass
+class LinearBase:
+    """The fitted linear part: use ``margin`` for log-odds and ``contributions`` for exact per-feature SHAP."""
+
+    feature_names: list[str]
+    categorical: list[str]
+    used: list[str] = field(default_factory=list)
+    #: features left out of the linear part, with the reason (wrong sign for a monotone constraint)
+    dropped: dict[str, str] = field(default_factory=dict)
+    lower: dict[str, float] = field(default_factory=dict)
+    upper: dict[str, float] = field(default_factory=dict)
+    pipeline: object = None
+    source: list[str] = field(default_factory=list)  # the feature each design column comes from
+    coef: np.ndarray | None = None
+    intercept: float = 0.0
+    design_mean: np.ndarray | None = None
+
+    @classmethod
+    def fit(cls, X: pd.DataFrame, y: np.ndarray, *, categorical: list[str], monotone: dict[str, int],
+            seed: int = 42) -> LinearBase:
+        """Fit on the model matrix (as ``HealthModel.prepare`` returns it), honouring ``monotone``."""
+        names = list(X.columns)
+        cat = [c for c in categorical if c in names]
+        base = cls(feature_names=names, categorical=cat)
+        for name in names:
+            if name in cat:
+                continue
+            values = pd.to_numeric(X[name], errors="coerce")
+            if values.notna().any():
+                base.lower[name], base.upper[name] = float(values.min()), float(values.max())
+        used = list(names)
+        for _ in range(len(names) + 1):
+            pipeline = logistic_baseline(X[used], y, categorical=[c for c in cat if c in used], seed=seed)
+            source = _design_sources(pipeline, used, cat)
+            coef = pipeline.named_steps["lr"].coef_[0]
+            wrong = []
+            for name in used:
+                direction = int(monotone.get(name, 0))
+                if direction == 0 or name in cat:
+                    continue
+                w = coef[source.index(name)]  # the scaled value's column comes first for a numeric feature
+                if w * direction < 0:
+                    wrong.append(name)
+            if not wrong:
+                break
+            for name in wrong:
+                base.dropped[name] = f"coefficient sign disagrees with monotone direction {monotone[name]:+d}"
+            used = [f for f in used if f not in wrong]
+            if not used:
+                break
+        if not used:  # nothing left: a constant start (the base rate), which CV then compares as usual
+            base.used, base.source, base.coef = [], [], np.zeros(0)
+            rate = float(np.clip(np.mean(y), 1e-6, 1 - 1e-6))
+            base.intercept, base.design_mean = float(np.log(rate / (1 - rate))), np.zeros(0)
+            return base
+        base.used, base.pipeline, base.source = used, pipeline, source
+        base.coef = np.asarray(coef, dtype=float)
+        base.intercept = float(pipeline.named_steps["lr"].intercept_[0])
+        base.design_mean = base._design(X).mean(axis=0)
+        return base
+
+    def _design(self, X: pd.DataFrame) -> np.ndarray:
+        frame = X[self.used].copy()
+        for name in self.used:
+            if name in self.categorical:
+                frame[name] = frame[name].astype("object").where(frame[name].notna(), "missing")
+            elif name in self.lower:
+                frame[name] = pd.to_numeric(frame[name], errors="coerce").clip(self.lower[name], self.upper[name])
+        design = self.pipeline.named_steps["pre"].transform(frame)
+        return np.asarray(design.toarray() if hasattr(design, "toarray") else design, dtype=float)
+
+    def margin(self, X: pd.DataFrame) -> np.ndarray:
+        """Log-odds of renewal from the linear part alone."""
+        if not self.used:
+            return np.full(len(X), self.intercept)
+        return self.intercept + self._design(X) @ self.coef
+
+    @property
+    def expected_margin(self) -> float:
+        """The mean linear log-odds over the training rows (the background of ``contributions``)."""
+        if not self.used:
+            return self.intercept
+        return float(self.intercept + self.design_mean @ self.coef)
+
+    def contributions(self, X: pd.DataFrame) -> pd.DataFrame:
+        """Exact SHAP values in log-odds, one column per model feature (0 for features not in the linear part)."""
+        out = pd.DataFrame(0.0, index=X.index, columns=self.feature_names)
+        if not self.used:
+            return out
+        parts = (self._design(X) - self.design_mean) * self.coef
+        for name in self.used:
+            cols = [k for k, s in enumerate(self.source) if s == name]
+            out[name] = parts[:, cols].sum(axis=1)
+        return out
+
+    def coefficients(self) -> pd.DataFrame:
+        """The design columns with their source feature and weight (for reports)."""
+        names = list(self.pipeline.named_steps["pre"].get_feature_names_out()) if self.used else []
+        return pd.DataFrame({"column": names, "feature": self.source, "weight": self.coef})
+
+
+def _design_sources(pipeline, used: list[str], categorical: list[str]) -> list[str]:
+    """The feature each design column of ``logistic_baseline``'s ColumnTransformer comes from, in order."""
+    pre = pipeline.named_steps["pre"]
+    numeric = [c for c in used if c not in categorical]
+    sources: list[str] = []
+    for name, transformer, columns in pre.transformers_:
+        if len(columns) == 0 or transformer == "drop":  # an empty group is not fitted and adds no column
+            continue
+        if name == "num":
+            imputer = transformer.named_steps["simpleimputer"]
+            sources += list(columns)
+            if imputer.indicator_ is not None:
+                sources += [columns[i] for i in imputer.indicator_.features_]
+        elif name == "cat":
+            for column, cats in zip(columns, transformer.categories_):
+                sources += [column] * len(cats)
+    width = len(pre.get_feature_names_out())
+    if len(sources) != width or (numeric and sources[: len(numeric)] != numeric):
+        raise RuntimeError(f"linear design has {width} columns but {len(sources)} were traced to features")
+    return sources

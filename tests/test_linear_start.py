@@ -1,0 +1,147 @@
+"""The linear start (a logistic regression the booster builds on), its exact explanations, cross-fitted
+calibration and the interpolated isotonic map."""
+
+from __future__ import annotations
+
+import pickle
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.metrics import roc_auc_score
+
+from healthscore.config import config_from_dict
+from healthscore.errors import ConfigError
+from healthscore.explain import predict_with_contributions
+from healthscore.model.calibrate import Calibrator
+from healthscore.model.linear import LinearBase
+from healthscore.model.train import TrainingSet, fit_health_model
+
+
+def _frame(n: int, seed: int) -> tuple[pd.DataFrame, np.random.Generator]:
+    rng = np.random.default_rng(seed)
+    X = pd.DataFrame({
+        "a": rng.normal(size=n),
+        "b": rng.normal(size=n),
+        "c": rng.normal(size=n),
+        "plan": pd.Categorical(rng.choice(["basic", "pro", "team"], size=n), categories=["basic", "pro", "team"]),
+    })
+    X.loc[rng.random(n) < 0.1, "b"] = np.nan  # some missing values: their indicator belongs to b
+    return X, rng
+
+
+def test_linear_contributions_are_exact_and_grouped_by_feature() -> None:
+    X, rng = _frame(800, 0)
+    index = 1.5 * X["a"] - np.nan_to_num(X["b"]) + (X["plan"] == "pro") * 0.8
+    y = (rng.random(800) < 1 / (1 + np.exp(-index))).astype(int)
+    lin = LinearBase.fit(X, y, categorical=["plan"], monotone={})
+    contrib = lin.contributions(X)
+    assert list(contrib.columns) == ["a", "b", "c", "plan"]
+    # SHAP of a linear model: expected value + Σ per-feature contributions = the margin, on every row
+    np.testing.assert_allclose(lin.expected_margin + contrib.sum(axis=1), lin.margin(X), atol=1e-10)
+    # a row at the training means of a feature gets 0 for it; a strong feature moves the most
+    assert contrib.abs().mean().idxmax() == "a"
+    assert contrib["c"].abs().mean() < contrib["a"].abs().mean() / 5
+
+
+def test_wrong_signed_coefficient_is_left_out_of_the_linear_part() -> None:
+    X, rng = _frame(1500, 1)
+    y = (rng.random(1500) < 1 / (1 + np.exp(-(2.0 * X["a"] - 1.0 * X["c"])))).astype(int)
+    lin = LinearBase.fit(X, y, categorical=["plan"], monotone={"c": 1, "a": 1})  # c is declared, wrongly, +1
+    assert "c" not in lin.used and "a" in lin.used
+    assert "monotone" in lin.dropped["c"]
+    assert (lin.contributions(X)["c"] == 0).all()
+
+
+def test_scoring_values_outside_the_training_range_are_clipped() -> None:
+    X, rng = _frame(600, 2)
+    y = (rng.random(600) < 1 / (1 + np.exp(-2 * X["a"]))).astype(int)
+    lin = LinearBase.fit(X, y, categorical=["plan"], monotone={})
+    wild = X.iloc[[0, 0]].copy()
+    wild["a"] = [X["a"].max(), 1e9]
+    m = lin.margin(wild)
+    assert m[0] == pytest.approx(m[1])  # beyond the largest training value nothing changes
+
+
+def _link_set(n: int, seed: int, *, interaction: bool) -> TrainingSet:
+    """Either a linear index behind a steep, non-logistic link, or a pure interaction (no linear signal)."""
+    rng = np.random.default_rng(seed)
+    a, b, c = rng.normal(size=(3, n))
+    if interaction:
+        p = np.where((a > 0) == (b > 0), 0.9, 0.15)
+    else:
+        index = a + 0.7 * b - 0.5 * c
+        p = 1 - np.exp(-np.exp(1.8 * index))  # complementary log-log: not the logistic shape
+        p = 0.1 + 0.85 * (1 - p)
+    y = (rng.random(n) < p).astype(int)
+    rows = pd.DataFrame({"contract_id": [f"C-{i}" for i in range(n)]})
+    return TrainingSet(features=pd.DataFrame({"a": a, "b": b, "c": c}), label=y, rows=rows,
+                       components={"a": "usage", "b": "support", "c": "feedback"}, directions={"a": 1, "b": 1, "c": -1},
+                       categorical=[], part=pd.Series(np.where(np.arange(n) % 5 == 0, "test", "train")),
+                       group_columns=())
+
+
+FAST = {"model": {"num_leaves_grid": [7], "min_child_samples_grid": [20], "reg_lambda_grid": [1.0],
+                  "n_estimators": 200, "num_threads": 1}}
+
+
+def test_cv_keeps_the_linear_start_for_a_linear_index_and_adds_trees_for_an_interaction() -> None:
+    linear = fit_health_model(_link_set(2500, 3, interaction=False), config=config_from_dict(FAST))
+    assert linear.model.linear is not None
+    table = linear.cv_results
+    assert set(table["linear_start"]) == {True, False}  # both starts were compared by the same CV
+    interaction = fit_health_model(_link_set(2500, 4, interaction=True), config=config_from_dict(FAST))
+    assert interaction.model.has_trees and interaction.params["num_boost_round"] >= 20
+    auc = interaction.evaluation.query("group == 'all' and model == 'healthscore'")["roc_auc"].iloc[0]
+    assert auc > 0.75  # the trees found the interaction a line cannot
+
+
+def test_no_tree_model_explains_adds_up_and_survives_pickling() -> None:
+    cfg = config_from_dict({**FAST, "model": {**FAST["model"], "linear_start": "on", "n_estimators": 1,
+                                               "early_stopping_rounds": 1}})
+    ts = _link_set(1500, 5, interaction=False)
+    result = fit_health_model(ts, config=cfg)
+    model = pickle.loads(pickle.dumps(result.model))
+    assert model.linear is not None and not model.has_trees  # the start alone won the CV
+    out = predict_with_contributions(model, ts.features)
+    points = out.filter(like="contrib_").sum(axis=1) + out["baseline"]
+    np.testing.assert_allclose(points, 100 * out["probability"], atol=1e-9)
+    X = model.prepare(ts.features)
+    contrib, expected = model.contributions(X)
+    np.testing.assert_allclose(contrib.sum(axis=1) + expected, model.margin(X), atol=1e-9)
+
+
+def test_flat_rows_without_time_are_calibrated_by_cross_fitting() -> None:
+    ts = _link_set(2000, 6, interaction=False)
+    part = pd.Series(np.where(np.arange(2000) % 5 == 0, "test", np.where(np.arange(2000) % 5 == 1, "calibration",
+                                                                         "train")))
+    from dataclasses import replace
+
+    result = fit_health_model(replace(ts, part=part), config=config_from_dict(FAST))
+    assert result.model.metadata["calibration_rows"] == "cross_fit"
+    assert result.sizes["rows_train"] == 1600  # the calibration part is learnt from too
+    assert result.sizes["rows_calibration"] == 1600  # every one of them calibrates, out of fold
+    held = fit_health_model(replace(ts, part=part), config=config_from_dict(
+        {"model": {**FAST["model"], "calibration_rows": "holdout"}}))
+    assert held.sizes["rows_train"] == 1200 and held.sizes["rows_calibration"] == 400
+
+
+def test_interpolated_isotonic_keeps_the_order_of_margins() -> None:
+    rng = np.random.default_rng(7)
+    margin = rng.normal(size=3000) * 2
+    y = (rng.random(3000) < 1 / (1 + np.exp(-(margin ** 3) / 4))).astype(int)  # a shape no sigmoid fits
+    cal = Calibrator(isotonic_min_rows=1000).fit(margin, y)
+    assert cal.method_ == "isotonic"
+    new = rng.normal(size=2000) * 2
+    p = cal.predict(new)
+    inside = (new > cal.iso_x_[0]) & (new < cal.iso_x_[-1])
+    order = np.argsort(new[inside])
+    assert np.all(np.diff(p[inside][order]) > 0)  # strictly increasing between the outer block centres
+    y_new = (rng.random(2000) < 1 / (1 + np.exp(-(new ** 3) / 4))).astype(int)
+    assert roc_auc_score(y_new, p) == pytest.approx(roc_auc_score(y_new, new), abs=2e-3)
+
+
+@pytest.mark.parametrize("key, value", [("linear_start", "maybe"), ("calibration_rows", "crossfit")])
+def test_config_rejects_unknown_choices(key: str, value: str) -> None:
+    with pytest.raises(ConfigError, match=f"model.{key}: use one of"):
+        config_from_dict({"model": {key: value}})
