@@ -11,13 +11,14 @@ Protocol (the same for every model, decided before the first run):
   ``components.yaml`` excludes it. Columns are read by healthscore's own table reader (``io.table``).
 - Outer loop: stratified 5-fold CV with a fixed seed. Every model sees the same fold-training rows and is
   scored on the same held-out rows.
-- healthscore: inside each fold's training rows, a stratified split (0.6 : 0.2 of the config's shares,
-  i.e. 75% / 25%) into a training part (LightGBM, regularisation chosen by stratified 3-fold CV inside
-  it) and a calibration part (calibration map chosen by CV log loss inside it). Nothing is tuned on the
-  held-out fold.
+- healthscore: the fold's training rows are given as a stratified 75% / 25% training / calibration split
+  (the config's 0.6 : 0.2). With a flat table and no ``--time``, healthscore's default
+  (``model.calibration_rows: auto`` → ``cross_fit``) learns from both parts: the start (constant or a
+  logistic regression), regularisation and number of trees are chosen by stratified 3-fold CV on
+  calibrated log loss, and the calibration map is fitted on those folds' out-of-fold margins. Nothing is
+  tuned on the held-out fold.
 - Logistic regression: healthscore's own baseline (median imputation + missing indicators, scaling,
-  one-hot categories, C = 1), fitted on *all* the fold-training rows — it needs no calibration part, so
-  it gets 33% more rows to learn from than healthscore's booster does.
+  one-hot categories, C = 1), fitted on all the fold-training rows, as healthscore's model is.
 - Scorecard: healthscore's hand-weighted scorecard (default weights), each feature's direction declared in
   ``components.yaml`` or else the sign of its Spearman correlation with the label on the training part —
   generous: in real life a person signs them. Its "probability" is score / 100.
@@ -72,7 +73,7 @@ DATASETS = {
 MODELS = ("healthscore", "healthscore_raw", "logistic", "scorecard")
 LABELS = {
     "healthscore": "healthscore (calibrated)",
-    "healthscore_raw": "healthscore, uncalibrated booster",
+    "healthscore_raw": "healthscore, uncalibrated",
     "logistic": "logistic regression",
     "scorecard": "hand-weighted scorecard",
 }
@@ -122,9 +123,9 @@ def run_dataset(name: str, *, folds: int, seed: int, config: Config) -> dict:
         ts = dataclasses.replace(whole, part=pd.Series(part), directions=directions)
         result = fit_health_model(ts, config=prepared.config)
         if VERBOSE:
-            print(result.cv_results.to_string(), flush=True)
+            print(result.cv_results.head(6).to_string(), flush=True)
         tp = result.test_predictions
-        # the logistic regression learns from every fold-training row (no calibration part needed)
+        # the logistic regression learns from every fold-training row, as healthscore does
         X = result.model.prepare(whole.features)
         logit = logistic_baseline(X.iloc[fit_idx], y[fit_idx], categorical=whole.categorical, seed=seed)
         p_logit = logistic_proba(logit, X.iloc[test_idx])
@@ -161,27 +162,32 @@ def run_dataset(name: str, *, folds: int, seed: int, config: Config) -> dict:
     }
 
 
-WIDE_GRID = {"num_leaves_grid": (2, 3, 7, 15), "min_child_samples_grid": (20, 50, 100),
-             "reg_lambda_grid": (1.0, 10.0, 30.0)}
-
-
 def diagnose(name: str, *, folds: int, seed: int, config: Config) -> pd.DataFrame:
-    """Why healthscore trails the logistic regression: variants on the same outer folds (none chooses anything).
+    """Where healthscore's AUC stands against the logistic regression: variants on the same outer folds.
 
-    - the logistic regression fitted on the booster's own training part only (is it the 33% more rows?);
-    - healthscore with a wider grid, stumps and depth-2 trees included, still chosen by inner CV;
-    - the chosen booster refitted on all fold-training rows, uncalibrated (what cross-fitted calibration
-      would buy);
-    - additive LightGBM models (stumps, 3-leaf trees) with many rounds, early-stopped on an inner split.
+    None of them chooses anything in healthscore; they show what each design choice contributes:
+
+    - healthscore with a constant start only (``model.linear_start: off``: trees alone, as before the
+      linear start existed);
+    - healthscore with a linear start forced (``on``; CV still chooses how many trees, zero included);
+    - healthscore calibrated on a held-out quarter instead of by cross-fitting (``calibration_rows:
+      holdout``: the booster then learns from 75% of the fold's rows);
+    - the logistic regression, and the same regression with the calibration map healthscore would choose
+      for it (cross-fitted on the fold's training rows) — the ranking of a line with a calibrated shape.
     """
-    import lightgbm as lgb
+    from sklearn.model_selection import cross_val_predict
+
+    from healthscore.model.calibrate import Calibrator
 
     spec = DATASETS[name]
     frame, _ = load(name)
     prepared = training_set_from_table(frame, target=spec["target"], churn_value=spec["churn_value"], config=config,
                                        spec=load_components(spec["components"]), table=spec["file"].name)
     whole, y = prepared.training_set, prepared.training_set.label
-    wide = dataclasses.replace(prepared.config, model=dataclasses.replace(prepared.config.model, **WIDE_GRID))
+
+    def variant_config(**model):
+        return dataclasses.replace(prepared.config, model=dataclasses.replace(prepared.config.model, **model))
+
     outer = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
     shares = config.split
     rows = []
@@ -196,35 +202,30 @@ def diagnose(name: str, *, folds: int, seed: int, config: Config) -> pd.DataFram
         def add(variant: str, p: np.ndarray, note: str = "", fold: int = k, labels: np.ndarray = yt) -> None:
             rows.append({"fold": fold, "variant": variant, "note": note, **binary_metrics(labels, p)})
 
-        base = fit_health_model(ts, config=prepared.config)
-        tp = base.test_predictions
-        X = base.model.prepare(whole.features)
-        add("healthscore (default grid)", tp["p_healthscore"].to_numpy())
+        def describe(result) -> str:
+            model = result.model
+            start = "logistic start" if model.linear is not None else "constant start"
+            return f"{start} + {model.params['num_boost_round'] if model.has_trees else 0} trees, {model.calibrator.method_}"
+
+        for variant, cfg in (("healthscore (default: CV chooses the start)", prepared.config),
+                             ("healthscore, constant start only (trees alone)", variant_config(linear_start="off")),
+                             ("healthscore, linear start forced", variant_config(linear_start="on")),
+                             ("healthscore, calibrated on a held-out quarter", variant_config(calibration_rows="holdout"))):
+            result = fit_health_model(ts, config=cfg)
+            add(variant, result.test_predictions["p_healthscore"].to_numpy(), describe(result))
+        X = result.model.prepare(whole.features)
         logit = logistic_baseline(X.iloc[fit_idx], y[fit_idx], categorical=whole.categorical, seed=seed)
-        add("logistic regression, all fold-training rows", logistic_proba(logit, X.iloc[test_idx]))
-        add("logistic regression, the booster's training part only", tp["p_logistic"].to_numpy())
-        widened = fit_health_model(ts, config=wide)
-        best = widened.cv_results.iloc[0]
-        add("healthscore, wider grid chosen by inner CV", widened.test_predictions["p_healthscore"].to_numpy(),
-            f"leaves {int(best['num_leaves'])}, min child {int(best['min_child_samples'])}, "
-            f"λ {best['lambda_l2']:g}")
-        params = dict(base.model.params)
-        n_trees = params.pop("num_boost_round")
-        params["monotone_constraints"] = [int(prepared.config.model.monotone.get(f, 0)) if f not in whole.categorical
-                                          else 0 for f in base.model.feature_names]
-        refit = lgb.train(params, lgb.Dataset(X.iloc[fit_idx], y[fit_idx]), num_boost_round=n_trees)
-        add("healthscore's booster refitted on all fold-training rows, uncalibrated", refit.predict(X.iloc[test_idx]))
-        inner_tr, inner_va = train_test_split(fit_idx, test_size=0.25, stratify=y[fit_idx], random_state=seed + 1)
-        for leaves, label in ((2, "stumps"), (3, "3-leaf trees")):
-            p = {"objective": "binary", "learning_rate": 0.05, "num_leaves": leaves, "max_depth": 2,
-                 "min_child_samples": 20, "lambda_l2": 1.0, "seed": seed, "deterministic": True,
-                 "num_threads": config.model.num_threads, "verbosity": -1}
-            booster = lgb.train(p, lgb.Dataset(X.iloc[inner_tr], y[inner_tr]), num_boost_round=3000,
-                                valid_sets=[lgb.Dataset(X.iloc[inner_va], y[inner_va])],
-                                callbacks=[lgb.early_stopping(50, verbose=False)])
-            add(f"LightGBM {label} (additive), early-stopped on an inner split",
-                booster.predict(X.iloc[test_idx], num_iteration=booster.best_iteration),
-                f"{booster.best_iteration} trees")
+        p_test = np.clip(logistic_proba(logit, X.iloc[test_idx]), 1e-9, 1 - 1e-9)
+        add("logistic regression, all fold-training rows", p_test)
+        Xc = X.iloc[fit_idx].copy()
+        for c in whole.categorical:
+            Xc[c] = Xc[c].astype("object").where(Xc[c].notna(), "missing")
+        oof = np.clip(cross_val_predict(logit, Xc, y[fit_idx], cv=StratifiedKFold(3, shuffle=True, random_state=seed),
+                                        method="predict_proba")[:, 1], 1e-9, 1 - 1e-9)
+        cal = Calibrator(isotonic_min_rows=config.model.isotonic_min_rows, seed=seed).fit(
+            np.log(oof / (1 - oof)), y[fit_idx])
+        add("logistic regression + healthscore's calibration map", cal.predict(np.log(p_test / (1 - p_test))),
+            cal.method_)
         print(f"[{name}] diagnosis fold {k}/{folds} done", flush=True)
     return pd.DataFrame(rows)
 
@@ -232,35 +233,27 @@ def diagnose(name: str, *, folds: int, seed: int, config: Config) -> pd.DataFram
 def render_diagnosis(name: str, table: pd.DataFrame) -> list[str]:
     """Markdown lines for the diagnosis of one dataset."""
     order = list(dict.fromkeys(table["variant"]))
-    g = table.groupby("variant")
+    g = table.groupby("variant", sort=False)
     lines = [f"### Diagnosis: {DATASETS[name]['title']}", "",
-             "Variants on the same outer folds, reported to explain the gap — none of them chooses anything "
-             "in healthscore (its grid and protocol were fixed before the first run).", "",
-             "| variant | ROC AUC | Brier | ECE | notes (per fold) |", "|---|---:|---:|---:|---|"]
+             "Variants on the same outer folds, to show what each design choice contributes — none of them "
+             "chooses anything in healthscore.", "",
+             "| variant | ROC AUC | Brier | ECE | what was fitted, per fold |", "|---|---:|---:|---:|---|"]
     for v in order:
         m = g.get_group(v)
         notes = "; ".join(n for n in m["note"] if n)
-        lines.append(f"| {v} | {m['roc_auc'].mean():.3f} ± {m['roc_auc'].std():.3f} | {m['brier'].mean():.4f} | "
+        lines.append(f"| {v} | {m['roc_auc'].mean():.4f} ± {m['roc_auc'].std():.3f} | {m['brier'].mean():.4f} | "
                      f"{m['ece'].mean():.3f} | {notes} |")
-    mean = g["roc_auc"].mean()
-    ece = g["ece"].mean()
-    hs_name = "healthscore (default grid)"
-    lr_name = "logistic regression, all fold-training rows"
-    same_part = mean["logistic regression, the booster's training part only"]
-    refit = mean["healthscore's booster refitted on all fold-training rows, uncalibrated"]
-    additive = max(mean[v] for v in order if v.startswith("LightGBM"))
-    chosen = list(g.get_group("healthscore, wider grid chosen by inner CV")["note"])
-    calibration = ("healthscore's ECE is the lower one" if ece[hs_name] <= ece[lr_name]
-                   else "healthscore's ECE is the higher one")
+    auc = g["roc_auc"].mean()
+    default, trees, line = ("healthscore (default: CV chooses the start)",
+                            "healthscore, constant start only (trees alone)", "logistic regression, all fold-training rows")
+    wide = table.pivot(index="fold", columns="variant", values="roc_auc")
+    diff = wide[default] - wide[line]
     lines += [
-        f"Reading (fold means). The logistic regression scores {mean[lr_name]:.3f} on all fold-training rows and "
-        f"{same_part:.3f} on the booster's training part alone; the booster refitted on every fold-training row "
-        f"scores {refit:.3f} (healthscore: {mean[hs_name]:.3f}). Offered stumps, 3-leaf trees and stronger "
-        f"regularisation, inner CV chose: {'; '.join(chosen)}. Calibration cannot change AUC (it is a monotone "
-        f"map); {calibration}. Purely additive tree ensembles reach {additive:.3f}. When neither more rows, nor "
-        "the grid, nor additive trees close the gap, the table is consistent with a smooth, additive "
-        "(logit-linear) relation: a logistic regression fits that form directly, while trees approximate each "
-        f"slope with steps, which costs AUC on a table of {len(load(name)[0]):,} rows.",
+        f"Reading (fold means). Trees alone reach AUC {auc[trees]:.4f}; with the linear start healthscore reaches "
+        f"{auc[default]:.4f}, against the logistic regression's {auc[line]:.4f} (per-fold difference "
+        f"{', '.join(f'{d:+.4f}' for d in diff)}; mean {diff.mean():+.4f}, sd {diff.std():.4f}). Calibration "
+        "cannot change the ranking much (the maps are monotone), so the logistic regression with healthscore's "
+        "map shows the ranking of the line itself with a calibrated shape.",
         "",
     ]
     return lines
@@ -281,10 +274,11 @@ def verdict(res: dict) -> str:
     """One sentence: where healthscore matches the logistic regression and where not, with per-fold AUC gaps."""
     checks_ = checks(res)
     folds = res["per_fold"].pivot(index="fold", columns="model", values="roc_auc")
-    diff = ", ".join(f"{d:+.3f}" for d in folds["healthscore"] - folds["logistic"])
+    diff = ", ".join(f"{d:+.4f}" for d in folds["healthscore"] - folds["logistic"])
     wins = [k for k, ok in checks_.items() if ok]
     losses = [k for k, ok in checks_.items() if not ok]
-    per_fold = f" AUC difference healthscore − logistic per fold: {diff}."
+    per_fold = (f" Mean AUC {folds['healthscore'].mean():.4f} vs {folds['logistic'].mean():.4f}; difference "
+                f"healthscore − logistic per fold: {diff}.")
     if not losses:
         return "healthscore is at least as good as the logistic regression on AUC, Brier and ECE (fold means)." + \
             per_fold
@@ -303,10 +297,10 @@ def render(results: list[dict], *, command: str, seconds: float, config: Config,
         "",
         "Generated by `benchmarks/real_data.py` — do not edit by hand; rerun it. The protocol is in the",
         "script's docstring; in short: stratified "
-        f"{folds}-fold CV (seed {seed}), the same folds for every model; inside each fold healthscore splits "
-        "the fold's training rows 75 / 25 into a training part (LightGBM, regularisation chosen by stratified "
-        "3-fold CV inside it) and a calibration part; the logistic regression is fitted on all of the fold's "
-        "training rows; the scorecard uses healthscore's default hand weights with each feature's direction "
+        f"{folds}-fold CV (seed {seed}), the same folds for every model; inside each fold healthscore learns "
+        "from all the fold's training rows (start — constant or logistic —, regularisation and trees chosen by "
+        "stratified 3-fold CV on calibrated log loss; calibration map fitted on those folds' out-of-fold "
+        "margins); the logistic regression is fitted on the same rows; the scorecard uses healthscore's default hand weights with each feature's direction "
         "declared in `components.yaml` or else estimated (Spearman sign) on the training part — generous to it.",
         "Metrics on the held-out fold, label 1 = retained; mean ± sd over folds. Lower is better for Brier "
         "and ECE (expected calibration error, 10 equal-count bins); top-decile lift = churn rate among the 10% "
@@ -356,8 +350,8 @@ def render(results: list[dict], *, command: str, seconds: float, config: Config,
         "- The scorecard ignores `account` features (its hand weights give that component 0) and components "
         "a table has no features for; its \"probability\" is score / 100, so its Brier and ECE measure how far "
         "a 0–100 health score is from a probability, not a fitting error.",
-        "- \"uncalibrated booster\" is LightGBM's own sigmoid; \"calibrated\" applies the map chosen on the "
-        "calibration part (identity, Platt or isotonic, by CV log loss there).",
+        "- \"uncalibrated\" is the sigmoid of the model's own margin (logistic start + trees); \"calibrated\" "
+        "applies the map chosen on out-of-fold margins (identity, Platt or interpolated isotonic, by CV log loss).",
         f"- Model settings: healthscore defaults (`Config()`), with LightGBM threads = {config.model.num_threads}.",
         "",
     ]

@@ -145,3 +145,19 @@ def test_interpolated_isotonic_keeps_the_order_of_margins() -> None:
 def test_config_rejects_unknown_choices(key: str, value: str) -> None:
     with pytest.raises(ConfigError, match=f"model.{key}: use one of"):
         config_from_dict({"model": {key: value}})
+
+
+def test_one_standard_error_rule_prefers_fewer_trees_only_within_noise() -> None:
+    from healthscore.model.train import _one_standard_error
+
+    rng = np.random.default_rng(11)
+    base = rng.exponential(0.4, size=3000)
+    noise_better = base - 0.0005 + rng.normal(0, 0.05, size=3000)  # better by far less than its SE
+    clearly_better = base - 0.05 + rng.normal(0, 0.05, size=3000)  # better by ~30 SEs
+    table = pd.DataFrame({"cv_log_loss": [base.mean(), noise_better.mean()], "best_iterations": [0, 120],
+                          "num_leaves": [7, 7], "min_child_samples": [20, 20]})
+    chosen = _one_standard_error(table, [base, noise_better]).iloc[0]
+    assert chosen["best_iterations"] == 0 and chosen["within_one_se"]
+    table["cv_log_loss"] = [base.mean(), clearly_better.mean()]
+    chosen = _one_standard_error(table, [base, clearly_better]).iloc[0]
+    assert chosen["best_iterations"] == 120

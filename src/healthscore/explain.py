@@ -1,7 +1,8 @@
 """Contributions by component, in score points that add up to the score.
 
-Method. LightGBM's ``pred_contrib`` gives exact TreeSHAP values φ_f in log-odds, with
-``E + Σ φ_f = margin`` for every row (E is the expected margin). Calibration then maps the margin to a
+Method. ``HealthModel.contributions`` gives exact SHAP values φ_f in log-odds, with
+``E + Σ φ_f = margin`` for every row (E is the expected margin): LightGBM's TreeSHAP (``pred_contrib``)
+for the trees, plus ``w (z − mean z)`` per feature for the booster's linear start when it has one. Calibration then maps the margin to a
 probability through a non-linear monotone map g, so log-odds contributions do not add up in points. We
 define ``baseline = 100 · g(E)`` (the score of an average account) and spread the calibrated difference
 ``100 · g(margin) − baseline`` over components in proportion to their summed log-odds contributions:

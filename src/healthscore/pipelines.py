@@ -113,6 +113,7 @@ def train_job(
             **{f"lgbm.{k}": v for k, v in result.params.items()},
             "as_of": str(as_of) if as_of else "all decided",
             "calibration_method": result.model.calibrator.method_,
+            "calibration_rows": result.model.metadata.get("calibration_rows"),
             "lead_times_days": list(config.timeline.lead_times_days),
             "split": [config.split.train, config.split.calibration, config.split.test],
             **{k: v for k, v in result.sizes.items()},
@@ -304,6 +305,7 @@ def train_table_job(
             "split_kind": split,
             "split": [config.split.train, config.split.calibration, config.split.test],
             "calibration_method": result.model.calibrator.method_,
+            "calibration_rows": result.model.metadata.get("calibration_rows"),
             "monotone": prepared.table_metadata["declared_directions"],
             **dict(result.sizes),
         }

@@ -26,8 +26,9 @@ class Calibrator:
 
     The isotonic map interpolates linearly between the centres of its blocks instead of stepping: a step
     function gives every account in a block the same probability, and those ties cost ranking (AUC)
-    that the margin had. Between block centres the map is strictly increasing, so order is kept; it is flat
-    only beyond the outermost centres.
+    that the margin had. The map is strictly increasing from the smallest to the largest training margin
+    (the outer blocks are anchored there instead of at their centres), so order is kept; it is flat only
+    outside that range.
     """
 
     isotonic_min_rows: int = 1000
@@ -51,11 +52,7 @@ class Calibrator:
         if n_splits < 2:  # one class only: nothing to learn a map from
             self.method_ = "identity"
             return self
-        cv = StratifiedKFold(n_splits=n_splits, shuffle=True, random_state=self.seed)
-        for method in methods:
-            oof = np.empty(len(y))
-            for tr, va in cv.split(margin, y):
-                oof[va] = _fit(method, margin[tr], y[tr]).predict(margin[va])
+        for method, oof in _out_of_fold(methods, margin, y, n_splits=n_splits, seed=self.seed).items():
             self.cv_log_loss_[method] = float(log_loss(y, oof, labels=[0, 1]))
         self.method_ = min(methods, key=lambda m: self.cv_log_loss_[m])  # ties keep the simpler map
         fitted = _fit(self.method_, margin, y)
@@ -107,6 +104,10 @@ class _Isotonic:
         ends = np.r_[starts[1:], len(f)] - 1
         self.x = (m[starts] + m[ends]) / 2.0
         self.y = f[starts]
+        # the outer blocks run from the smallest and to the largest training margin, so the map is flat
+        # only outside the training range (a flat tail would tie every account in it)
+        if len(self.x) > 1:
+            self.x[0], self.x[-1] = m[0], m[-1]
         if len(self.x) > 1 and np.any(np.diff(self.x) <= 0):  # equal centres (ties in margin): keep the first
             keep = np.r_[True, np.diff(self.x) > 0]
             self.x, self.y = self.x[keep], self.y[keep]
@@ -119,12 +120,37 @@ def _fit(method: str, margin: np.ndarray, y: np.ndarray):
     return {"identity": _Identity, "sigmoid": _Sigmoid, "isotonic": _Isotonic}[method](margin, y)
 
 
-def calibrated_log_loss(margin: np.ndarray, y: np.ndarray, *, seed: int = 42, isotonic_min_rows: int = 200) -> float:
-    """The log loss the best calibration map reaches on these margins, by cross-validation (lower is better).
+def _out_of_fold(methods: list[str], margin: np.ndarray, y: np.ndarray, *, n_splits: int, seed: int
+                 ) -> dict[str, np.ndarray]:
+    """Each map's out-of-fold calibrated probabilities (stratified, seeded folds shared by every map)."""
+    cv = StratifiedKFold(n_splits=n_splits, shuffle=True, random_state=seed)
+    out = {}
+    for method in methods:
+        oof = np.empty(len(y))
+        for tr, va in cv.split(margin, y):
+            oof[va] = _fit(method, margin[tr], y[tr]).predict(margin[va])
+        out[method] = oof
+    return out
+
+
+def calibrated_losses(margin: np.ndarray, y: np.ndarray, *, seed: int = 42, isotonic_min_rows: int = 200
+                      ) -> np.ndarray:
+    """Per-row log loss after the best calibration map for these margins, by cross-validation.
 
     Used to compare candidate models in CV: the model is calibrated afterwards, so a candidate whose margin
     ranks well but has the wrong shape (a logistic regression on data with another link) is judged by
-    what calibration makes of it, not by its raw sigmoid.
+    what calibration makes of it, not by its raw sigmoid. The map with the lowest mean wins; its per-row
+    losses are returned so that candidates can be compared row by row (paired standard errors).
     """
-    cal = Calibrator(isotonic_min_rows=isotonic_min_rows, seed=seed).fit(margin, y)
-    return float(min(cal.cv_log_loss_.values())) if cal.cv_log_loss_ else float("nan")
+    margin = np.asarray(margin, dtype=float)
+    y = np.asarray(y, dtype=int)
+    n_splits = int(min(5, np.bincount(y, minlength=2).min()))
+    if n_splits < 2:
+        return np.full(len(y), np.nan)
+    methods = ["identity", "sigmoid"] + (["isotonic"] if len(y) >= isotonic_min_rows else [])
+    best = None
+    for oof in _out_of_fold(methods, margin, y, n_splits=n_splits, seed=seed).values():
+        rows = -(y * np.log(oof) + (1 - y) * np.log(1 - oof))
+        if best is None or rows.mean() < best.mean():
+            best = rows
+    return best

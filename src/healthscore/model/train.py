@@ -15,7 +15,7 @@ from sklearn.metrics import log_loss
 
 from healthscore.config import COMPONENTS, Config
 from healthscore.model.baselines import Scorecard, logistic_baseline, logistic_proba
-from healthscore.model.calibrate import Calibrator, calibrated_log_loss
+from healthscore.model.calibrate import Calibrator, calibrated_losses
 from healthscore.model.evaluate import evaluate_predictions, reliability_table
 from healthscore.model.health_model import HealthModel
 from healthscore.model.linear import LinearBase
@@ -109,10 +109,11 @@ def select_params(
     and of the start (constant, or a logistic regression's log-odds fitted on each fold's training rows —
     ``model.linear_start``). Trees are added until the validation log loss stops improving (early
     stopping); the candidate is then judged by ``cv_log_loss``: the log loss of its validation margins
-    *after* the best calibration map, itself chosen by CV on those margins (``calibrated_log_loss``) —
+    *after* the best calibration map, itself chosen by CV on those margins (``calibrated_losses``) —
     the model is calibrated afterwards, so a margin that ranks well but has another shape is not penalised
     for the shape. With the linear start, the start alone (zero trees) is one more candidate.
-    ``cv_raw_log_loss`` is the uncalibrated loss. Ties go to fewer trees. Returns the chosen LightGBM parameters, the
+    ``cv_raw_log_loss`` is the uncalibrated loss. The choice follows the one-standard-error rule
+    (``_one_standard_error``): the fewest trees within one paired standard error of the best loss. Returns the chosen LightGBM parameters, the
     number of trees (median over folds; at least 20 from a constant start), the CV table and whether the
     linear start was chosen. The test slice is never seen here.
     """
@@ -123,17 +124,18 @@ def select_params(
     starts = {"auto": (False, True), "on": (True,), "off": (False,)}[m.linear_start]
     monotone = dict(zip(X.columns, base.get("monotone_constraints", [0] * X.shape[1])))
     inits: list[tuple[np.ndarray, np.ndarray]] = []
-    start_losses: list[float] = []  # each fold's linear start alone, calibrated
+    start_losses: list[np.ndarray] = []  # each fold's linear start alone: per-row calibrated log loss
     if True in starts:
         for tr, va in folds:
             lin = LinearBase.fit(X.iloc[tr], y[tr], categorical=categorical or [], monotone=monotone, seed=m.seed)
             inits.append((lin.margin(X.iloc[tr]), lin.margin(X.iloc[va])))
-            start_losses.append(calibrated_log_loss(inits[-1][1], y[va], seed=m.seed))
+            start_losses.append(calibrated_losses(inits[-1][1], y[va], seed=m.seed))
     rows = []
+    row_losses: list[np.ndarray] = []  # per candidate: every validation row's calibrated loss, folds in order
     grid = itertools.product(starts, m.num_leaves_grid, m.min_child_samples_grid, m.reg_lambda_grid)
     for linear, leaves, min_child, lam in grid:
         params = {**base, "num_leaves": leaves, "min_child_samples": min_child, "lambda_l2": lam}
-        losses, raw_losses, iters = [], [], []
+        losses, raw_losses, iters, per_row = [], [], [], []
         for k, (tr, va) in enumerate(folds):
             init_tr, init_va = inits[k] if linear else (None, None)
             dtr = lgb.Dataset(X.iloc[tr], y[tr], init_score=init_tr, free_raw_data=False)
@@ -150,14 +152,15 @@ def select_params(
             # early stopping watched the raw loss; the number of trees is then chosen by the calibrated loss
             # at a few checkpoints up to that point (more trees may only be bending the margin's shape,
             # which calibration does anyway, at a cost in ranking)
-            loss, trees = float("inf"), best_trees
+            loss, trees, fold_rows = float("inf"), best_trees, None
             for n in sorted({max(1, round(best_trees * f)) for f in TREE_CHECKPOINTS}):
                 margin_va = booster.predict(X.iloc[va], raw_score=True, num_iteration=n)
                 if linear:
                     margin_va = margin_va + init_va
-                checkpoint_loss = calibrated_log_loss(margin_va, y[va], seed=m.seed)
-                if checkpoint_loss < loss:
-                    loss, trees = checkpoint_loss, n
+                checkpoint_rows = calibrated_losses(margin_va, y[va], seed=m.seed)
+                if checkpoint_rows.mean() < loss:
+                    loss, trees, fold_rows = float(checkpoint_rows.mean()), n, checkpoint_rows
+            per_row.append(fold_rows)
             raw_losses.append(raw_loss)
             losses.append(loss)
             iters.append(trees)
@@ -173,20 +176,21 @@ def select_params(
                 "folds": len(losses),
             }
         )
+        row_losses.append(np.concatenate(per_row) if per_row else np.zeros(0))
     if True in starts and folds:  # the linear start alone: no trees (then the tree settings do not matter)
         rows.append({
             "linear_start": True,
             "num_leaves": m.num_leaves_grid[0],
             "min_child_samples": m.min_child_samples_grid[0],
             "lambda_l2": m.reg_lambda_grid[0],
-            "cv_log_loss": float(np.mean(start_losses)),
+            "cv_log_loss": float(np.mean([f.mean() for f in start_losses])),
             "cv_raw_log_loss": float(np.mean([log_loss(y[va], _sigmoid(init[1]), labels=[0, 1])
                                               for (_, va), init in zip(folds, inits)])),
             "best_iterations": 0,
             "folds": len(folds),
         })
-    table = pd.DataFrame(rows).sort_values(["cv_log_loss", "best_iterations", "num_leaves", "min_child_samples"],
-                                           kind="stable")
+        row_losses.append(np.concatenate(start_losses))
+    table = _one_standard_error(pd.DataFrame(rows), row_losses)
     best = table.iloc[0]
     chosen = {
         **base,
@@ -197,6 +201,36 @@ def select_params(
     linear = bool(best["linear_start"])
     n_trees = int(best["best_iterations"]) if linear else max(20, int(best["best_iterations"]))
     return chosen, n_trees, table.reset_index(drop=True), linear
+
+
+def _one_standard_error(table: pd.DataFrame, row_losses: list[np.ndarray]) -> pd.DataFrame:
+    """The one-standard-error rule: the fewest trees whose CV loss is within one paired SE of the best.
+
+    Candidates are compared row by row on the same validation rows: for each, ``d = loss − best loss`` per
+    row, and it is *within one SE* when ``mean(d) ≤ sd(d) / √n``. Among those the one with the fewest
+    trees wins (then the lower loss): a smaller difference than that is noise in the CV, and the simpler
+    model is easier to explain and drifts less (Breiman et al., 1984; glmnet's ``lambda.1se``). The chosen
+    row comes first in the returned table; ``cv_se_vs_best`` and ``within_one_se`` say why.
+    """
+    table = table.reset_index(drop=True)
+    finite = [i for i in range(len(table)) if len(row_losses[i]) and np.isfinite(table.loc[i, "cv_log_loss"])]
+    if not finite:
+        return table.sort_values(["cv_log_loss", "best_iterations"], kind="stable").assign(chosen=False)
+    best = min(finite, key=lambda i: table.loc[i, "cv_log_loss"])
+    se, within = [], []
+    for i in range(len(table)):
+        if i not in finite:
+            se.append(float("nan"))
+            within.append(False)
+            continue
+        d = row_losses[i] - row_losses[best]
+        err = float(np.std(d, ddof=1) / np.sqrt(len(d))) if len(d) > 1 else 0.0
+        se.append(err)
+        within.append(bool(d.mean() <= err))
+    table = table.assign(cv_se_vs_best=se, within_one_se=within)
+    order = table.sort_values(["within_one_se", "best_iterations", "cv_log_loss", "num_leaves", "min_child_samples"],
+                              ascending=[False, True, True, True, True], kind="stable")
+    return order.assign(chosen=[True] + [False] * (len(order) - 1))
 
 
 def fit_margin(X: pd.DataFrame, y: np.ndarray, params: dict[str, Any], n_trees: int, *, linear: bool,
@@ -419,10 +453,9 @@ def _sigmoid(x: np.ndarray) -> np.ndarray:
 def training_set_from_dataset(ds, *, config: Config, as_of: date | None = None, truth: pd.DataFrame | None = None
                               ) -> TrainingSet:
     """Training rows from the timeline (renewals decided before ``as_of``) with their point-in-time features."""
+    from healthscore.features import FEATURES, build_features
     from healthscore.features.time_to_value import SegmentAdoptionCurve
     from healthscore.timeline import training_rows
-
-    from healthscore.features import FEATURES, build_features
 
     rows = training_rows(ds, lead_times=config.timeline.lead_times_days, decided_before=as_of)
     if rows.empty:

@@ -120,8 +120,10 @@ def global_report_context(result, X: pd.DataFrame | None, *, max_rows: int = 200
         "params": {k: v for k, v in sorted(result.params.items())},
         "calibration_method": model.calibrator.method_,
         "baseline": model.baseline_points,
-        "metadata": {k: model.metadata.get(k) for k in ("trained_as_of", "data_fingerprint", "model_name")
-                     if model.metadata.get(k)},
+        "metadata": {**{k: model.metadata.get(k) for k in ("trained_as_of", "data_fingerprint", "model_name",
+                                                           "calibration_rows") if model.metadata.get(k)},
+                     "model_form": (("logistic start + " if model.linear is not None else "")
+                                    + f"{model.params.get('num_boost_round', 0) if model.has_trees else 0} trees")},
         "warnings": list(result.warnings),
     }
     tp = result.test_predictions
