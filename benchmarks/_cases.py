@@ -283,9 +283,10 @@ def train_ref(data: Path) -> None:
     part = np.asarray(split_by_renewal_date(frame[["renewal_date", "segment", "contract_id"]], Config().split))
     X = model.prepare(frame[model.feature_names])[part == "train"]
     y = frame["label"].to_numpy()[part == "train"]
-    params = {k: v for k, v in model.params.items() if k != "num_boost_round"}
+    params = {k: v for k, v in model.params.items() if k not in ("num_boost_round", "linear_start")}
+    init = model.linear.margin(X) if model.linear is not None else None  # the start is part of the fit
     t0 = time.perf_counter()
-    lgb.train(params, lgb.Dataset(X, y), num_boost_round=int(model.params["num_boost_round"]))
+    lgb.train(params, lgb.Dataset(X, y, init_score=init), num_boost_round=int(model.params["num_boost_round"]))
     _emit("train-ref", time.perf_counter() - t0)
 
 

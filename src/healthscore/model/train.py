@@ -94,7 +94,8 @@ def _monotone(feature_names: list[str], config: Config, categorical: list[str]) 
     return [0 if f in categorical else int(config.model.monotone.get(f, 0)) for f in feature_names], warnings
 
 
-#: fractions of the early-stopped number of trees at which CV measures the calibrated loss
+#: fractions of each fold's early-stopped number of trees at which CV measures the calibrated loss (each a
+#: candidate of its own; ``cv_raw_log_loss`` is the raw loss at the early-stopped number itself)
 TREE_CHECKPOINTS = (0.25, 0.5, 1.0)
 
 
@@ -107,14 +108,15 @@ def select_params(
     Folds are expanding windows over renewal dates; ``folds`` (positions into ``X``) replace them when rows
     have no time order (a flat table without ``--time``). Candidates are the product of the config's grids
     and of the start (constant, or a logistic regression's log-odds fitted on each fold's training rows —
-    ``model.linear_start``). Trees are added until the validation log loss stops improving (early
-    stopping); the candidate is then judged by ``cv_log_loss``: the log loss of its validation margins
-    *after* the best calibration map, itself chosen by CV on those margins (``calibrated_losses``) —
-    the model is calibrated afterwards, so a margin that ranks well but has another shape is not penalised
-    for the shape. With the linear start, the start alone (zero trees) is one more candidate.
-    ``cv_raw_log_loss`` is the uncalibrated loss. The choice follows the one-standard-error rule
-    (``_one_standard_error``): the fewest trees within one paired standard error of the best loss. Returns the chosen LightGBM parameters, the
-    number of trees (median over folds; at least 20 from a constant start), the CV table and whether the
+    ``model.linear_start``) and of ``TREE_CHECKPOINTS``: trees are added until the validation log loss
+    stops improving (early stopping), and each fraction of that number is a candidate. Candidates are
+    judged by ``cv_log_loss``: the log loss of their validation margins *after* the best calibration map,
+    itself chosen by CV on those margins (``calibrated_losses``) — the model is calibrated afterwards, so a
+    margin that ranks well but has another shape is not penalised for the shape. With the linear start,
+    the start alone (zero trees) is one more candidate. ``cv_raw_log_loss`` is the uncalibrated loss.
+    The choice follows the one-standard-error rule (``_one_standard_error``): the fewest trees within one
+    paired standard error of the best loss. Returns the chosen LightGBM parameters, the number of trees
+    (median over folds; at least 20 from a constant start), the CV table (chosen row first) and whether the
     linear start was chosen. The test slice is never seen here.
     """
     m = config.model
@@ -135,7 +137,9 @@ def select_params(
     grid = itertools.product(starts, m.num_leaves_grid, m.min_child_samples_grid, m.reg_lambda_grid)
     for linear, leaves, min_child, lam in grid:
         params = {**base, "num_leaves": leaves, "min_child_samples": min_child, "lambda_l2": lam}
-        losses, raw_losses, iters, per_row = [], [], [], []
+        raw_losses = []
+        # per checkpoint (a fraction of each fold's early-stopped trees): trees and per-row losses by fold
+        at: dict[float, tuple[list[int], list[np.ndarray]]] = {f: ([], []) for f in TREE_CHECKPOINTS}
         for k, (tr, va) in enumerate(folds):
             init_tr, init_va = inits[k] if linear else (None, None)
             dtr = lgb.Dataset(X.iloc[tr], y[tr], init_score=init_tr, free_raw_data=False)
@@ -147,43 +151,45 @@ def select_params(
                 valid_sets=[dva],
                 callbacks=[lgb.early_stopping(m.early_stopping_rounds, verbose=False)],
             )
-            raw_loss = booster.best_score["valid_0"]["binary_logloss"]
+            raw_losses.append(booster.best_score["valid_0"]["binary_logloss"])
             best_trees = booster.best_iteration or m.n_estimators
-            # early stopping watched the raw loss; the number of trees is then chosen by the calibrated loss
-            # at a few checkpoints up to that point (more trees may only be bending the margin's shape,
-            # which calibration does anyway, at a cost in ranking)
-            loss, trees, fold_rows = float("inf"), best_trees, None
-            for n in sorted({max(1, round(best_trees * f)) for f in TREE_CHECKPOINTS}):
+            # early stopping watched the raw loss; the calibrated loss is measured at fractions of that
+            # number (more trees may only be bending the margin's shape, which calibration does anyway, at
+            # a cost in ranking). Each fraction is its own candidate, the same for every fold, so no fold
+            # picks its own best checkpoint on its own validation rows.
+            floor = 1 if linear else min(20, best_trees)
+            for f in TREE_CHECKPOINTS:
+                n = min(best_trees, max(floor, round(best_trees * f)))
                 margin_va = booster.predict(X.iloc[va], raw_score=True, num_iteration=n)
                 if linear:
                     margin_va = margin_va + init_va
-                checkpoint_rows = calibrated_losses(margin_va, y[va], seed=m.seed)
-                if checkpoint_rows.mean() < loss:
-                    loss, trees, fold_rows = float(checkpoint_rows.mean()), n, checkpoint_rows
-            per_row.append(fold_rows)
-            raw_losses.append(raw_loss)
-            losses.append(loss)
-            iters.append(trees)
-        rows.append(
-            {
-                "linear_start": linear,
-                "num_leaves": leaves,
-                "min_child_samples": min_child,
-                "lambda_l2": lam,
-                "cv_log_loss": float(np.mean(losses)) if losses else float("inf"),
-                "cv_raw_log_loss": float(np.mean(raw_losses)) if raw_losses else float("inf"),
-                "best_iterations": int(np.median(iters)) if iters else m.n_estimators,
-                "folds": len(losses),
-            }
-        )
-        row_losses.append(np.concatenate(per_row) if per_row else np.zeros(0))
+                at[f][0].append(n)
+                at[f][1].append(calibrated_losses(margin_va, y[va], seed=m.seed))
+        for f in TREE_CHECKPOINTS:
+            iters, per_row = at[f]
+            losses = np.concatenate(per_row) if per_row else np.zeros(0)
+            rows.append(
+                {
+                    "linear_start": linear,
+                    "num_leaves": leaves,
+                    "min_child_samples": min_child,
+                    "lambda_l2": lam,
+                    "tree_fraction": f,
+                    "cv_log_loss": float(losses.mean()) if len(losses) else float("inf"),
+                    "cv_raw_log_loss": float(np.mean(raw_losses)) if raw_losses else float("inf"),
+                    "best_iterations": int(np.median(iters)) if iters else m.n_estimators,
+                    "folds": len(per_row),
+                }
+            )
+            row_losses.append(losses)
     if True in starts and folds:  # the linear start alone: no trees (then the tree settings do not matter)
         rows.append({
             "linear_start": True,
             "num_leaves": m.num_leaves_grid[0],
             "min_child_samples": m.min_child_samples_grid[0],
             "lambda_l2": m.reg_lambda_grid[0],
-            "cv_log_loss": float(np.mean([f.mean() for f in start_losses])),
+            "tree_fraction": 0.0,
+            "cv_log_loss": float(np.concatenate(start_losses).mean()),
             "cv_raw_log_loss": float(np.mean([log_loss(y[va], _sigmoid(init[1]), labels=[0, 1])
                                               for (_, va), init in zip(folds, inits)])),
             "best_iterations": 0,
