@@ -286,7 +286,8 @@ def train_ref(data: Path) -> None:
     params = {k: v for k, v in model.params.items() if k not in ("num_boost_round", "linear_start")}
     init = model.linear.margin(X) if model.linear is not None else None  # the start is part of the fit
     t0 = time.perf_counter()
-    lgb.train(params, lgb.Dataset(X, y, init_score=init), num_boost_round=int(model.params["num_boost_round"]))
+    if model.has_trees:
+        lgb.train(params, lgb.Dataset(X, y, init_score=init), num_boost_round=int(model.params["num_boost_round"]))
     _emit("train-ref", time.perf_counter() - t0)
 
 
@@ -309,7 +310,8 @@ def score_ours(data: Path) -> None:
 
 
 def score_ref(data: Path) -> None:
-    """Reference: LightGBM's bare ``booster.predict(X, pred_contrib=True)`` on the same prepared rows."""
+    """Reference: the bare exact contributions on the same prepared rows — LightGBM's
+    ``booster.predict(X, pred_contrib=True)``, plus the linear start's contributions when the model has one."""
     import joblib
     import pandas as pd
 
@@ -318,7 +320,10 @@ def score_ref(data: Path) -> None:
     X = model.prepare(frame.drop(columns="account_id"))
     booster = model.booster
     t0 = time.perf_counter()
-    booster.predict(X, pred_contrib=True)
+    if booster is not None:
+        booster.predict(X, pred_contrib=True)
+    if model.linear is not None:
+        model.linear.contributions(X)
     _emit("score-ref", time.perf_counter() - t0)
 
 

@@ -161,3 +161,30 @@ def test_one_standard_error_rule_prefers_fewer_trees_only_within_noise() -> None
     table["cv_log_loss"] = [base.mean(), clearly_better.mean()]
     chosen = _one_standard_error(table, [base, clearly_better]).iloc[0]
     assert chosen["best_iterations"] == 120
+
+
+def test_a_fold_with_one_churner_is_left_out_instead_of_voiding_the_cv() -> None:
+    from healthscore.model.train import _base_params, select_params
+
+    cfg = config_from_dict(FAST)
+    rng = np.random.default_rng(1)
+    n = 900
+    a, b = rng.normal(size=(2, n))
+    y = (rng.random(n) < np.where((a > 0) == (b > 0), 0.9, 0.1)).astype(int)  # an interaction: trees win
+    churn_late = np.flatnonzero(y[600:] == 0) + 600
+    y[churn_late[1:]] = 1  # the second validation fold keeps a single churner
+    X = pd.DataFrame({"a": a, "b": b})
+    base = {**_base_params(cfg), "monotone_constraints": [0, 0]}
+    idx = np.arange(n)
+    folds = [(idx[:300], idx[300:600]), (idx[:600], idx[600:])]
+    _, trees, table, _ = select_params(X, y, pd.Series(idx), base, cfg, folds=folds, categorical=[])
+    assert np.isfinite(table["cv_log_loss"]).all() and (table["folds"] == 1).all()
+    assert trees > 0  # judged on the usable fold, the interaction needs trees
+
+
+def test_a_constant_start_is_judged_at_the_number_of_trees_it_is_fitted_with() -> None:
+    cfg = config_from_dict({"model": {**FAST["model"], "linear_start": "off"}})
+    result = fit_health_model(_link_set(800, 8, interaction=False), config=cfg)
+    chosen = result.cv_results.iloc[0]
+    assert chosen["chosen"] and chosen["best_iterations"] >= 20
+    assert result.params["num_boost_round"] == chosen["best_iterations"]

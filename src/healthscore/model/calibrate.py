@@ -26,9 +26,9 @@ class Calibrator:
 
     The isotonic map interpolates linearly between the centres of its blocks instead of stepping: a step
     function gives every account in a block the same probability, and those ties cost ranking (AUC)
-    that the margin had. The map is strictly increasing from the smallest to the largest training margin
-    (the outer blocks are anchored there instead of at their centres), so order is kept; it is flat only
-    outside that range.
+    that the margin had. Between the outermost block centres the map is strictly increasing, so order is
+    kept; beyond them it is flat at the outer blocks' rates (stretching the outer blocks towards the next
+    centre instead would bias the riskiest and safest accounts' probabilities).
     """
 
     isotonic_min_rows: int = 1000
@@ -104,10 +104,6 @@ class _Isotonic:
         ends = np.r_[starts[1:], len(f)] - 1
         self.x = (m[starts] + m[ends]) / 2.0
         self.y = f[starts]
-        # the outer blocks run from the smallest and to the largest training margin, so the map is flat
-        # only outside the training range (a flat tail would tie every account in it)
-        if len(self.x) > 1:
-            self.x[0], self.x[-1] = m[0], m[-1]
         if len(self.x) > 1 and np.any(np.diff(self.x) <= 0):  # equal centres (ties in margin): keep the first
             keep = np.r_[True, np.diff(self.x) > 0]
             self.x, self.y = self.x[keep], self.y[keep]

@@ -94,6 +94,8 @@ def _monotone(feature_names: list[str], config: Config, categorical: list[str]) 
     return [0 if f in categorical else int(config.model.monotone.get(f, 0)) for f in feature_names], warnings
 
 
+#: a constant start (the base rate) is never fitted with fewer trees than this
+MIN_TREES = 20
 #: fractions of each fold's early-stopped number of trees at which CV measures the calibrated loss (each a
 #: candidate of its own; ``cv_raw_log_loss`` is the raw loss at the early-stopped number itself)
 TREE_CHECKPOINTS = (0.25, 0.5, 1.0)
@@ -102,6 +104,7 @@ TREE_CHECKPOINTS = (0.25, 0.5, 1.0)
 def select_params(
     X: pd.DataFrame, y: np.ndarray, dates: pd.Series, base: dict[str, Any], config: Config,
     *, folds: list[tuple[np.ndarray, np.ndarray]] | None = None, categorical: list[str] | None = None,
+    allow_isotonic: bool = True,
 ) -> tuple[dict[str, Any], int, pd.DataFrame, bool]:
     """Choose the start, regularisation and number of trees by CV inside the rows the booster learns from.
 
@@ -122,7 +125,11 @@ def select_params(
     m = config.model
     if folds is None:
         folds = time_folds(dates, m.cv_folds)
-    folds = [(tr, va) for tr, va in folds if len(np.unique(y[tr])) == 2 and len(np.unique(y[va])) == 2]
+    # a fold needs both classes to learn from and at least 2 of each to validate (the calibrated loss is
+    # itself cross-validated on the validation rows)
+    folds = [(tr, va) for tr, va in folds
+             if len(np.unique(y[tr])) == 2 and np.bincount(y[va], minlength=2).min() >= 2]
+    isotonic_rows = 0 if allow_isotonic else np.inf  # the criterion uses only maps the final calibrator may
     starts = {"auto": (False, True), "on": (True,), "off": (False,)}[m.linear_start]
     monotone = dict(zip(X.columns, base.get("monotone_constraints", [0] * X.shape[1])))
     inits: list[tuple[np.ndarray, np.ndarray]] = []
@@ -131,7 +138,7 @@ def select_params(
         for tr, va in folds:
             lin = LinearBase.fit(X.iloc[tr], y[tr], categorical=categorical or [], monotone=monotone, seed=m.seed)
             inits.append((lin.margin(X.iloc[tr]), lin.margin(X.iloc[va])))
-            start_losses.append(calibrated_losses(inits[-1][1], y[va], seed=m.seed))
+            start_losses.append(calibrated_losses(inits[-1][1], y[va], seed=m.seed, isotonic_min_rows=isotonic_rows))
     rows = []
     row_losses: list[np.ndarray] = []  # per candidate: every validation row's calibrated loss, folds in order
     grid = itertools.product(starts, m.num_leaves_grid, m.min_child_samples_grid, m.reg_lambda_grid)
@@ -157,14 +164,15 @@ def select_params(
             # number (more trees may only be bending the margin's shape, which calibration does anyway, at
             # a cost in ranking). Each fraction is its own candidate, the same for every fold, so no fold
             # picks its own best checkpoint on its own validation rows.
-            floor = 1 if linear else min(20, best_trees)
+            # a constant start keeps at least MIN_TREES (the number it will be fitted with), a linear one 1
+            floor = 1 if linear else MIN_TREES
             for f in TREE_CHECKPOINTS:
-                n = min(best_trees, max(floor, round(best_trees * f)))
+                n = min(booster.current_iteration(), max(floor, min(best_trees, round(best_trees * f))))
                 margin_va = booster.predict(X.iloc[va], raw_score=True, num_iteration=n)
                 if linear:
                     margin_va = margin_va + init_va
                 at[f][0].append(n)
-                at[f][1].append(calibrated_losses(margin_va, y[va], seed=m.seed))
+                at[f][1].append(calibrated_losses(margin_va, y[va], seed=m.seed, isotonic_min_rows=isotonic_rows))
         for f in TREE_CHECKPOINTS:
             iters, per_row = at[f]
             losses = np.concatenate(per_row) if per_row else np.zeros(0)
@@ -205,7 +213,7 @@ def select_params(
         "lambda_l2": float(best["lambda_l2"]),
     }
     linear = bool(best["linear_start"])
-    n_trees = int(best["best_iterations"]) if linear else max(20, int(best["best_iterations"]))
+    n_trees = int(best["best_iterations"])
     return chosen, n_trees, table.reset_index(drop=True), linear
 
 
@@ -221,7 +229,8 @@ def _one_standard_error(table: pd.DataFrame, row_losses: list[np.ndarray]) -> pd
     table = table.reset_index(drop=True)
     finite = [i for i in range(len(table)) if len(row_losses[i]) and np.isfinite(table.loc[i, "cv_log_loss"])]
     if not finite:
-        return table.sort_values(["cv_log_loss", "best_iterations"], kind="stable").assign(chosen=False)
+        return table.assign(cv_se_vs_best=np.nan, within_one_se=False,
+                            chosen=[True] + [False] * (len(table) - 1))
     best = min(finite, key=lambda i: table.loc[i, "cv_log_loss"])
     se, within = [], []
     for i in range(len(table)):
@@ -350,8 +359,14 @@ def fit_health_model(ts: TrainingSet, *, config: Config) -> TrainResult:
         dates = pd.Series(np.arange(len(y)), index=ts.rows.index)
         folds = stratified_folds(y[fit_rows], config.model.cv_folds, seed=config.model.seed)
     Xf, yf = X[fit_rows], y[fit_rows]
-    params, n_trees, cv_table, linear = select_params(Xf, yf, dates[fit_rows], base, config, folds=folds,
-                                                      categorical=ts.categorical)
+    # the final map may be isotonic only with enough calibration rows; CV judges candidates by the same maps
+    n_cal_rows = sum(len(va) for _, va in folds) if mode == "cross_fit" else int(is_cal.sum())
+    params, n_trees, cv_table, linear = select_params(
+        Xf, yf, dates[fit_rows], base, config, folds=folds, categorical=ts.categorical,
+        allow_isotonic=n_cal_rows >= config.model.isotonic_min_rows)
+    if not np.isfinite(cv_table["cv_log_loss"]).any():
+        warnings.append("too few churned or retained rows to cross-validate (each fold needs 2 of each): the "
+                        f"first candidate was used with {n_trees} trees, untuned. Add history or lower model.cv_folds.")
     seed = config.model.seed
     start, booster = fit_margin(Xf, yf, params, n_trees, linear=linear, categorical=ts.categorical, seed=seed)
     model.linear = start
