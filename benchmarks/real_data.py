@@ -282,8 +282,19 @@ def verdict(res: dict) -> str:
     if not losses:
         return "healthscore is at least as good as the logistic regression on AUC, Brier and ECE (fold means)." + \
             per_fold
-    return (f"healthscore is at least as good as the logistic regression on {', '.join(wins) or 'nothing'} "
-            f"but worse on {', '.join(losses)} (fold means).{per_fold}")
+    s = res["summary"]
+    column = {"AUC": "roc_auc", "Brier": "brier", "ECE": "ece"}
+    ties = [k for k in losses if round(s.loc["healthscore", (column[k], "mean")], 3)
+            == round(s.loc["logistic", (column[k], "mean")], 3)]
+    worse = [k for k in losses if k not in ties]
+    parts = [f"at least as good as the logistic regression on {', '.join(wins) or 'nothing'}"]
+    if ties:
+        gaps = ", ".join(f"{k} {s.loc['healthscore', (column[k], 'mean')] - s.loc['logistic', (column[k], 'mean')]:+.4f}"
+                         for k in ties)
+        parts.append(f"equal to the table's three decimals but not unrounded on {', '.join(ties)} ({gaps})")
+    if worse:
+        parts.append(f"worse on {', '.join(worse)}")
+    return f"healthscore is {'; '.join(parts)} (fold means).{per_fold}"
 
 
 def render(results: list[dict], *, command: str, seconds: float, config: Config, folds: int, seed: int,
