@@ -376,6 +376,9 @@ def fit_health_model(ts: TrainingSet, *, config: Config) -> TrainResult:
     contrib_train, expected = model.contributions(X.iloc[:1])
     model.metadata["expected_margin"] = float(expected[0])
     if mode == "cross_fit":
+        # out-of-fold margins from the same folds that chose the settings (as a tuned estimator inside
+        # scikit-learn's CalibratedClassifierCV): mildly optimistic, but every row calibrates and none is
+        # held back from learning. Time-ordered folds never validate the oldest block: it only learns.
         oof = np.full(len(yf), np.nan)
         for tr, va in folds:
             if len(np.unique(yf[tr])) < 2:
