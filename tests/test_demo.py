@@ -17,6 +17,7 @@ def test_demo_end_to_end(tmp_path):
     )
     assert out.returncode == 0, out.stderr[-3000:]
     assert "Evaluation on the test slice" in out.stdout
+    assert "calibrated (" in " ".join(out.stdout.split())  # what was fitted, in one line
     assert "The 10 most at-risk accounts" in out.stdout
     assert "Portfolio by segment" in out.stdout
     scores = pd.read_parquet(tmp_path / "out" / "scores" / "scores.parquet")

@@ -149,7 +149,7 @@ def _source(data: Path | None, table: Path | None, table_only: dict[str, object]
 def _train_table(table: Path, *, id_column, target, churn_value, components, time_column, as_of, config,
                  model_name) -> None:
     from healthscore.pipelines import train_table_job
-    from healthscore.reports.console import evaluation_table, weights_table
+    from healthscore.reports.console import evaluation_table, fit_summary, weights_table
 
     missing = [name for name, value in (("--target", target), ("--churn-value", churn_value)) if not value]
     if missing:
@@ -164,26 +164,13 @@ def _train_table(table: Path, *, id_column, target, churn_value, components, tim
     for w in r.warnings:
         err_console.print(f"warning: {w}", markup=False)
     held_out = f"newer rows by {time_column}" if time_column else "held-out rows (stratified split, fixed seed)"
-    console.print(_fit_summary(r, held_out))
+    console.print(fit_summary(r, held_out))
     console.print(evaluation_table(r.evaluation))
     console.print(weights_table(r.component_weights))
     console.print(
         f"registered [bold]{outcome.model_name}[/bold] version {outcome.version} as @{outcome.alias} "
         f"(run {outcome.run_id})"
     )
-
-
-def _fit_summary(r, held_out: str) -> str:
-    """One line: what was learnt from how many rows, how it was calibrated, what it was tested on."""
-    model = r.model
-    trees = int(model.params.get("num_boost_round", 0)) if model.has_trees else 0
-    form = f"logistic start + {trees} trees" if model.linear is not None else f"{trees} trees"
-    if model.metadata.get("calibration_rows") == "cross_fit":
-        calibrated = f"out-of-fold margins of {r.sizes['rows_calibration']} of them"
-    else:
-        calibrated = f"{r.sizes['rows_calibration']} held-out rows"
-    return (f"trained on {r.sizes['rows_train']} rows ({form}), calibrated ({model.calibrator.method_}) on "
-            f"{calibrated}, tested on {r.sizes['rows_test']} {held_out}")
 
 
 @app.command()
@@ -205,7 +192,7 @@ def train(
 ) -> None:
     """Train as if today were --as-of: learn from decided renewals (or a --table's rows), calibrate, evaluate, log."""
     from healthscore.pipelines import train_job
-    from healthscore.reports.console import evaluation_table, group_table, weights_table
+    from healthscore.reports.console import evaluation_table, fit_summary, group_table, weights_table
 
     _source(data, table, {"--id": id_column, "--target": target, "--churn-value": churn_value,
                           "--components": components, "--time": time_column})
@@ -219,7 +206,7 @@ def train(
     r = outcome.result
     for w in r.warnings:
         err_console.print(f"warning: {w}", markup=False)
-    console.print(_fit_summary(r, "newer renewals"))
+    console.print(fit_summary(r, "newer renewals"))
     console.print(evaluation_table(r.evaluation))
     for group in ("lead_time_days", "segment"):
         console.print(group_table(r.evaluation, group))

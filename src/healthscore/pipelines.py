@@ -200,6 +200,7 @@ def demo_job(out: str | Path, *, config: Config, accounts: int = 2000, seed: int
     from healthscore.reports.console import (
         at_risk_table,
         evaluation_table,
+        fit_summary,
         group_table,
         portfolio_summary,
         weights_table,
@@ -222,6 +223,7 @@ def demo_job(out: str | Path, *, config: Config, accounts: int = 2000, seed: int
     reports = out / "reports"
     trained = train_job(data, config=config, report_dir=reports, progress=progress)
     r = trained.result
+    say(fit_summary(r, "newer renewals"))
     say(evaluation_table(r.evaluation))
     say(group_table(r.evaluation, "lead_time_days"))
     say(weights_table(r.component_weights))

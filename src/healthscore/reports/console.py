@@ -20,6 +20,19 @@ def _fmt(value: float, digits: int = 3) -> str:
     return "–" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.{digits}f}"
 
 
+def fit_summary(result, held_out: str) -> str:
+    """One line: what was learnt from how many rows, how it was calibrated, what it was tested on."""
+    model, sizes = result.model, result.sizes
+    trees = int(model.params.get("num_boost_round", 0)) if model.has_trees else 0
+    form = f"logistic start + {trees} trees" if model.linear is not None else f"{trees} trees"
+    if model.metadata.get("calibration_rows") == "cross_fit":
+        calibrated = f"out-of-fold margins of {sizes['rows_calibration']} of them"
+    else:
+        calibrated = f"{sizes['rows_calibration']} held-out rows"
+    return (f"trained on {sizes['rows_train']} rows ({form}), calibrated ({model.calibrator.method_}) on "
+            f"{calibrated}, tested on {sizes['rows_test']} {held_out}")
+
+
 def evaluation_table(evaluation: pd.DataFrame, *, title: str = "Evaluation on the test slice") -> Table:
     """Overall metrics per model, one row each."""
     t = Table(title=title)
