@@ -44,7 +44,7 @@ from sklearn.model_selection import StratifiedKFold, train_test_split
 
 from healthscore.config import COMPONENTS, Config
 from healthscore.io.table import read_table
-from healthscore.model.baselines import logistic_baseline, logistic_proba
+from healthscore.model.baselines import logistic_baseline, logistic_proba, regression_input
 from healthscore.model.evaluate import binary_metrics
 from healthscore.model.flat import load_components, spearman_direction, training_set_from_table
 from healthscore.model.train import fit_health_model
@@ -110,10 +110,7 @@ def run_dataset(name: str, *, folds: int, seed: int, config: Config) -> dict:
     per_fold, weights, fits = [], [], []
     for k, (fit_idx, test_idx) in enumerate(outer.split(np.zeros(len(y)), y), start=1):
         started = time.perf_counter()
-        train_idx, cal_idx = train_test_split(fit_idx, test_size=shares.calibration / (shares.train + shares.calibration),
-                                              stratify=y[fit_idx], random_state=seed)
-        part = np.empty(len(y), dtype=object)
-        part[train_idx], part[cal_idx], part[test_idx] = "train", "calibration", "test"
+        part = fold_parts(y, fit_idx, test_idx, shares, seed=seed)
         is_train = part == "train"
         directions = {
             f: declared[f] if f in declared else
@@ -162,6 +159,16 @@ def run_dataset(name: str, *, folds: int, seed: int, config: Config) -> dict:
     }
 
 
+def fold_parts(y: np.ndarray, fit_idx: np.ndarray, test_idx: np.ndarray, shares, *, seed: int) -> np.ndarray:
+    """One outer fold as healthscore's parts: its training rows split stratified at the config's train :
+    calibration shares, its held-out rows as "test"."""
+    train_idx, cal_idx = train_test_split(fit_idx, test_size=shares.calibration / (shares.train + shares.calibration),
+                                          stratify=y[fit_idx], random_state=seed)
+    part = np.empty(len(y), dtype=object)
+    part[train_idx], part[cal_idx], part[test_idx] = "train", "calibration", "test"
+    return part
+
+
 def diagnose(name: str, *, folds: int, seed: int, config: Config) -> pd.DataFrame:
     """Where healthscore's AUC stands against the logistic regression: variants on the same outer folds.
 
@@ -192,10 +199,7 @@ def diagnose(name: str, *, folds: int, seed: int, config: Config) -> pd.DataFram
     shares = config.split
     rows = []
     for k, (fit_idx, test_idx) in enumerate(outer.split(np.zeros(len(y)), y), start=1):
-        train_idx, cal_idx = train_test_split(fit_idx, test_size=shares.calibration / (shares.train + shares.calibration),
-                                              stratify=y[fit_idx], random_state=seed)
-        part = np.empty(len(y), dtype=object)
-        part[train_idx], part[cal_idx], part[test_idx] = "train", "calibration", "test"
+        part = fold_parts(y, fit_idx, test_idx, shares, seed=seed)
         ts = dataclasses.replace(whole, part=pd.Series(part))
         yt = y[test_idx]
 
@@ -217,9 +221,7 @@ def diagnose(name: str, *, folds: int, seed: int, config: Config) -> pd.DataFram
         logit = logistic_baseline(X.iloc[fit_idx], y[fit_idx], categorical=whole.categorical, seed=seed)
         p_test = np.clip(logistic_proba(logit, X.iloc[test_idx]), 1e-9, 1 - 1e-9)
         add("logistic regression, all fold-training rows", p_test)
-        Xc = X.iloc[fit_idx].copy()
-        for c in whole.categorical:
-            Xc[c] = Xc[c].astype("object").where(Xc[c].notna(), "missing")
+        Xc = regression_input(X.iloc[fit_idx], whole.categorical)
         oof = np.clip(cross_val_predict(logit, Xc, y[fit_idx], cv=StratifiedKFold(3, shuffle=True, random_state=seed),
                                         method="predict_proba")[:, 1], 1e-9, 1 - 1e-9)
         cal = Calibrator(isotonic_min_rows=config.model.isotonic_min_rows, seed=seed).fit(

@@ -70,16 +70,18 @@ def logistic_baseline(X: pd.DataFrame, y: np.ndarray, *, categorical: list[str],
         ]
     )
     model = Pipeline([("pre", pre), ("lr", LogisticRegression(C=1.0, max_iter=5000, random_state=seed))])
-    Xc = X.copy()
-    for c in categorical:
-        Xc[c] = Xc[c].astype("object").where(Xc[c].notna(), "missing")
-    model.fit(Xc, y)
+    model.fit(regression_input(X, categorical), y)
     model.categorical_ = categorical
     return model
 
 
 def logistic_proba(model: Pipeline, X: pd.DataFrame) -> np.ndarray:
+    return model.predict_proba(regression_input(X, model.categorical_))[:, 1]
+
+
+def regression_input(X: pd.DataFrame, categorical: list[str]) -> pd.DataFrame:
+    """The frame ``logistic_baseline``'s pipeline reads: categories as text, a missing one as "missing"."""
     Xc = X.copy()
-    for c in model.categorical_:
+    for c in categorical:
         Xc[c] = Xc[c].astype("object").where(Xc[c].notna(), "missing")
-    return model.predict_proba(Xc)[:, 1]
+    return Xc

@@ -45,10 +45,7 @@ class Calibrator:
     def fit(self, margin: np.ndarray, y: np.ndarray) -> Calibrator:
         margin = np.asarray(margin, dtype=float)
         y = np.asarray(y, dtype=int)
-        methods = ["identity", "sigmoid"]
-        if len(y) >= self.isotonic_min_rows:
-            methods.append("isotonic")
-        n_splits = int(min(5, np.bincount(y, minlength=2).min()))
+        methods, n_splits = _candidates(y, self.isotonic_min_rows)
         if n_splits < 2:  # one class only: nothing to learn a map from
             self.method_ = "identity"
             return self
@@ -116,6 +113,12 @@ def _fit(method: str, margin: np.ndarray, y: np.ndarray):
     return {"identity": _Identity, "sigmoid": _Sigmoid, "isotonic": _Isotonic}[method](margin, y)
 
 
+def _candidates(y: np.ndarray, isotonic_min_rows: float) -> tuple[list[str], int]:
+    """The maps worth trying on these labels (isotonic only with enough rows) and the CV folds for them."""
+    methods = ["identity", "sigmoid"] + (["isotonic"] if len(y) >= isotonic_min_rows else [])
+    return methods, int(min(5, np.bincount(y, minlength=2).min()))
+
+
 def _out_of_fold(methods: list[str], margin: np.ndarray, y: np.ndarray, *, n_splits: int, seed: int
                  ) -> dict[str, np.ndarray]:
     """Each map's out-of-fold calibrated probabilities (stratified, seeded folds shared by every map)."""
@@ -140,10 +143,9 @@ def calibrated_losses(margin: np.ndarray, y: np.ndarray, *, seed: int = 42, isot
     """
     margin = np.asarray(margin, dtype=float)
     y = np.asarray(y, dtype=int)
-    n_splits = int(min(5, np.bincount(y, minlength=2).min()))
+    methods, n_splits = _candidates(y, isotonic_min_rows)
     if n_splits < 2:
         return np.full(len(y), np.nan)
-    methods = ["identity", "sigmoid"] + (["isotonic"] if len(y) >= isotonic_min_rows else [])
     best = None
     for oof in _out_of_fold(methods, margin, y, n_splits=n_splits, seed=seed).values():
         rows = -(y * np.log(oof) + (1 - y) * np.log(1 - oof))

@@ -15,6 +15,12 @@ from healthscore.model.calibrate import Calibrator
 from healthscore.model.linear import LinearBase
 
 
+def combined_margin(linear: LinearBase | None, booster: lgb.Booster | None, X: pd.DataFrame) -> np.ndarray:
+    """Log-odds of renewal: the linear start's (0 without one) plus the trees' raw score (0 without trees)."""
+    out = np.zeros(len(X)) if linear is None else linear.margin(X)
+    return (out + booster.predict(X, raw_score=True)) if booster is not None else out
+
+
 @dataclass
 class HealthModel:
     """A trained healthscore model: LightGBM booster + calibration + what was fitted on training rows.
@@ -91,10 +97,7 @@ class HealthModel:
     # -- prediction -------------------------------------------------------------------------------------
     def margin(self, X: pd.DataFrame) -> np.ndarray:
         """Uncalibrated log-odds of renewal: the linear start (if any) plus the trees' raw score."""
-        out = np.zeros(len(X)) if self.linear is None else self.linear.margin(X)
-        if self.has_trees:
-            out = out + self.booster.predict(X, raw_score=True)
-        return out
+        return combined_margin(self.linear, self.booster, X)
 
     def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
         """Calibrated P(renew)."""

@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from healthscore.model.baselines import logistic_baseline
+from healthscore.model.baselines import logistic_baseline, regression_input
 
 
 @dataclass
@@ -96,11 +96,9 @@ class LinearBase:
         return base
 
     def _design(self, X: pd.DataFrame) -> np.ndarray:
-        frame = X[self.used].copy()
+        frame = regression_input(X[self.used], [c for c in self.categorical if c in self.used])
         for name in self.used:
-            if name in self.categorical:
-                frame[name] = frame[name].astype("object").where(frame[name].notna(), "missing")
-            elif name in self.lower:
+            if name in self.lower:
                 frame[name] = pd.to_numeric(frame[name], errors="coerce").clip(self.lower[name], self.upper[name])
         design = self.pipeline.named_steps["pre"].transform(frame)
         return np.asarray(design.toarray() if hasattr(design, "toarray") else design, dtype=float)

@@ -17,7 +17,7 @@ from healthscore.config import COMPONENTS, Config
 from healthscore.model.baselines import Scorecard, logistic_baseline, logistic_proba
 from healthscore.model.calibrate import Calibrator, calibrated_losses
 from healthscore.model.evaluate import evaluate_predictions, reliability_table
-from healthscore.model.health_model import HealthModel
+from healthscore.model.health_model import HealthModel, combined_margin
 from healthscore.model.linear import LinearBase
 from healthscore.model.split import split_by_renewal_date, time_folds
 
@@ -263,11 +263,6 @@ def fit_margin(X: pd.DataFrame, y: np.ndarray, params: dict[str, Any], n_trees: 
     return start, booster
 
 
-def _margin_of(start: LinearBase | None, booster: lgb.Booster | None, X: pd.DataFrame) -> np.ndarray:
-    out = np.zeros(len(X)) if start is None else start.margin(X)
-    return out + (booster.predict(X, raw_score=True) if booster is not None else 0.0)
-
-
 def stratified_folds(y: np.ndarray, n_folds: int, *, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
     """Seeded stratified K-fold positions, for rows without a time order."""
     from sklearn.model_selection import StratifiedKFold
@@ -385,7 +380,7 @@ def fit_health_model(ts: TrainingSet, *, config: Config) -> TrainResult:
                 continue
             fs, fb = fit_margin(Xf.iloc[tr], yf[tr], params, n_trees, linear=linear, categorical=ts.categorical,
                                 seed=seed)
-            oof[va] = _margin_of(fs, fb, Xf.iloc[va])
+            oof[va] = combined_margin(fs, fb, Xf.iloc[va])
         seen = ~np.isnan(oof)
         model.calibrator.fit(oof[seen], yf[seen])
         n_calibration = int(seen.sum())
