@@ -197,17 +197,15 @@ class ScorecardStart:
     def fit(cls, X: pd.DataFrame, y: np.ndarray, *, weights: dict[str, float], components: dict[str, str],
             directions: dict[str, int]) -> ScorecardStart:
         """Fit the percentiles on ``X`` and the scale ``b`` (never negative) and offset ``a`` on ``y``."""
-        from sklearn.linear_model import LogisticRegression
-
         from healthscore.model.baselines import Scorecard
+        from healthscore.model.calibrate import platt
 
         card = Scorecard(weights=weights, components=components, directions=directions).fit(X)
         base = cls(feature_names=list(X.columns), scorecard=card, weights=card.feature_weights())
         y = np.asarray(y, dtype=int)
         score = card.predict_score(X) / 100.0
         if base.weights and len(np.unique(y)) == 2 and np.std(score) > 0:
-            lr = LogisticRegression(C=100.0, max_iter=1000).fit(score.reshape(-1, 1), y)
-            base.a, base.b = float(lr.intercept_[0]), float(lr.coef_[0, 0])
+            base.b, base.a = platt(score, y, l2=0.01)
         if base.b <= 0:  # the hand weights rank the wrong way here: a constant start (CV will judge it)
             rate = float(np.clip(np.mean(y), 1e-6, 1 - 1e-6))
             base.a, base.b, base.weights = float(np.log(rate / (1 - rate))), 0.0, {}
