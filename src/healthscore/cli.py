@@ -81,14 +81,19 @@ def simulate(
 
 
 @app.command()
-def validate(data: DataOpt) -> None:
-    """Check a dataset against the contract: print every problem, or a summary of what is there."""
+def validate(data: DataOpt, config: ConfigOpt = None) -> None:
+    """Check a dataset against the contract: print every problem, or a summary of what is there.
+
+    The summary says how long the contracts' terms are and whether the lead times of the config (default
+    30, 90, 180 days) fit them, with lead times that do when they do not.
+    """
     from healthscore.io import load_dataset, render_summary, summarise
 
+    cfg = _config(config)
     ds = load_dataset(data)
     for warning in ds.warnings:
         err_console.print(f"[yellow]warning:[/yellow] {escape(warning)}")
-    console.print(render_summary(summarise(ds)))
+    console.print(render_summary(summarise(ds, lead_times=cfg.timeline.lead_times_days)))
 
 
 @app.command()
