@@ -69,12 +69,16 @@ def simulate(
     drift: Annotated[bool, typer.Option("--drift", help="Behaviour shifts midway (support starts to matter more).")]
     = False,
     fmt: Annotated[str, typer.Option("--format", help="parquet or csv.")] = "parquet",
+    business: Annotated[str, typer.Option(
+        "--business", help="Shape of the world: b2b (annual contracts, all eight tables) or subscription "
+        "(monthly/semi-annual/annual self-serve terms; accounts, contracts and usage_events only).")] = "b2b",
 ) -> None:
-    """Write a simulated B2B SaaS dataset (CONTRACT §1) plus truth.parquet."""
+    """Write a simulated SaaS dataset (CONTRACT §1) plus truth.parquet."""
     from healthscore.simulate import SimulationSpec, write_world
 
     spec = SimulationSpec(
-        accounts=accounts, seed=seed, start=_parse_date(start, "--start"), months=months, drift=drift
+        accounts=accounts, seed=seed, start=_parse_date(start, "--start"), months=months, drift=drift,
+        business=business,
     )
     summary = write_world(spec, out, fmt=fmt)
     console.print(summary)
