@@ -242,7 +242,7 @@ def demo_job(out: str | Path, *, config: Config, accounts: int = 2000, seed: int
     write_world(spec, data)
     say("[bold]2/4 validate[/bold]")
     ds = load_dataset(data)
-    say(render_summary(summarise(ds)))
+    say(render_summary(summarise(ds, lead_times=config.timeline.lead_times_days)))
     say("[bold]3/4 train[/bold] (time-ordered split, CV-chosen LightGBM, calibration, MLflow)")
     reports = out / "reports"
     trained = train_job(data, config=config, report_dir=reports, progress=progress)
