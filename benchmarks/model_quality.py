@@ -2,7 +2,7 @@
 
     .venv/bin/python benchmarks/model_quality.py              # every world, writes docs/model-quality.md
     .venv/bin/python benchmarks/model_quality.py --out -      # print the page instead
-    .venv/bin/python benchmarks/model_quality.py --worlds default-2000-7 --no-real
+    .venv/bin/python benchmarks/model_quality.py --worlds b2b-2000-7 --no-real
 
 Two measures per simulated world, both with default config except lead times:
 
@@ -60,9 +60,9 @@ class WorldCase:
 
 #: the two full-size worlds the targets are judged on, then the small ones
 WORLDS = (
-    WorldCase("default", 2000, 7),
+    WorldCase("b2b", 2000, 7),
     WorldCase("subscription", 2000, 7, lead_times=(7, 14), judged_lead=14),
-    *(WorldCase("default", n, s) for n in (400, 1000) for s in (11, 12, 13)),
+    *(WorldCase("b2b", n, s) for n in (400, 1000) for s in (11, 12, 13)),
     *(WorldCase("subscription", n, s, lead_times=(7, 14), judged_lead=14) for n in (400, 1000) for s in (11, 12, 13)),
 )
 
@@ -72,11 +72,8 @@ def simulate_world(case: WorldCase):
     from healthscore import simulate as sim
 
     start = dt.date(2022, 1, 1)
-    if case.business == "default":
-        world = sim.simulate(sim.SimulationSpec(accounts=case.accounts, seed=case.seed, start=start, months=case.months))
-    else:
-        world = sim.simulate(sim.SimulationSpec(accounts=case.accounts, seed=case.seed, start=start, months=case.months,
-                                                business=case.business))
+    world = sim.simulate(sim.SimulationSpec(accounts=case.accounts, seed=case.seed, start=start, months=case.months,
+                                            business=case.business))
     return world.tables, world.truth, start
 
 
@@ -110,6 +107,12 @@ def forward(case: WorldCase, ds, truth, config: Config, start: dt.date, *, share
     X = model.prepare(feats)
     y = later["label"].to_numpy(dtype=int)
     preds = {"healthscore": model.predict_proba(X)}
+    evaluated = result.evaluated_model
+    if evaluated is not None and evaluated is not model:
+        # diagnosis of the refit policy: the model before the refit, and the refit margin with the map the
+        # evaluated model was calibrated with on its (newest non-test) calibration slice
+        preds["not refit"] = evaluated.predict_proba(evaluated.prepare(feats))
+        preds["refit, holdout map"] = evaluated.calibrator.predict(model.margin(X))
     # baselines on every row the registered model learned from, in the same matrix
     X_train = model.prepare(ts.features)
     scorecard = Scorecard(weights=config.scorecard.weights, components=model.components,
@@ -164,7 +167,8 @@ def render(results: list[dict], real: str | None, elapsed: float) -> str:
         f"Run on {dt.date.today()}, Python {platform.python_version()}, {os.cpu_count()} CPUs, {elapsed:.0f} s in all.",
         "",
         "Default config except lead times (the subscription world has mostly monthly terms: lead times 7 and 14",
-        "days, judged at 14; the default world trains at 30/90/180 and is judged at 90).",
+        "days, judged at 14; the b2b world — `healthscore simulate`'s default — trains at 30/90/180 and is judged",
+        "at 90).",
         "",
         "- **test slice**: what `healthscore train` reports — the procedure trained on the oldest renewals,",
         "  calibrated, judged on the newest 20%.",
@@ -182,7 +186,7 @@ def render(results: list[dict], real: str | None, elapsed: float) -> str:
         lines += ["| measure | model | AUC | Brier | ECE | top-decile lift | log loss |", "|---|---|---|---|---|---|---|"]
         for label, key in (("test slice", "test_slice"), ("forward", "forward")):
             table = r[key]
-            for model in ("healthscore", "logistic", "scorecard", "truth"):
+            for model in ("healthscore", "not refit", "refit, holdout map", "logistic", "scorecard", "truth"):
                 if model in table.index:
                     row = table.loc[model]
                     lines.append(f"| {label} | {model} | " + " | ".join(_fmt(row[m]) for m in
@@ -197,18 +201,49 @@ def render(results: list[dict], real: str | None, elapsed: float) -> str:
     return "\n".join(lines) + "\n"
 
 
-def real_tables() -> str:
-    """The real-data table from benchmarks/real_data.py's own protocol."""
+def _reference_rows(page: str) -> dict[str, dict[str, str]]:
+    """healthscore's row per dataset in a committed docs/real-data.md (title → cells), to compare against."""
+    out, title = {}, None
+    for line in page.splitlines():
+        if line.startswith("## "):
+            title = line[3:].strip()
+        elif title and line.startswith("| **healthscore (calibrated)**"):
+            cells = [c.strip() for c in line.strip("|").split("|")]
+            out[title] = dict(zip(("model", "roc_auc", "brier", "ece", "top_decile_lift"), cells))
+    return out
+
+
+def real_tables(*, threads: int = 1) -> str:
+    """The two shipped real tables under benchmarks/real_data.py's protocol, next to docs/real-data.md's figures."""
     sys.path.insert(0, str(Path(__file__).parent))
     import real_data
 
-    return real_data.summary_markdown()
+    reference_page = (ROOT / "docs" / "real-data.md")
+    reference = _reference_rows(reference_page.read_text(encoding="utf-8")) if reference_page.exists() else {}
+    base = Config()
+    config = dataclasses.replace(base, model=dataclasses.replace(base.model, num_threads=threads))
+    lines = ["| dataset | model | AUC | Brier | ECE | top-decile lift |", "|---|---|---|---|---|---|"]
+    for name, spec in real_data.DATASETS.items():
+        res = real_data.run_dataset(name, folds=5, seed=42, config=config)
+        summary = res["summary"]
+        for model in ("healthscore", "logistic", "scorecard"):
+            row = summary.loc[model]
+            cells = [f"{row[(m, 'mean')]:.3f} ± {row[(m, 'std')]:.3f}" for m in ("roc_auc", "brier", "ece", "top_decile_lift")]
+            lines.append(f"| {spec['title']} | {model} | " + " | ".join(cells) + " |")
+        ref = reference.get(spec["title"])
+        if ref:
+            lines.append(f"| {spec['title']} | healthscore in docs/real-data.md | {ref['roc_auc']} | {ref['brier']} | "
+                         f"{ref['ece']} | {ref['top_decile_lift']} |")
+        starts = res["fits"]["start"].value_counts().to_dict()
+        lines.append(f"| {spec['title']} | (starts chosen per fold: "
+                     + ", ".join(f"{k} {v}" for k, v in sorted(starts.items())) + ") | | | | |")
+    return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default=str(ROOT / "docs" / "model-quality.md"), help="page to write, or - to print")
-    parser.add_argument("--worlds", nargs="*", help="world names (e.g. default-2000-7); default: all")
+    parser.add_argument("--worlds", nargs="*", help="world names (e.g. b2b-2000-7); default: all")
     parser.add_argument("--no-real", action="store_true", help="skip the real tables")
     args = parser.parse_args(argv)
     t0 = time.perf_counter()

@@ -1,4 +1,4 @@
-"""The registered model is the evaluated procedure refit on every row; the scorecard start; logged inputs."""
+"""The registered model is the evaluated procedure refit on every row; the scorecard start."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import pytest
 
 from healthscore.config import config_from_dict
 from healthscore.explain import predict_with_contributions
-from healthscore.model.linear import LinearBase, ScorecardStart
+from healthscore.model.linear import ScorecardStart
 from healthscore.model.split import split_by_renewal_date
 from healthscore.model.train import TrainingSet, fit_health_model
 
@@ -109,18 +109,6 @@ def test_scorecard_start_is_a_candidate_only_when_asked() -> None:
     ts = _dated_set(600, 5)
     result = fit_health_model(ts, config=config_from_dict({"model": {**FAST["model"], "scorecard_start": "off"}}))
     assert "scorecard" not in set(result.cv_results["start"])
-
-
-def test_linear_start_enters_skewed_counts_as_logs() -> None:
-    ts = _dated_set(1000, 6)
-    lin = LinearBase.fit(ts.features, ts.label, categorical=[], monotone={})
-    assert "a" in lin.logged  # gamma-distributed count: skewed, never negative
-    assert "c" not in lin.logged  # normal: takes negative values
-    contrib = lin.contributions(ts.features)
-    np.testing.assert_allclose(contrib.sum(axis=1) + lin.expected_margin, lin.margin(ts.features), atol=1e-10)
-    # more usage never lowers the linear margin (log is increasing, the coefficient is positive)
-    grid = ts.features.iloc[[0] * 5].assign(a=[0.0, 1.0, 5.0, 20.0, 60.0])
-    assert np.all(np.diff(lin.margin(grid)) >= 0)
 
 
 @pytest.mark.parametrize("value", ["sometimes", "on"])

@@ -33,11 +33,6 @@ import pandas as pd
 
 from healthscore.model.baselines import logistic_baseline, regression_input
 
-#: enter never-negative, right-skewed numeric features as log(1 + x) (see ``LinearBase.logged``)
-LOG_SKEWED = True
-#: sample skewness above which a never-negative feature is logged
-SKEW_TO_LOG = 1.0
-
 
 @dataclass
 class LinearBase:
@@ -55,9 +50,6 @@ class LinearBase:
     coef: np.ndarray | None = None
     intercept: float = 0.0
     design_mean: np.ndarray | None = None
-    #: numeric features entered as log(1 + x): never negative and right-skewed on the training rows (counts,
-    #: amounts, days), where a line in the raw value lets a few large accounts set the slope for all
-    logged: list[str] = field(default_factory=list)
 
     @classmethod
     def fit(cls, X: pd.DataFrame, y: np.ndarray, *, categorical: list[str], monotone: dict[str, int],
@@ -72,8 +64,6 @@ class LinearBase:
             values = pd.to_numeric(X[name], errors="coerce")
             if values.notna().any():
                 base.lower[name], base.upper[name] = float(values.min()), float(values.max())
-                if LOG_SKEWED and base.lower[name] >= 0 and values.skew() > SKEW_TO_LOG:
-                    base.logged.append(name)
         inputs = base._inputs(X)
         used = list(names)
         for _ in range(len(names) + 1):
@@ -107,11 +97,10 @@ class LinearBase:
         return base
 
     def _inputs(self, X: pd.DataFrame) -> pd.DataFrame:
-        """The model matrix as the regression reads it: clipped to the training range, skewed counts logged."""
+        """The model matrix as the regression reads it: numeric values clipped to the training range."""
         frame = X.copy()
         for name in [n for n in self.lower if n in frame.columns]:
-            values = pd.to_numeric(frame[name], errors="coerce").clip(self.lower[name], self.upper[name])
-            frame[name] = np.log1p(values) if name in self.logged else values
+            frame[name] = pd.to_numeric(frame[name], errors="coerce").clip(self.lower[name], self.upper[name])
         return frame
 
     def _design(self, X: pd.DataFrame) -> np.ndarray:

@@ -24,7 +24,7 @@ def _rows(d: dict | None) -> str:
     if not d:
         return ""
     text = f"{d['rows']:,} rows"
-    if "contracts" in d:
+    if "contracts" in d and "renewals_from" in d:
         text += f" ({d['contracts']:,} renewals"
         text += f", renewal dates {d['renewals_from']} to {d['renewals_to']})" if "renewals_from" in d else ")"
     return text
@@ -38,8 +38,8 @@ def fit_summary(result, held_out: str) -> str:
         calibrated = f"out-of-fold margins of {sizes['rows_calibration']:,} of them"
     else:
         calibrated = f"{sizes['rows_calibration']:,} held-out rows"
-    metrics_from = _rows(result.model.metadata.get("metrics_from"))
-    tested = f"{metrics_from}, {held_out}" if metrics_from else f"{sizes['rows_test']:,} {held_out}"
+    described = result.model.metadata.get("metrics_from") or {}
+    tested = f"{_rows(described)}, {held_out}" if "renewals_from" in described else f"{sizes['rows_test']:,} {held_out}"
     line = (f"metrics: trained on {sizes['rows_train']:,} rows ({evaluated.form}), calibrated "
             f"({evaluated.calibrator.method_}) on {calibrated}, tested on {tested}")
     final = result.model
