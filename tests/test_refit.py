@@ -117,3 +117,18 @@ def test_config_rejects_unknown_scorecard_start(value) -> None:
 
     with pytest.raises(ConfigError, match="scorecard_start"):
         config_from_dict({"model": {"scorecard_start": value}})
+
+
+def test_platt_never_reverses_the_order_of_margins() -> None:
+    from healthscore.model.calibrate import Calibrator, platt
+
+    rng = np.random.default_rng(8)
+    margin = rng.normal(size=120)
+    y = (rng.random(120) < 1 / (1 + np.exp(1.5 * margin))).astype(int)  # these rows disagree with the margin
+    coef, intercept = platt(margin, y)
+    assert coef == 0.0 and intercept == pytest.approx(np.log(y.mean() / (1 - y.mean())))
+    cal = Calibrator(isotonic_min_rows=1000).fit(margin, y)
+    p = cal.predict(np.sort(margin))
+    assert np.all(np.diff(p) >= 0)  # whichever map was chosen, order is kept
+    agree = (rng.random(120) < 1 / (1 + np.exp(-1.5 * margin))).astype(int)
+    assert platt(margin, agree)[0] > 0.5

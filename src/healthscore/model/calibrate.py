@@ -74,6 +74,7 @@ def platt(margin: np.ndarray, y: np.ndarray, *, l2: float = 1e-6, max_iter: int 
     The same objective as scikit-learn's ``LogisticRegression(C=1 / l2)`` (log loss summed over rows plus
     ``l2 / 2 × coef²``; the intercept is not penalised), solved by Newton's method with step halving: two
     parameters need no general optimiser, and CV fits thousands of these (it is ~100× faster than lbfgs).
+    The slope is constrained to be at least 0: a map that reverses the margin's order is not a calibration.
     """
     x = np.asarray(margin, dtype=float)
     t = np.asarray(y, dtype=float)
@@ -107,6 +108,11 @@ def platt(margin: np.ndarray, y: np.ndarray, *, l2: float = 1e-6, max_iter: int 
         w, improvement, current = trial, current - value, value
         if improvement < 1e-12 * max(1.0, abs(current)):
             break
+    if w[0] < 0:
+        # a calibration map never reverses the model's order (the constraint's optimum is then a slope of 0):
+        # measured on a 400-account world, an unconstrained fit on ~100 calibration rows turned AUC 0.76
+        # into 0.24; CV then prefers the identity map, which keeps the order
+        return 0.0, float(np.log(rate / (1 - rate)))
     return float(w[0]), float(w[1])
 
 
