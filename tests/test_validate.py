@@ -125,13 +125,32 @@ def test_absent_optional_tables_are_none_and_listed(tmp_path: Path) -> None:
     assert summarise(ds)["absent"] == list(optional)
 
 
-def test_other_files_in_the_directory_are_ignored(world: Path) -> None:
+def test_other_files_in_the_directory_are_ignored_and_listed_once(world: Path) -> None:
     pd.DataFrame({"contract_id": ["C-1"], "p_renew": [0.9]}).to_parquet(world / "truth.parquet")
     (world / "README.txt").write_text("not a table")
+    (world / "notes.md").write_text("not a table")
     (world / "accounts.csv.bak").write_text("garbage")
     ds = load_dataset(world)
-    assert ds.warnings == ()
+    assert ds.warnings == (
+        "ignored accounts.csv.bak: the accounts table is read from its exact name",
+        "ignored files (not a table of CONTRACT §1): README.txt, notes.md",
+    )  # truth.parquet is the simulator's, read by train: not reported
     assert len(ds.accounts) == 5
+
+
+@pytest.mark.parametrize(("file_name", "table"), [
+    ("survey.parquet", "surveys"), ("Usage_Events.parquet", "usage_events"), ("usage-events.csv", "usage_events"),
+    ("tickts.csv", "tickets"), ("Touchpoint.CSV", "touchpoints"), ("invoice.parquet", "invoices"),
+])
+def test_a_misnamed_optional_table_gets_a_did_you_mean(world: Path, file_name: str, table: str) -> None:
+    for suffix in ("csv", "parquet"):
+        if (world / f"{table}.{suffix}").exists():
+            (world / f"{table}.{suffix}").rename(world / file_name)
+    ds = load_dataset(world)
+    assert table in ds.absent
+    assert ds.extra["near_files"] == {table: [file_name]}
+    assert any(w.startswith(f"{table} is absent, but found {file_name}: ") and "did you mean" in w
+               for w in ds.warnings), ds.warnings
 
 
 def test_loading_never_modifies_the_input_files(world: Path) -> None:
