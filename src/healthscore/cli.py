@@ -148,7 +148,9 @@ def main(argv: list[str] | None = None) -> None:
     for its traceback), 130 interrupted.
     """
     try:
-        app(args=argv, standalone_mode=False)
+        code = app(args=argv, standalone_mode=False)
+        if isinstance(code, int) and code:
+            sys.exit(code)
     except HealthscoreError as exc:
         err_console.print(f"healthscore: {exc}", markup=False, soft_wrap=True)
         sys.exit(exc.exit_code)
@@ -362,7 +364,7 @@ def demo(
 
 @app.command()
 def explain(
-    account_id: Annotated[str, typer.Argument(help="The account to explain (exact account_id).")],
+    account_id: Annotated[str, typer.Argument(metavar="ACCOUNT_ID", help="The account to explain (exact account_id).")],
     scores: Annotated[Path, typer.Option("--scores", help="Output directory of `healthscore score`.")],
     html: Annotated[Optional[Path], typer.Option("--html", help="Also write a self-contained HTML report here.")]
     = None,
