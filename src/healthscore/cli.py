@@ -221,7 +221,7 @@ def _train_table(table: Path, *, id_column, target, churn_value, components, tim
         f"registered [bold]{outcome.model_name}[/bold] version {outcome.version} as @{outcome.alias} "
         f"(run {outcome.run_id})"
     )
-    _print_aliases(outcome.model_name)
+    _print_aliases(outcome.model_name, outcome.version, outcome.alias)
 
 
 @app.command()
@@ -266,10 +266,10 @@ def train(
         f"registered [bold]{outcome.model_name}[/bold] version {outcome.version} as @{outcome.alias} "
         f"(run {outcome.run_id})"
     )
-    _print_aliases(outcome.model_name)
+    _print_aliases(outcome.model_name, outcome.version, outcome.alias)
 
 
-def _print_aliases(model_name: str) -> None:
+def _print_aliases(model_name: str, version: str, alias: str) -> None:
     """The registry's aliases as they are now (read back, so concurrent runs print what they left)."""
     from healthscore import tracking
 
@@ -277,6 +277,9 @@ def _print_aliases(model_name: str) -> None:
     if aliases:
         shown = ", ".join(f"@{a} → version {v}" for a, v in sorted(aliases.items()))
         console.print(f"{model_name} aliases now: {shown}", markup=False)
+    if aliases.get(alias) != str(version):
+        console.print(f"note: @{alias} has moved to version {aliases.get(alias) or '(none)'} since this run set it "
+                      f"to version {version} (another run registered after it)", markup=False)
 
 
 @app.command()
