@@ -403,8 +403,11 @@ class Range:
         return not (self.high is not None and (value > self.high or (self.high_open and value == self.high)))
 
     def text(self) -> str:
-        lo = None if self.low is None else f"{self.low:g}"
-        hi = None if self.high is None else f"{self.high:g}"
+        def num(v: float) -> str:
+            return str(int(v)) if float(v).is_integer() else f"{v:g}"
+
+        lo = None if self.low is None else num(self.low)
+        hi = None if self.high is None else num(self.high)
         if lo is not None and hi is not None:
             if not (self.low_open or self.high_open):
                 return f"between {lo} and {hi}"
