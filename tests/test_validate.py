@@ -548,3 +548,32 @@ def test_cli_help() -> None:
     result = _run_cli("validate", "--help")
     assert result.returncode == 0
     assert "--data" in result.stdout
+
+
+def test_summary_says_where_each_event_table_ends(world: Path) -> None:
+    """Counted by hand from the tiny world: the last record of each table (closed/paid dates count too)."""
+    summary = summarise(load_dataset(world))
+    assert summary["data_ends"] == {
+        "usage_events": "2023-05-02T11:00:00", "tickets": "2023-03-02T10:00:00", "surveys": "2023-04-01T09:30:00",
+        "touchpoints": "2023-05-10T14:00:00", "invoices": "2023-01-20", "adjustments": "2023-03-01T12:00:00",
+    }
+    assert summary["contract_dates"] == {"first_start": "2022-01-01", "last_start": "2023-04-01",
+                                         "last_end": "2024-04-01"}
+    # invoices end 110 days before touchpoints, tickets 69, adjustments 70, surveys 39; usage only 8
+    assert [w.split(" ends ")[0] for w in summary["uneven_ends"]] == ["tickets", "surveys", "invoices",
+                                                                        "adjustments"]
+    console = Console(width=200, record=True)
+    console.print(render_summary(summary))
+    text = console.export_text()
+    assert "event data ends: 2023-05-10T14:00:00 (latest table)" in text
+    assert "renewal dates to 2024-04-01" in text  # contract ends are not where the data ends
+    assert "warning: surveys ends 2023-04-01T09:30:00, 39 days before touchpoints (2023-05-10T14:00:00)" in text
+
+
+def test_a_usage_feed_that_stopped_is_warned_about(tmp_path: Path) -> None:
+    frames = tiny_world_frames()
+    frames["usage_events"] = frames["usage_events"].iloc[:1]  # ends 2023-02-01, 98 days before touchpoints
+    frames["tickets"] = frames["tickets"].assign(opened_at=pd.to_datetime("2023-05-09"), closed_at=pd.NaT)
+    summary = summarise(load_dataset(write_world(frames, tmp_path / "w")))
+    assert any(w.startswith("usage_events ends 2023-02-01T09:15:00, 98 days before touchpoints")
+               for w in summary["uneven_ends"])
