@@ -271,6 +271,8 @@ DEFECTS = [
      r"usage_events\.ts: not a timestamp in 1 row \(e\.g\. row 3: '2023-02-30 10:00'\)"),
     ("number", "invoices", "amount", 1, "1,000", "csv",
      r"invoices\.amount: not a number in 1 row \(e\.g\. invoice_id I-2: '1,000'\); write plain numbers"),
+    ("credit-note", "invoices", "amount", 1, "-400", "csv",
+     r"invoices\.amount: negative in 1 row \(e\.g\. invoice_id I-2: -400\); a negative amount is a credit note"),
     ("number-infinite", "contracts", "arr", 1, "inf", "csv",
      r"contracts\.arr: not a number in 1 row \(e\.g\. contract_id C-2: 'inf'\)"),
     ("integer", "contracts", "seats", 0, "2.5", "csv",
