@@ -320,3 +320,14 @@ def test_two_concurrent_score_runs_both_land_in_history(world, tmp_path):
     assert sorted(pd.to_datetime(hist["as_of"]).dt.date.unique()) == [AS_OF_1, AS_OF_2]
     assert len(hist) == 2 * 250
     read_current(out).verify()
+
+
+@pytest.mark.slow
+def test_200_randomly_timed_kills_never_leave_a_mixed_batch(world, tmp_path):
+    """benchmarks/kill_loop.py: half the kills at random in a run, half inside its write (~6 min here)."""
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "kill_loop.py"
+    done = subprocess.run([sys.executable, str(script), "--data", str(world["data"]), "--model", world["model_uri"],
+                           "--kills", "200", "--out", str(tmp_path)], capture_output=True, text=True,
+                          env={**os.environ, "PYTHONPATH": SRC}, timeout=3600)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert "200 kills" in done.stdout and "no mixed batch" in done.stdout
