@@ -112,14 +112,15 @@ class Batch:
             return None
         if not path.is_file():
             raise OutputError(f"{path} is missing, but the manifest of {self.describe()} lists it: the batch "
-                              "is incomplete; restore the file or score again into this folder")
+                              "is incomplete; restore the file (or move the folder's `current` aside to start a "
+                              "new history)")
         if verify:
             digest = sha256_file(path)
             if digest != entry.get("sha256"):
                 raise OutputError(
                     f"{path} does not match the manifest of {self.describe()} (sha256 {digest[:12]}…, expected "
-                    f"{str(entry.get('sha256'))[:12]}…): the file was changed after it was written; restore it, "
-                    "or score again to write a new batch"
+                    f"{str(entry.get('sha256'))[:12]}…): the file was changed after it was written; restore it "
+                    "from a backup (or move the folder's `current` aside to start a new history)"
                 )
         return path
 
@@ -173,8 +174,8 @@ def read_current(out: str | os.PathLike[str]) -> Batch | None:
     target = _pointer_target(root)
     if target is not None:
         if not target.is_dir():
-            raise OutputError(f"{root / CURRENT} points to {target}, which does not exist: the batch was removed; "
-                              "score again into this folder")
+            raise OutputError(f"{root / CURRENT} points to {target}, which does not exist: restore that batch, "
+                              f"or move {root / CURRENT} aside to start a new history in this folder")
         return Batch(target, _load_manifest(target / MANIFEST))
     if (root / MANIFEST).is_file():
         return Batch(root, _load_manifest(root / MANIFEST))
@@ -195,9 +196,10 @@ def read_tables(out: str | os.PathLike[str], names: tuple[str, ...], *, attempts
             return None, {n: None for n in names}
         try:
             return batch, {n: batch.read(n) for n in names}
-        except FileNotFoundError:
-            if attempt == attempts - 1:
-                raise
+        except (FileNotFoundError, OutputError):
+            now = read_current(out)
+            if attempt == attempts - 1 or now is None or now.name == batch.name:
+                raise  # not a batch replaced under our feet: a real problem
     raise AssertionError("unreachable")
 
 
