@@ -328,11 +328,13 @@ class OutputDir:
         staging, final = batches / f"{name}.tmp", batches / name
         before = f"the previous batch ({self.current.describe()}) is still current" if self.current else \
             "nothing was made current"
+        writing = staging
         try:
             staging.mkdir(parents=True)
             files: dict[str, dict[str, Any]] = {}
             for file_name, frame in tables.items():
-                path = write_table_atomic(frame, staging / file_name)
+                writing = staging / file_name
+                path = write_table_atomic(frame, writing)
                 files[file_name] = {"rows": int(len(frame)), "bytes": path.stat().st_size,
                                     "sha256": sha256_file(path)}
             from healthscore import __version__
@@ -340,13 +342,14 @@ class OutputDir:
             manifest = {"format": MANIFEST_FORMAT, "batch": name, "as_of": as_of,
                         "created_at": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
                         "healthscore_version": __version__, **info, "files": files}
-            write_text_atomic(json.dumps(manifest, indent=2, default=str) + "\n", staging / MANIFEST)
+            writing = staging / MANIFEST
+            write_text_atomic(json.dumps(manifest, indent=2, default=str) + "\n", writing)
             fsync_dir(staging)
             os.rename(staging, final)
             fsync_dir(batches)
         except OSError as exc:
             shutil.rmtree(staging, ignore_errors=True)
-            raise OutputError(f"cannot write the batch: {_os_problem(exc, staging)}; {before}") from None
+            raise OutputError(f"cannot write the batch: {_os_problem(exc, writing)}; {before}") from None
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)
             raise
