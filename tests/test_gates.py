@@ -36,8 +36,8 @@ def _without(ds, *tables):
 def test_scoring_19_days_past_the_usage_data_is_refused_with_the_dates(world):
     with pytest.raises(GateError, match=r"cannot score as of 2024-07-20: 1 problem\n  - usage_events ends "
                                         r"2024-06-30: 19 days without data before --as-of 2024-07-20 \(at most 7 "
-                                        r"allowed by freshness.max_lag_days\); load newer data, score an earlier "
-                                        r"--as-of, or pass --allow-stale"):
+                                        r"allowed by freshness.max_lag_days\)\n  fix stale data: load newer data, "
+                                        r"score an earlier --as-of, or pass --allow-stale"):
         gates.check(world["ds"], date(2024, 7, 20), world["result"].model, world["config"])
     # tickets, touchpoints (30 days), invoices (45) and surveys (120) are sparse feeds: within their limits
 

@@ -139,6 +139,7 @@ def check(ds, as_of: date, model, config: Config, *, allow_stale: bool = False,
 
     allow_missing = tuple(allow_missing)
     problems: list[str] = []
+    fixes: list[str] = []
     notes: list[str] = []
     learned = tables_learned(model)
     for table in allow_missing:
@@ -197,9 +198,11 @@ def check(ds, as_of: date, model, config: Config, *, allow_stale: bool = False,
             notes.append("scored stale data (--allow-stale): " + "; ".join(lines) + ". Every row has stale_data "
                          f"true and data_through {through.date() if through is not None else '(none)'}")
         else:
-            problems += [f"{line}; load newer data, score an earlier --as-of, or pass --allow-stale to score "
-                         "anyway (rows are then marked stale_data)" for line in lines]
+            problems += lines
+            fixes.append("stale data: load newer data, score an earlier --as-of, or pass --allow-stale to score "
+                         "anyway (every row is then marked stale_data, with its data_through)")
     if problems:
         head = f"cannot score as of {as_of}: {len(problems)} problem{'s' if len(problems) > 1 else ''}"
-        raise GateError(head + "\n" + "\n".join(f"  - {p}" for p in problems))
+        raise GateError(head + "\n" + "\n".join(f"  - {p}" for p in problems)
+                        + "".join(f"\n  fix {f}" for f in fixes))
     return found, notes
