@@ -45,6 +45,7 @@ test-spark: setup-spark
 
 bench: setup
 	$(BIN)/python benchmarks/run_all.py
+	$(BIN)/python benchmarks/model_quality.py
 
 lint: setup
 	$(BIN)/ruff check src tests benchmarks

@@ -134,7 +134,7 @@ def run_dataset(name: str, *, folds: int, seed: int, config: Config) -> dict:
         for model, p in preds.items():
             per_fold.append({"fold": k, "model": model, **binary_metrics(y_test, p)})
         weights.append(result.component_weights.set_index("component")["learned_weight"].rename(k))
-        fits.append({"fold": k, "start": "logistic" if result.model.linear is not None else "constant",
+        fits.append({"fold": k, "start": result.model.params.get("start", "constant"),
                      "calibration": result.model.calibrator.method_,
                      "num_leaves": result.params["num_leaves"], "min_child_samples": result.params["min_child_samples"],
                      "lambda_l2": result.params["lambda_l2"], "trees": result.params["num_boost_round"],
@@ -208,7 +208,7 @@ def diagnose(name: str, *, folds: int, seed: int, config: Config) -> pd.DataFram
 
         def describe(result) -> str:
             model = result.model
-            start = "logistic start" if model.linear is not None else "constant start"
+            start = f"{model.params.get('start', 'constant')} start"
             return f"{start} + {model.params['num_boost_round'] if model.has_trees else 0} trees, {model.calibrator.method_}"
 
         for variant, cfg in (("healthscore (default: CV chooses the start)", prepared.config),

@@ -284,6 +284,7 @@ def test_both_real_tables_train_and_score_end_to_end(mlflow_store, iranian, pysu
     flat = " ".join(printed.split())  # the console wraps long lines
     assert "trained on 480 rows" in flat and "out-of-fold margins of 480 of them" in flat
     assert "tested on 120 held-out rows (stratified split, fixed seed)" in flat
+    assert "registered model: the same settings" in flat and "refit on all 600 rows" in flat
     assert "registered iranian version 1 as @champion" in printed
 
     # the scoring table is messier than the training one: blanks, NA, a wrong case, an extra column

@@ -128,10 +128,14 @@ def test_no_test_slice_outcome_reaches_training():
     flipped[chosen] = 1 - flipped[chosen]
     ts2 = TrainingSet(**{**ts.__dict__, "label": flipped})
     b = fit_health_model(ts2, config=small_config())
-    assert a.model.booster_text == b.model.booster_text
-    X = a.model.prepare(ts.features)
-    np.testing.assert_array_equal(a.model.predict_proba(X), b.model.predict_proba(X))
+    # the evaluated model (what the metrics measure) never saw them ...
+    assert a.evaluated_model.booster_text == b.evaluated_model.booster_text
+    X = a.evaluated_model.prepare(ts.features)
+    np.testing.assert_array_equal(a.evaluated_model.predict_proba(X), b.evaluated_model.predict_proba(X))
     assert not a.evaluation.equals(b.evaluation)  # the flip did reach the evaluation
+    # ... while the registered model, refit on every decided renewal, learned from them (the refit policy)
+    Xr = a.model.prepare(ts.features)
+    assert np.abs(a.model.predict_proba(Xr) - b.model.predict_proba(Xr)).max() > 1e-3
 
 
 def test_points_add_up_to_probability(trained):

@@ -1,4 +1,10 @@
-"""Issue 4's targets on the default 2,000-account simulated world, lead time 90 days (~30 s)."""
+"""Model-quality targets on the default 2,000-account simulated world, lead time 90 days (~30 s).
+
+Issue 4's (close to the truth, beats the scorecard) and issue 13's "never worse than the baselines": the
+logistic regression alone and the scorecard start are CV candidates, so the chosen model's test log loss may
+trail the logistic regression's only by CV noise, and its AUC neither baseline's. The other world shape and
+the small worlds are measured by ``benchmarks/model_quality.py`` (docs/model-quality.md).
+"""
 
 from __future__ import annotations
 
@@ -34,3 +40,10 @@ def test_calibration_close_to_truth(lead90):
 def test_beats_the_hand_weighted_scorecard(lead90):
     assert lead90.loc["healthscore", "roc_auc"] > lead90.loc["scorecard", "roc_auc"]
     assert lead90.loc["healthscore", "brier"] < lead90.loc["scorecard", "brier"]
+
+
+def test_never_worse_than_the_baselines(lead90):
+    hs, lr, sc = lead90.loc["healthscore"], lead90.loc["logistic"], lead90.loc["scorecard"]
+    assert hs["log_loss"] <= lr["log_loss"] + 0.002
+    assert hs["roc_auc"] >= lr["roc_auc"] - 0.005
+    assert hs["roc_auc"] >= sc["roc_auc"] - 0.005

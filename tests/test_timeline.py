@@ -8,7 +8,14 @@ import pandas as pd
 import pytest
 
 from _features_world import accounts, contracts, dataset, ts
-from healthscore.timeline import SCORING_COLUMNS, TRAINING_COLUMNS, scoring_rows, training_rows
+from healthscore.timeline import (
+    SCORING_COLUMNS,
+    TRAINING_COLUMNS,
+    lead_time_fit,
+    scoring_rows,
+    term_kinds,
+    training_rows,
+)
 
 
 def world(seed: int = 0):
@@ -87,3 +94,43 @@ def test_scoring_rows_latest_start_wins_when_contracts_overlap():
     later = scoring_rows(dataset(accounts=acc, contracts=con), pd.Timestamp("2024-09-01").date())
     assert later["contract_id"].tolist() == ["C-a"]
 
+
+
+# --- how lead times fit the terms ---------------------------------------------------------------------------
+
+
+def _terms(*spans: tuple[str, str]) -> pd.DataFrame:
+    return contracts(*((f"C-{i}", "A-1", a, b, 100.0, 1, None) for i, (a, b) in enumerate(spans, start=1)))
+
+
+def test_term_kinds_by_length_in_days():
+    days = pd.Series([28, 31, 45, 46, 92, 135, 136, 184, 272, 273, 366, 547, 548, 1096, None])
+    assert term_kinds(days).tolist() == [
+        "monthly", "monthly", "monthly", "quarterly", "quarterly", "quarterly", "semi-annual", "semi-annual",
+        "semi-annual", "annual", "annual", "annual", "multi-year", "multi-year", pd.NA,
+    ]
+
+
+def test_monthly_terms_misfit_the_default_lead_times_and_get_7_and_14():
+    # three monthly terms (31, 28, 31 days) and one annual (365): 90 and 180 days are longer than 3 of 4 terms;
+    # 30 days is longer than only February's (1 of 4, not more than a quarter)
+    c = _terms(("2023-01-01", "2023-02-01"), ("2023-02-01", "2023-03-01"), ("2023-03-01", "2023-04-01"),
+               ("2023-01-01", "2024-01-01"))
+    fit = lead_time_fit(c, (30, 90, 180))
+    assert fit["terms"] == {"monthly": 0.75, "annual": 0.25}
+    assert fit["median_term_days"] == 31
+    assert fit["skipped"] == {90: 0.75, 180: 0.75}
+    assert (fit["suggested_for"], fit["suggested"]) == ("monthly", [7, 14])
+    # and the suggestion fits: training rows exist for every contract at both lead times
+    assert lead_time_fit(c, (7, 14))["skipped"] == {} and lead_time_fit(c, (7, 14))["suggested"] is None
+
+
+def test_quarterly_and_annual_terms():
+    quarterly = _terms(("2023-01-01", "2023-04-01"), ("2023-04-01", "2023-07-01"), ("2023-07-01", "2023-10-01"))
+    fit = lead_time_fit(quarterly, (30, 90, 180))
+    assert fit["terms"] == {"quarterly": 1.0}
+    assert fit["skipped"] == {180: 1.0}  # 90 days fits a 90-day term: observed on its start date
+    assert fit["suggested"] == [14, 30, 60]
+    annual = _terms(("2022-01-01", "2023-01-01"), ("2022-06-01", "2023-06-01"))
+    assert lead_time_fit(annual, (30, 90, 180))["skipped"] == {}
+    assert lead_time_fit(annual.iloc[:0], (30,))["terms"] == {}

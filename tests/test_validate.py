@@ -244,6 +244,9 @@ def test_summary_counts_the_tiny_world_by_hand(world: Path) -> None:
     assert "renewal rate of decided contracts: 66.7%" in text
     assert "of which 1 without contracts" in text
     assert "optional tables absent: none" in text
+    assert summary["terms"] == {"annual": 1.0} and summary["suggested_lead_times_days"] is None
+    assert "terms: 100% annual (median 365 days)" in text
+    assert "lead times 30, 90, 180 days (timeline.lead_times_days) fit the terms" in text
 
 
 def test_summary_without_decided_contracts_has_no_rate(tmp_path: Path) -> None:

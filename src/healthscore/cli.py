@@ -88,26 +88,35 @@ def simulate(
     drift: Annotated[bool, typer.Option("--drift/--no-drift",
                                         help="Behaviour shifts midway (support starts to matter more).")] = False,
     fmt: Annotated[str, typer.Option("--format", help="parquet or csv.")] = "parquet",
+    business: Annotated[str, typer.Option(
+        "--business", help="Shape of the world: b2b (annual contracts, all eight tables) or subscription "
+        "(monthly/semi-annual/annual self-serve terms; accounts, contracts and usage_events only).")] = "b2b",
 ) -> None:
-    """Write a simulated B2B SaaS dataset (CONTRACT §1) plus truth.parquet."""
+    """Write a simulated SaaS dataset (CONTRACT §1) plus truth.parquet."""
     from healthscore.simulate import SimulationSpec, write_world
 
     spec = SimulationSpec(
-        accounts=accounts, seed=seed, start=_parse_date(start, "--start"), months=months, drift=drift
+        accounts=accounts, seed=seed, start=_parse_date(start, "--start"), months=months, drift=drift,
+        business=business,
     )
     summary = write_world(spec, out, fmt=fmt)
     console.print(summary)
 
 
 @app.command()
-def validate(data: DataOpt) -> None:
-    """Check a dataset against the contract: print every problem, or a summary of what is there."""
+def validate(data: DataOpt, config: ConfigOpt = None) -> None:
+    """Check a dataset against the contract: print every problem, or a summary of what is there.
+
+    The summary says how long the contracts' terms are and whether the lead times of the config (default
+    30, 90, 180 days) fit them, with lead times that do when they do not.
+    """
     from healthscore.io import load_dataset, render_summary, summarise
 
+    cfg = _config(config)
     ds = load_dataset(data)
     for warning in ds.warnings:
         err_console.print(f"[yellow]warning:[/yellow] {escape(warning)}")
-    console.print(render_summary(summarise(ds)))
+    console.print(render_summary(summarise(ds, lead_times=cfg.timeline.lead_times_days)))
 
 
 @app.command()

@@ -107,6 +107,15 @@ class ModelConfig:
     #: learns from all those rows (nothing is held back). "auto": holdout when rows have dates (the
     #: newest slice calibrates, as drift demands), cross_fit for a flat table without --time.
     calibration_rows: str = "auto"
+    #: Also let CV start from the hand-weighted scorecard (``scorecard.weights``), scaled by a one-input
+    #: logistic fit: with few renewals that is often the best a model can do. "auto" (a candidate when
+    #: ``linear_start`` is "auto") or "off".
+    scorecard_start: str = "auto"
+    #: After the time-ordered evaluation, refit the same settings on every renewal decided before as-of
+    #: (calibrated on time-ordered out-of-fold margins): that model is registered and scores accounts. The
+    #: newest renewals are the most informative; the evaluation measures the procedure. false: register
+    #: the evaluated model, which never learned from the newest 40%.
+    refit: bool = True
     #: Direction of effect on renewal known in advance: +1 never lowers health, -1 never raises it.
     monotone: dict[str, int] = field(
         default_factory=lambda: {
@@ -525,7 +534,8 @@ def _check(cfg: Config, problems: list[str]) -> None:
     for i, rule in enumerate(cfg.adjustments.rules):
         if rule.op not in ops:
             problems.append(f"adjustments.rules[{i}].op: use one of {', '.join(ops)}, found {rule.op!r}")
-    for key, allowed in (("linear_start", ("auto", "on", "off")), ("calibration_rows", ("auto", "holdout", "cross_fit"))):
+    for key, allowed in (("linear_start", ("auto", "on", "off")), ("calibration_rows", ("auto", "holdout", "cross_fit")),
+                         ("scorecard_start", ("auto", "off"))):
         value = getattr(cfg.model, key)
         if value not in allowed:
             close = difflib.get_close_matches(str(value), allowed, n=1)

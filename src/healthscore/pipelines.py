@@ -48,6 +48,28 @@ def summary_metrics(result) -> dict[str, float]:
     return out
 
 
+def row_sets(model) -> dict[str, Any]:
+    """The model card's row sets: what the registered model learned from, what the metrics come from."""
+    keys = ("refit", "learned_from", "calibrated_on", "metrics_from", "evaluated_model")
+    return {k: model.metadata[k] for k in keys if k in model.metadata}
+
+
+def row_set_params(model) -> dict[str, str]:
+    """The same as flat MLflow params (``learned_from``: "6990 rows, 2330 renewals, 2022-01-31..2024-12-30")."""
+    out = {}
+    for key, d in row_sets(model).items():
+        if isinstance(d, dict) and "rows" in d:
+            text = f"{d['rows']} rows"
+            if "contracts" in d:
+                text += f", {d['contracts']} renewals"
+            if "renewals_from" in d:
+                text += f", {d['renewals_from']}..{d['renewals_to']}"
+            out[key] = text
+        elif not isinstance(d, dict):
+            out[key] = str(d)
+    return out
+
+
 def write_training_artifacts(result, out_dir: Path) -> dict[str, Path]:
     """Plots and tables of one training, written to ``out_dir``."""
     from healthscore.reports import plots
@@ -117,6 +139,7 @@ def train_job(
             "lead_times_days": list(config.timeline.lead_times_days),
             "split": [config.split.train, config.split.calibration, config.split.test],
             **{k: v for k, v in result.sizes.items()},
+            **row_set_params(result.model),
         }
         tags = {
             "data_fingerprint": ds.fingerprint,
@@ -126,6 +149,7 @@ def train_job(
         }
         tracking.log_params_metrics(params, summary_metrics(result), tags)
         tracking.log_dict(config.to_dict(), "config/resolved_config.json")
+        tracking.log_dict(row_sets(result.model), "model_card/rows.json")
         if config_path:
             tracking.log_artifact(config_path, "config")
         tracking.log_dict({"features": result.model.feature_names, "components": result.model.components},
@@ -239,7 +263,7 @@ def demo_job(out: str | Path, *, config: Config, accounts: int = 2000, seed: int
     write_world(spec, data)
     say("[bold]2/4 validate[/bold]")
     ds = load_dataset(data)
-    say(render_summary(summarise(ds)))
+    say(render_summary(summarise(ds, lead_times=config.timeline.lead_times_days)))
     say("[bold]3/4 train[/bold] (time-ordered split, CV-chosen LightGBM, calibration, MLflow)")
     reports = out / "reports"
     trained = train_job(data, config=config, report_dir=reports, progress=progress)
@@ -331,11 +355,13 @@ def train_table_job(
             "calibration_rows": result.model.metadata.get("calibration_rows"),
             "monotone": prepared.table_metadata["declared_directions"],
             **dict(result.sizes),
+            **row_set_params(result.model),
         }
         tags = {"data_fingerprint": fingerprint, "git_commit": tracking.git_commit(), "data_source": str(table),
                 "job": "train-table"}
         tracking.log_params_metrics(params, summary_metrics(result), tags)
         tracking.log_dict(config.to_dict(), "config/resolved_config.json")
+        tracking.log_dict(row_sets(result.model), "model_card/rows.json")
         if config_path:
             tracking.log_artifact(config_path, "config")
         if components:

@@ -207,11 +207,9 @@ def retrain_job(
     worse model out (the run and the version are tagged ``shuffled_labels``).
     """
     from healthscore import tracking
-    from healthscore.drift import score_reference
     from healthscore.io import load_dataset
     from healthscore.model.evaluate import binary_metrics, evaluate_predictions
-    from healthscore.model.split import split_by_renewal_date
-    from healthscore.model.train import fit_health_model, training_set_from_dataset
+    from healthscore.model.train import fit_health_model, refit, training_set_from_dataset
     from healthscore.pipelines import read_truth, summary_metrics, write_training_artifacts
     from healthscore.reports.retrain import render_retrain_report
 
@@ -238,7 +236,6 @@ def retrain_job(
         train_set = shuffle_labels(train_set, seed=shuffle_labels_seed)
     result = fit_health_model(train_set, config=config)
     challenger = result.model
-    in_train = (split_by_renewal_date(train_set.rows, config.split) == "train").to_numpy()
     challenger.metadata.update({
         "data_fingerprint": ds.fingerprint,
         "trained_as_of": str(as_of) if as_of else "all decided",
@@ -246,8 +243,6 @@ def retrain_job(
         "model_name": model_name,
         "features_config": dataclasses.asdict(config.features),
         "lead_times_days": list(config.timeline.lead_times_days),
-        "score_reference": score_reference(challenger, challenger.prepare(train_set.features[in_train]),
-                                           bins=config.drift.bins),
     })
     if shuffle_labels_seed is not None:
         challenger.metadata["shuffled_labels_seed"] = shuffle_labels_seed
@@ -341,7 +336,25 @@ def retrain_job(
         for path in write_training_artifacts(result, tmpdir / "evaluation").values():
             tracking.log_artifact(path, "evaluation")
         example = train_set.features.iloc[:5].reset_index(drop=True)
-        version, _alias = tracking.log_model(challenger, input_example=example, model_name=model_name)
+        registered = challenger
+        if decision == PROMOTED and config.model.refit:
+            # judged without the holdout; once promoted, the same settings learn from it too (the newest
+            # renewals are the most informative), so the champion that scores accounts saw every renewal
+            registered = refit(ts, challenger, config=config)
+            registered.metadata.update({
+                "data_fingerprint": ds.fingerprint,
+                "trained_as_of": str(as_of) if as_of else "all decided",
+                "model_name": model_name,
+                "features_config": dataclasses.asdict(config.features),
+                "lead_times_days": list(config.timeline.lead_times_days),
+                "metrics_from": {"holdout": f"{holdout['renewals_from']}..{holdout['renewals_to']}",
+                                 "rows": holdout["rows"], "contracts": holdout["contracts"]},
+                "judged_model": {"form": challenger.form,
+                                 "learned_from": challenger.metadata.get("learned_from")},
+            })
+            if shuffle_labels_seed is not None:
+                registered.metadata["shuffled_labels_seed"] = shuffle_labels_seed
+        version, _alias = tracking.log_model(registered, input_example=example, model_name=model_name)
 
         report_html = render_retrain_report(
             model_name=model_name, decision=decision, reason=reason, reasons=reasons, notes=notes,
@@ -361,7 +374,9 @@ def retrain_job(
 
         version_tags = {"decision": decision, "reason": reason, "job": "retrain",
                         "champion_at_decision": champion_version or "",
-                        "holdout": f"{holdout['renewals_from']}..{holdout['renewals_to']}"}
+                        "holdout": f"{holdout['renewals_from']}..{holdout['renewals_to']}",
+                        "learned_from": _rows_text(registered.metadata.get("learned_from")),
+                        "refit_including_holdout": str(registered is not challenger).lower()}
         if shuffle_labels_seed is not None:
             version_tags["shuffled_labels"] = str(shuffle_labels_seed)
         tracking.set_version_tags(model_name, version, version_tags)
@@ -376,6 +391,17 @@ def retrain_job(
         holdout=holdout, holdout_evaluation=holdout_evaluation, drift=drift, report_html=report_html,
         result=result, drift_as_of=drift_as_of,
     )
+
+
+def _rows_text(d: dict | None) -> str:
+    if not d:
+        return ""
+    text = f"{d['rows']} rows"
+    if "contracts" in d:
+        text += f", {d['contracts']} renewals"
+    if "renewals_from" in d:
+        text += f", {d['renewals_from']}..{d['renewals_to']}"
+    return text
 
 
 def _single_table(m: dict[str, float]) -> pd.DataFrame:

@@ -1,5 +1,8 @@
 """The synthetic B2B SaaS world with known truth: eight tables as in CONTRACT §1, plus ``truth``.
 
+This is the ``b2b`` business, the default; ``SimulationSpec(business="subscription")`` simulates a world of
+another shape instead (monthly to annual self-serve terms, usage only: ``simulate_subscription``).
+
 Every account carries a hidden health ``h`` (roughly standard normal; higher is healthier) that moves
 month by month as a mean-reverting random walk around the account's own baseline, with occasional
 shocks (a champion leaves, the customer is acquired, a budget is cut, a new executive sponsor…). Each
@@ -57,7 +60,10 @@ import pandas as pd
 
 from healthscore.errors import HealthscoreError
 from healthscore.io.schema import TABLES
+from healthscore.timeline import TERM_KINDS, term_days, term_kinds
 
+#: the shapes of world ``simulate`` can build: ``b2b`` (this module, the default) and ``subscription``
+BUSINESSES: tuple[str, ...] = ("b2b", "subscription")
 SEGMENTS: tuple[str, ...] = ("smb", "mid_market", "enterprise")
 FEATURES: tuple[str, ...] = (
     "login", "dashboards", "reports", "integrations", "automation", "collaboration", "api", "export", "settings",
@@ -106,13 +112,19 @@ _DAYS_PER_MONTH = 30.4375
 
 @dataclass(frozen=True)
 class SimulationSpec:
-    """What world to simulate: how many accounts, which seed, when it starts, how long, with drift or not."""
+    """What world to simulate: which business, how many accounts, which seed, when it starts, how long, drift.
+
+    ``business`` is one of ``BUSINESSES``: ``b2b`` (annual contracts, all eight tables) or ``subscription``
+    (monthly, semi-annual and annual terms; accounts, contracts and usage_events only). ``drift`` exists
+    only in the b2b world.
+    """
 
     accounts: int = 2000
     seed: int = 7
     start: date | None = date(2022, 1, 1)
     months: int = 36
     drift: bool = False
+    business: str = "b2b"
 
     def __post_init__(self) -> None:
         problems = []
@@ -124,6 +136,10 @@ class SimulationSpec:
             problems.append(f"seed must be a whole number ≥ 0, found {self.seed!r}")
         if self.start is not None and not isinstance(self.start, date):
             problems.append(f"start must be a date, found {self.start!r}")
+        if self.business not in BUSINESSES:
+            problems.append(f"business must be one of {', '.join(BUSINESSES)}, found {self.business!r}")
+        elif self.drift and self.business != "b2b":
+            problems.append(f"drift is only simulated in the b2b world, not in {self.business!r}")
         if problems:
             raise HealthscoreError("simulation spec is not valid: " + "; ".join(problems))
         if self.start is None:
@@ -137,7 +153,7 @@ class SimulationSpec:
 
 @dataclass
 class World:
-    """A simulated dataset: the eight contract tables and the hidden truth behind each renewal."""
+    """A simulated dataset: the contract tables its business has and the hidden truth behind each renewal."""
 
     spec: SimulationSpec
     tables: dict[str, pd.DataFrame]
@@ -251,7 +267,11 @@ def _renewal_logit(
 
 
 def simulate(spec: SimulationSpec) -> World:
-    """Simulate one world: every table of CONTRACT §1 plus the truth behind each renewal decision."""
+    """Simulate one world of ``spec.business``: its tables of CONTRACT §1 plus the truth behind each renewal."""
+    if spec.business == "subscription":
+        from healthscore.simulate_subscription import simulate_subscription
+
+        return simulate_subscription(spec)
     return _Simulation(spec).run()
 
 
@@ -640,7 +660,9 @@ class _Simulation:
 # frames
 
 
-def _accounts_frame(rng, account_ids, seg, industry, csm, created) -> pd.DataFrame:
+def _accounts_frame(rng, account_ids, seg, industry, csm, created, *, segments=SEGMENTS, industries=INDUSTRIES,
+                    csms=CSMS) -> pd.DataFrame:
+    """Accounts with generated names (a few hostile ones); ``csm`` −1 means the account has no CSM."""
     n = account_ids.size
     first = np.array(["Acme", "Blue River", "Northwind", "Globex", "Initech", "Umbrella", "Stark", "Wayne",
                       "Hooli", "Vandelay", "Soylent", "Cyberdyne", "Tyrell", "Wonka", "Aperture", "Gringotts",
@@ -656,16 +678,17 @@ def _accounts_frame(rng, account_ids, seg, industry, csm, created) -> pd.DataFra
     return pd.DataFrame({
         "account_id": _text(account_ids),
         "name": _text(names),
-        "segment": _text(np.array(SEGMENTS)[seg]),
-        "industry": _text(np.array(INDUSTRIES)[industry]),
-        "csm": _text(np.array(CSMS)[csm]),
+        "segment": _text(np.array(segments)[seg]),
+        "industry": _text(np.array(industries)[industry]),
+        "csm": _text(np.where(csm < 0, None, np.array(csms, dtype=object)[csm])),
         "created_at": _dates(created),
     })
 
 
-def _contracts_frame(account_ids, acc, start, seats, arr, outcome) -> pd.DataFrame:
+def _contracts_frame(account_ids, acc, start, seats, arr, outcome, *, term_months=12) -> pd.DataFrame:
+    """Contracts numbered in order of creation; each ends ``term_months`` (scalar or per contract) after its start."""
     n = start.size
-    ends = _add_months(start, 12)
+    ends = _add_months(start, term_months)
     out = np.array([None, "churned", "renewed"], dtype=object)[outcome + 1]
     return pd.DataFrame({
         "contract_id": _text(np.char.add("C-", np.char.zfill(np.arange(1, n + 1).astype(str), 6))),
@@ -678,12 +701,13 @@ def _contracts_frame(account_ids, acc, start, seats, arr, outcome) -> pd.DataFra
     })
 
 
-def _usage_frame(use: _Events, account_ids, user_ids) -> pd.DataFrame:
+def _usage_frame(use: _Events, account_ids, user_ids, *, features=FEATURES) -> pd.DataFrame:
+    """Usage rows in time order; ``use.feature`` holds codes into ``features``."""
     ts = use.get("ts", np.int64)
     # time order (ties by account) reads naturally and compresses well
     acc = use.get("acc", np.int64)
     order = np.lexsort((acc, ts))
-    feature = pd.Categorical.from_codes(use.get("feature", np.int8)[order], categories=list(FEATURES))
+    feature = pd.Categorical.from_codes(use.get("feature", np.int8)[order], categories=list(features))
     user = pd.Categorical.from_codes(use.get("user", np.int64)[order], categories=pd.Index(user_ids, dtype=object))
     return pd.DataFrame({
         "account_id": _text(account_ids[acc[order]]),
@@ -822,7 +846,9 @@ def write_world(spec: SimulationSpec | World, out: str | Path, *, fmt: str = "pa
 
     Files are written through a temporary name and renamed, so a crash leaves no half-written table.
     A table file of the other format left by an earlier run in ``out`` is removed, since a directory with
-    both ``usage_events.csv`` and ``usage_events.parquet`` is ambiguous to the reader. Same seed, same bytes.
+    both ``usage_events.csv`` and ``usage_events.parquet`` is ambiguous to the reader; so is a file of a
+    table this world does not have (a b2b world's ``tickets`` under a subscription world). The business is
+    ``spec.business``. Same seed, same bytes.
     """
     from rich.table import Table as RichTable
 
@@ -849,13 +875,16 @@ def write_world(spec: SimulationSpec | World, out: str | Path, *, fmt: str = "pa
         os.replace(tmp, path)
         if name != "truth":
             (out / f"{name}.{other}").unlink(missing_ok=True)
+    for name in TABLES.keys() - world.tables.keys():
+        for ext in ("parquet", "csv"):
+            (out / f"{name}.{ext}").unlink(missing_ok=True)
 
     contracts = world.tables["contracts"]
     decided = contracts["outcome"].notna()
     rate = float((contracts.loc[decided, "outcome"] == "renewed").mean()) if decided.any() else float("nan")
     s = world.spec
     summary = RichTable(
-        title=f"Simulated world → {out} (seed {s.seed}, {s.start} + {s.months} months"
+        title=f"Simulated {s.business} world → {out} (seed {s.seed}, {s.start} + {s.months} months"
         f"{', drift' if s.drift else ''})"
     )
     summary.add_column("table")
@@ -863,5 +892,15 @@ def write_world(spec: SimulationSpec | World, out: str | Path, *, fmt: str = "pa
     for name, df in world.tables.items():
         summary.add_row(f"{name}.{fmt}", f"{len(df):,}")
     summary.add_row("truth.parquet", f"{len(world.truth):,}")
-    summary.caption = f"{int(decided.sum()):,} decided contracts, renewal rate {rate:.1%}"
+    summary.caption = f"{int(decided.sum()):,} decided contracts, renewal rate {rate:.1%}" + _churn_per_term(contracts)
     return summary
+
+
+def _churn_per_term(contracts: pd.DataFrame) -> str:
+    """``; churn per term: monthly 3.9%, annual 17.0%`` over decided contracts (empty when none is decided)."""
+    decided = contracts[contracts["outcome"].notna()]
+    if decided.empty:
+        return ""
+    churned = (decided["outcome"] == "churned").groupby(term_kinds(term_days(decided)), sort=False).mean()
+    order = [k for k, _ in TERM_KINDS if k in churned.index]
+    return "; churn per term: " + ", ".join(f"{k} {churned[k]:.1%}" for k in order)

@@ -22,6 +22,72 @@ TRAINING_COLUMNS = ("account_id", "contract_id", "as_of", "lead_time_days", "ren
 SCORING_COLUMNS = ("account_id", "as_of", "status", "contract_id", "renewal_date", "arr", "seats")
 
 
+#: Kinds of contract term by length in days (each up to and including its bound), shortest first.
+TERM_KINDS: tuple[tuple[str, int], ...] = (
+    ("monthly", 45), ("quarterly", 135), ("semi-annual", 272), ("annual", 547), ("multi-year", 1 << 62),
+)
+#: Lead times that fit each kind of term (docs/config.md): each leaves room for an observation inside the term.
+LEAD_TIMES_BY_TERM: dict[str, tuple[int, ...]] = {
+    "monthly": (7, 14),
+    "quarterly": (14, 30, 60),
+    "semi-annual": (30, 90),
+    "annual": (30, 90, 180),
+    "multi-year": (30, 90, 180),
+}
+#: A lead time misfits when its observation falls before start_date for more than this share of contracts.
+MISFIT_SHARE = 0.25
+
+
+def term_days(contracts: pd.DataFrame) -> pd.Series:
+    """Length of each contract's term in whole days, ``end_date − start_date`` at midnight (NaN if unknown)."""
+    end = pd.to_datetime(contracts["end_date"]).dt.normalize()
+    start = pd.to_datetime(contracts["start_date"]).dt.normalize()
+    return (end - start).dt.days.astype("float64")
+
+
+def term_kinds(days: pd.Series | np.ndarray) -> pd.Series:
+    """The kind of each term (``monthly`` … ``multi-year``, as in ``TERM_KINDS``) from its length in days."""
+    days = pd.Series(days, dtype="float64")
+    bounds = np.array([b for _, b in TERM_KINDS], dtype="float64")
+    code = np.searchsorted(bounds, days.fillna(0).to_numpy(), side="left")
+    names = np.array([k for k, _ in TERM_KINDS], dtype=object)[np.minimum(code, len(TERM_KINDS) - 1)]
+    return pd.Series(np.where(days.isna(), None, names), index=days.index, dtype="string")
+
+
+def lead_time_fit(contracts: pd.DataFrame, lead_times: Sequence[int]) -> dict:
+    """How lead times fit the contracts' terms, and lead times that fit better when they do not.
+
+    A lead time L yields a training row for a contract only if ``end_date − L ≥ start_date``, i.e. the term
+    is at least L days long. Returns ``terms`` (share of contracts per kind of term, shortest kind first),
+    ``median_term_days``, ``skipped`` (lead time → share of contracts it yields no row for, for those that
+    misfit: more than ``MISFIT_SHARE``), and, when some misfit, ``suggested`` (lead times of
+    ``LEAD_TIMES_BY_TERM`` for ``suggested_for``: the kind of term at which, counting from the shortest,
+    more than ``MISFIT_SHARE`` of contracts are reached (so at most that share have shorter terms), kept
+    to lead times no longer than that kind's median term).
+    All contracts count, decided or not: they share one population of terms.
+    """
+    days = term_days(contracts).dropna()
+    out: dict = {"terms": {}, "median_term_days": None, "skipped": {}, "suggested": None, "suggested_for": None}
+    if days.empty:
+        return out
+    kinds = term_kinds(days)
+    shares = kinds.value_counts(normalize=True)
+    out["terms"] = {k: float(shares[k]) for k, _ in TERM_KINDS if k in shares.index}
+    out["median_term_days"] = int(days.median())
+    for lead in sorted(set(int(v) for v in lead_times)):
+        skipped = float((days < lead).mean())
+        if skipped > MISFIT_SHARE:
+            out["skipped"][lead] = skipped
+    if out["skipped"]:
+        cumulative = np.cumsum(list(out["terms"].values()))
+        kind = list(out["terms"])[int(np.argmax(cumulative > MISFIT_SHARE))]
+        median = float(days[kinds == kind].median())
+        fit = [lead for lead in LEAD_TIMES_BY_TERM[kind] if lead <= median]
+        out["suggested"] = fit or [max(1, int(median) // 2)]
+        out["suggested_for"] = kind
+    return out
+
+
 def _midnight(value: date | datetime | str | pd.Timestamp, name: str) -> pd.Timestamp:
     try:
         stamp = pd.Timestamp(value)

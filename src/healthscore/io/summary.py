@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import pandas as pd
@@ -9,8 +10,10 @@ from rich.console import Group, RenderableType
 from rich.table import Table as RichTable
 from rich.text import Text
 
+from healthscore.config import TimelineConfig
 from healthscore.io.dataset import Dataset
 from healthscore.io.schema import TABLES
+from healthscore.timeline import lead_time_fit
 
 #: the columns that say when a table's records happened: not due dates or contract ends, which lie ahead
 RECORD_TIMES: dict[str, tuple[str, ...]] = {
@@ -64,12 +67,16 @@ def uneven_ends(ends: dict[str, pd.Timestamp | None], *, days: int = UNEVEN_END_
     return out
 
 
-def summarise(ds: Dataset) -> dict[str, Any]:
-    """Rows per table, date range, contract outcomes and absent tables of a dataset, as plain values.
+def summarise(ds: Dataset, *, lead_times: Sequence[int] | None = None) -> dict[str, Any]:
+    """Rows per table, date range, contract outcomes and terms, absent tables, and how lead times fit.
 
     ``renewal_rate`` is renewed / decided contracts (None when none is decided); ``date_range`` spans every
-    date and timestamp column of every table, as ISO strings (None when there are none) — contract end
-    dates included, so it is not where the data ends: ``data_ends`` is, per event table.
+    date and timestamp column of every table, as ISO strings (None when there are none). ``terms`` is the
+    share of contracts per kind of term (monthly … multi-year); ``lead_times_skipped`` names the lead times
+    (default: the config's ``timeline.lead_times_days``) longer than many terms, whose training rows are
+    skipped, and ``suggested_lead_times_days`` lead times that fit instead (``timeline.lead_time_fit``).
+    Contract end dates are in ``date_range``, so it is not where the data ends: ``data_ends`` is, per event
+    table (``uneven_ends``: tables that end well before the others).
     """
     rows: dict[str, int | None] = {}
     lows, highs = [], []
@@ -96,6 +103,8 @@ def summarise(ds: Dataset) -> dict[str, Any]:
     churned = int((outcome == "churned").sum())
     decided = renewed + churned
     with_contract = accounts["account_id"].isin(contracts["account_id"].dropna())
+    leads = sorted(set(int(v) for v in (TimelineConfig().lead_times_days if lead_times is None else lead_times)))
+    fit = lead_time_fit(contracts, leads)
     return {
         "source": ds.source,
         "fingerprint": ds.fingerprint,
@@ -109,6 +118,12 @@ def summarise(ds: Dataset) -> dict[str, Any]:
         "contracts_renewed": renewed,
         "contracts_churned": churned,
         "renewal_rate": renewed / decided if decided else None,
+        "terms": fit["terms"],
+        "median_term_days": fit["median_term_days"],
+        "lead_times_days": leads,
+        "lead_times_skipped": fit["skipped"],
+        "suggested_lead_times_days": fit["suggested"],
+        "suggested_for": fit["suggested_for"],
         "absent": list(ds.absent),
         "warnings": list(ds.warnings),
         "data_ends": {name: (_iso(end) if end is not None else None) for name, end in ends.items()},
@@ -120,6 +135,32 @@ def summarise(ds: Dataset) -> dict[str, Any]:
 def _iso(value: pd.Timestamp) -> str:
     return value.isoformat() if (value.hour, value.minute, value.second, value.microsecond) != (0, 0, 0, 0) \
         else value.date().isoformat()
+
+
+def _term_lines(summary: dict[str, Any]) -> list[str]:
+    """Kinds of term, and whether the lead times fit them, with a config snippet when they do not."""
+    terms = summary.get("terms")
+    if not terms:
+        return []
+    mix = ", ".join(f"{share:.0%} {kind}" for kind, share in terms.items())
+    lines = [f"terms: {mix} (median {summary['median_term_days']} days)"]
+    leads = ", ".join(str(v) for v in summary["lead_times_days"])
+    skipped = summary["lead_times_skipped"]
+    if not skipped:
+        lines.append(f"lead times {leads} days (timeline.lead_times_days) fit the terms")
+        return lines
+    longer = [f"{lead} days {'is longer than' if i == 0 else 'than'} {share:.0%}{' of terms' if i == 0 else ''}"
+              for i, (lead, share) in enumerate(skipped.items())]
+    lines.append(
+        f"lead times {leads} days (timeline.lead_times_days) do not fit these terms: {', '.join(longer)}, and "
+        "training skips the rows that would fall before a contract's start_date"
+    )
+    suggested = ", ".join(str(v) for v in summary["suggested_lead_times_days"])
+    lines.append(
+        f"suggestion for {summary['suggested_for']} terms: pass --config with "
+        f"timeline: {{lead_times_days: [{suggested}]}} (lead times per term length: docs/config.md)"
+    )
+    return lines
 
 
 def render_summary(summary: dict[str, Any]) -> RenderableType:
@@ -155,6 +196,7 @@ def render_summary(summary: dict[str, Any]) -> RenderableType:
     )
     shown_rate = "n/a (none decided)" if rate is None else f"{rate:.1%}"
     lines.append(f"renewal rate of decided contracts: {shown_rate}")
+    lines.extend(_term_lines(summary))
     absent = summary["absent"]
     shown_absent = ", ".join(absent) + " (their components have no data)" if absent else "none"
     lines.append(f"optional tables absent: {shown_absent}")

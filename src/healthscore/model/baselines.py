@@ -36,24 +36,45 @@ class Scorecard:
                 self.sorted_[name] = np.sort(values)
         return self
 
-    def component_scores(self, X: pd.DataFrame) -> pd.DataFrame:
-        per_comp: dict[str, list[np.ndarray]] = {}
+    def feature_percentiles(self, X: pd.DataFrame) -> pd.DataFrame:
+        """Each scored feature as its 0–100 percentile among the training rows (flipped when more is worse; missing → 50)."""
+        out = {}
         for name, ref in self.sorted_.items():
             x = pd.to_numeric(X[name], errors="coerce").to_numpy(dtype=float)
             pct = 100.0 * np.searchsorted(ref, x, side="right") / len(ref)
             if self.directions[name] < 0:
                 pct = 100.0 - pct
-            pct = np.where(np.isnan(x), 50.0, pct)
-            per_comp.setdefault(self.components[name], []).append(pct)
+            out[name] = np.where(np.isnan(x), 50.0, pct)
+        return pd.DataFrame(out, index=X.index, columns=list(self.sorted_))
+
+    def feature_weights(self) -> dict[str, float]:
+        """The weight of each feature's percentile in the score: ``score = Σ weight × percentile`` exactly.
+
+        A component's weight is shared equally by its features, and weights are renormalised over the
+        components that have any feature; empty when no feature has a known direction.
+        """
+        members: dict[str, list[str]] = {}
+        for name in self.sorted_:
+            members.setdefault(self.components[name], []).append(name)
+        weights = {c: w for c, w in self.weights.items() if c in members}
+        total = sum(weights.values())
+        if total <= 0:
+            return {}
+        return {f: weights[c] / total / len(names) for c, names in members.items() if c in weights for f in names}
+
+    def component_scores(self, X: pd.DataFrame) -> pd.DataFrame:
+        pct = self.feature_percentiles(X)
+        per_comp: dict[str, list[np.ndarray]] = {}
+        for name in pct.columns:
+            per_comp.setdefault(self.components[name], []).append(pct[name].to_numpy())
         return pd.DataFrame({c: np.mean(v, axis=0) for c, v in per_comp.items()}, index=X.index)
 
     def predict_score(self, X: pd.DataFrame) -> np.ndarray:
-        comp = self.component_scores(X)
-        weights = {c: w for c, w in self.weights.items() if c in comp.columns}
-        total = sum(weights.values())
-        if total <= 0:  # no feature with a known direction in a weighted component: the neutral middle
+        weights = self.feature_weights()
+        if not weights:  # no feature with a known direction in a weighted component: the neutral middle
             return np.full(len(X), 50.0)
-        return sum(comp[c].to_numpy() * w for c, w in weights.items()) / total
+        pct = self.feature_percentiles(X)
+        return sum(pct[f].to_numpy() * w for f, w in weights.items())
 
     def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
         return np.clip(self.predict_score(X) / 100.0, 1e-4, 1 - 1e-4)

@@ -6,7 +6,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from sklearn.isotonic import IsotonicRegression
-from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import log_loss
 from sklearn.model_selection import StratifiedKFold
 
@@ -69,11 +68,51 @@ class Calibrator:
         return np.clip(p, EPS, 1 - EPS)
 
 
+def platt(margin: np.ndarray, y: np.ndarray, *, l2: float = 1e-6, max_iter: int = 100) -> tuple[float, float]:
+    """Platt scaling: ``(coef, intercept)`` of a logistic regression of ``y`` on the margin alone.
+
+    The same objective as scikit-learn's ``LogisticRegression(C=1 / l2)`` (log loss summed over rows plus
+    ``l2 / 2 × coef²``; the intercept is not penalised), solved by Newton's method with step halving: two
+    parameters need no general optimiser, and CV fits thousands of these (it is ~100× faster than lbfgs).
+    """
+    x = np.asarray(margin, dtype=float)
+    t = np.asarray(y, dtype=float)
+    rate = float(np.clip(t.mean(), 1e-6, 1 - 1e-6))
+    w = np.array([0.0, np.log(rate / (1 - rate))])
+
+    def loss(v: np.ndarray) -> float:
+        z = v[0] * x + v[1]
+        return float(np.sum(np.logaddexp(0.0, z) - t * z) + 0.5 * l2 * v[0] ** 2)
+
+    current = loss(w)
+    for _ in range(max_iter):
+        p = 1.0 / (1.0 + np.exp(-(w[0] * x + w[1])))
+        r = p - t
+        g = np.array([r @ x + l2 * w[0], r.sum()])
+        h = p * (1 - p)
+        H = np.array([[h @ (x * x) + l2, h @ x], [h @ x, h.sum() + 1e-12]])
+        try:
+            step = np.linalg.solve(H, g)
+        except np.linalg.LinAlgError:
+            break
+        scale = 1.0
+        while scale > 1e-8:
+            trial = w - scale * step
+            value = loss(trial)
+            if value <= current:
+                break
+            scale /= 2
+        else:
+            break
+        w, improvement, current = trial, current - value, value
+        if improvement < 1e-12 * max(1.0, abs(current)):
+            break
+    return float(w[0]), float(w[1])
+
+
 class _Sigmoid:
     def __init__(self, margin, y):
-        lr = LogisticRegression(C=1e6, max_iter=1000).fit(margin.reshape(-1, 1), y)
-        self.coef_ = float(lr.coef_[0, 0])
-        self.intercept_ = float(lr.intercept_[0])
+        self.coef_, self.intercept_ = platt(margin, y)
 
     def predict(self, margin):
         return np.clip(1.0 / (1.0 + np.exp(-(self.coef_ * margin + self.intercept_))), EPS, 1 - EPS)

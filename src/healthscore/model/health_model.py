@@ -60,6 +60,15 @@ class HealthModel:
         return bool(self.booster_text)
 
     @property
+    def form(self) -> str:
+        """What was fitted, in words: "logistic start + 2 trees", "scorecard start alone", "20 trees"."""
+        trees = int(self.params.get("num_boost_round", 0)) if self.has_trees else 0
+        if self.linear is None:
+            return f"{trees} trees"
+        start = "scorecard start" if type(self.linear).__name__ == "ScorecardStart" else "logistic start"
+        return f"{start} + {trees} trees" if trees else f"{start} alone"
+
+    @property
     def booster(self) -> lgb.Booster | None:
         """The LightGBM booster, or None when the model is its linear start alone."""
         if self._booster is None and self.booster_text:

@@ -64,9 +64,10 @@ class LinearBase:
             values = pd.to_numeric(X[name], errors="coerce")
             if values.notna().any():
                 base.lower[name], base.upper[name] = float(values.min()), float(values.max())
+        inputs = base._inputs(X)
         used = list(names)
         for _ in range(len(names) + 1):
-            pipeline = logistic_baseline(X[used], y, categorical=[c for c in cat if c in used], seed=seed)
+            pipeline = logistic_baseline(inputs[used], y, categorical=[c for c in cat if c in used], seed=seed)
             source = _design_sources(pipeline, used, cat)
             coef = pipeline.named_steps["lr"].coef_[0]
             wrong = []
@@ -95,11 +96,16 @@ class LinearBase:
         base.design_mean = base._design(X).mean(axis=0)
         return base
 
+    def _inputs(self, X: pd.DataFrame) -> pd.DataFrame:
+        """The model matrix as the regression reads it: numeric values clipped to the training range."""
+        frame = X.copy()
+        for name in [n for n in self.lower if n in frame.columns]:
+            frame[name] = pd.to_numeric(frame[name], errors="coerce").clip(self.lower[name], self.upper[name])
+        return frame
+
     def _design(self, X: pd.DataFrame) -> np.ndarray:
-        frame = regression_input(X[self.used], [c for c in self.categorical if c in self.used])
-        for name in self.used:
-            if name in self.lower:
-                frame[name] = pd.to_numeric(frame[name], errors="coerce").clip(self.lower[name], self.upper[name])
+        inputs = self._inputs(X[self.used])
+        frame = regression_input(inputs, [c for c in self.categorical if c in self.used])
         design = self.pipeline.named_steps["pre"].transform(frame)
         return np.asarray(design.toarray() if hasattr(design, "toarray") else design, dtype=float)
 
@@ -153,3 +159,69 @@ def _design_sources(pipeline, used: list[str], categorical: list[str]) -> list[s
     if len(sources) != width or (numeric and sources[: len(numeric)] != numeric):
         raise RuntimeError(f"linear design has {width} columns but {len(sources)} were traced to features")
     return sources
+
+
+@dataclass
+class ScorecardStart:
+    """The hand-weighted scorecard as a start: log-odds ``a + b × score``, a one-input logistic fit.
+
+    Why. With few renewals the data cannot tell many weights apart, and the hand weights a CS team would
+    use carry real knowledge (more usage, fewer urgent tickets). This start keeps the scorecard's ranking
+    and learns only its scale and offset; CV compares it with the constant and the logistic starts and may
+    add trees on top (``model.scorecard_start``). The score is ``Σ_f k_f × percentile_f(x)`` exactly
+    (``Scorecard.feature_weights``), so the SHAP value of feature ``f`` is ``b × k_f × (pct_f(x) − mean
+    pct_f)`` with the training rows as background: exact, and adding up to the margin.
+    """
+
+    feature_names: list[str]
+    scorecard: object = None  # baselines.Scorecard, fitted
+    a: float = 0.0
+    b: float = 0.0
+    weights: dict[str, float] = field(default_factory=dict)
+    mean_pct: dict[str, float] = field(default_factory=dict)
+    #: the linear start's fields that reports read; a scorecard start drops nothing
+    dropped: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def fit(cls, X: pd.DataFrame, y: np.ndarray, *, weights: dict[str, float], components: dict[str, str],
+            directions: dict[str, int]) -> ScorecardStart:
+        """Fit the percentiles on ``X`` and the scale ``b`` (never negative) and offset ``a`` on ``y``."""
+        from healthscore.model.baselines import Scorecard
+        from healthscore.model.calibrate import platt
+
+        card = Scorecard(weights=weights, components=components, directions=directions).fit(X)
+        base = cls(feature_names=list(X.columns), scorecard=card, weights=card.feature_weights())
+        y = np.asarray(y, dtype=int)
+        score = card.predict_score(X) / 100.0
+        if base.weights and len(np.unique(y)) == 2 and np.std(score) > 0:
+            base.b, base.a = platt(score, y, l2=0.01)
+        if base.b <= 0:  # the hand weights rank the wrong way here: a constant start (CV will judge it)
+            rate = float(np.clip(np.mean(y), 1e-6, 1 - 1e-6))
+            base.a, base.b, base.weights = float(np.log(rate / (1 - rate))), 0.0, {}
+        pct = card.feature_percentiles(X)
+        base.mean_pct = {f: float(pct[f].mean()) for f in base.weights}
+        return base
+
+    def margin(self, X: pd.DataFrame) -> np.ndarray:
+        """Log-odds of renewal from the scorecard start alone."""
+        if not self.weights:
+            return np.full(len(X), self.a)
+        return self.a + self.b * self.scorecard.predict_score(X) / 100.0
+
+    @property
+    def used(self) -> list[str]:
+        return list(self.weights)
+
+    @property
+    def expected_margin(self) -> float:
+        return float(self.a + self.b * sum(k * self.mean_pct[f] for f, k in self.weights.items()) / 100.0)
+
+    def contributions(self, X: pd.DataFrame) -> pd.DataFrame:
+        """Exact SHAP values in log-odds, one column per model feature (0 for features the scorecard ignores)."""
+        out = pd.DataFrame(0.0, index=X.index, columns=self.feature_names)
+        if not self.weights:
+            return out
+        pct = self.scorecard.feature_percentiles(X)
+        for f, k in self.weights.items():
+            out[f] = self.b * k * (pct[f].to_numpy() - self.mean_pct[f]) / 100.0
+        return out

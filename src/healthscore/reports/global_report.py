@@ -24,6 +24,21 @@ from healthscore.reports.console import MODEL_LABELS
 from healthscore.reports.plots import plt
 
 
+def _rows_learned(model) -> dict[str, str]:
+    """The model card's two row sets in words: what the registered model learned from, what metrics measure."""
+    out = {}
+    for key, label in (("learned_from", "learned from"), ("metrics_from", "metrics from")):
+        d = model.metadata.get(key)
+        if d:
+            text = f"{d['rows']} rows"
+            if "contracts" in d:
+                text += f" ({d['contracts']} renewals)"
+            if "renewals_from" in d:
+                text += f", renewal dates {d['renewals_from']} to {d['renewals_to']}"
+            out[label] = text
+    return out
+
+
 def test_slice_matrix(result, training_set, config) -> pd.DataFrame:
     """The prepared model matrix of the test slice (the newest renewals), split exactly as training split it."""
     from healthscore.model.split import split_by_renewal_date
@@ -122,8 +137,8 @@ def global_report_context(result, X: pd.DataFrame | None, *, max_rows: int = 200
         "baseline": model.baseline_points,
         "metadata": {**{k: model.metadata.get(k) for k in ("trained_as_of", "data_fingerprint", "model_name",
                                                            "calibration_rows") if model.metadata.get(k)},
-                     "model_form": (("logistic start + " if model.linear is not None else "")
-                                    + f"{model.params.get('num_boost_round', 0) if model.has_trees else 0} trees")},
+                     "model_form": model.form,
+                     **_rows_learned(model)},
         "warnings": list(result.warnings),
     }
     tp = result.test_predictions

@@ -1,0 +1,119 @@
+"""The registered model is the evaluated procedure refit on every row; the scorecard start."""
+
+from __future__ import annotations
+
+import pickle
+from dataclasses import replace
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from healthscore.config import config_from_dict
+from healthscore.explain import predict_with_contributions
+from healthscore.model.linear import ScorecardStart
+from healthscore.model.split import split_by_renewal_date
+from healthscore.model.train import TrainingSet, fit_health_model
+
+FAST = {"model": {"num_leaves_grid": [7], "min_child_samples_grid": [20], "reg_lambda_grid": [1.0],
+                  "n_estimators": 60, "early_stopping_rounds": 10, "num_threads": 1}}
+
+
+def _dated_set(n: int, seed: int, *, signal: float = 1.0) -> TrainingSet:
+    """Renewals spread over two years; renewal odds rise with usage ``a`` and fall with tickets ``b``."""
+    rng = np.random.default_rng(seed)
+    a = rng.gamma(2.0, 5.0, size=n)            # a skewed count, like events per user
+    b = rng.poisson(1.5, size=n).astype(float)  # tickets
+    c = rng.normal(size=n)                       # noise
+    index = signal * (0.15 * (a - 10) - 0.6 * (b - 1.5)) + 1.2
+    y = (rng.random(n) < 1 / (1 + np.exp(-index))).astype(int)
+    dates = pd.Timestamp("2023-01-01") + pd.to_timedelta(np.sort(rng.integers(0, 730, size=n)), unit="D")
+    rows = pd.DataFrame({"contract_id": [f"C-{i}" for i in range(n)], "renewal_date": dates})
+    return TrainingSet(features=pd.DataFrame({"a": a, "b": b, "c": c}), label=y, rows=rows,
+                       components={"a": "usage", "b": "support", "c": "feedback"},
+                       directions={"a": 1, "b": -1, "c": 0}, categorical=[], group_columns=())
+
+
+def test_registered_model_learns_from_every_row_and_says_which_rows_the_metrics_come_from() -> None:
+    ts = _dated_set(900, 0)
+    result = fit_health_model(ts, config=config_from_dict(FAST))
+    meta = result.model.metadata
+    assert meta["refit"] is True
+    assert meta["learned_from"]["rows"] == 900 == result.sizes["rows_refit"]
+    test_rows = (split_by_renewal_date(ts.rows, config_from_dict(FAST).split) == "test").to_numpy()
+    assert meta["metrics_from"]["rows"] == int(test_rows.sum()) == result.sizes["rows_test"]
+    assert meta["metrics_from"]["renewals_from"] == str(ts.rows.loc[test_rows, "renewal_date"].min().date())
+    # the evaluated model never saw the test slice; the registered one did
+    assert result.evaluated_model is not result.model
+    assert result.evaluated_model.metadata["n_train"] < 900
+    assert meta["evaluated_model"]["learned_from"]["rows"] == result.evaluated_model.metadata["n_train"]
+    assert result.model.form == result.evaluated_model.form  # same settings, more rows
+
+
+def test_newest_renewals_change_the_registered_model_but_not_the_evaluation() -> None:
+    ts = _dated_set(900, 1)
+    cfg = config_from_dict(FAST)
+    test_rows = (split_by_renewal_date(ts.rows, cfg.split) == "test").to_numpy()
+    flipped = ts.label.copy()
+    flipped[test_rows] = 1 - flipped[test_rows]  # only the newest outcomes change
+    a = fit_health_model(ts, config=cfg)
+    b = fit_health_model(replace(ts, label=flipped), config=cfg)
+    Xa = a.evaluated_model.prepare(ts.features[test_rows])
+    # the evaluated procedure never saw those outcomes: identical predictions on the test slice
+    np.testing.assert_array_equal(a.evaluated_model.predict_proba(Xa), b.evaluated_model.predict_proba(Xa))
+    # the registered model learned from them
+    X = a.model.prepare(ts.features)
+    assert np.abs(a.model.predict_proba(X) - b.model.predict_proba(X)).max() > 0.01
+
+
+def test_refit_can_be_turned_off() -> None:
+    ts = _dated_set(700, 2)
+    result = fit_health_model(ts, config=config_from_dict({"model": {**FAST["model"], "refit": False}}))
+    assert result.model is result.evaluated_model
+    assert result.model.metadata["refit"] is False
+    assert result.model.metadata["learned_from"]["rows"] == result.sizes["rows_train"] < 700
+
+
+def test_scorecard_start_is_exact_additive_and_ranks_as_the_scorecard() -> None:
+    from healthscore.model.baselines import Scorecard
+
+    ts = _dated_set(800, 3)
+    weights = {"usage": 35.0, "support": 20.0, "feedback": 15.0}
+    start = ScorecardStart.fit(ts.features, ts.label, weights=weights, components=ts.components,
+                               directions=ts.directions)
+    card = Scorecard(weights=weights, components=ts.components, directions=ts.directions).fit(ts.features)
+    assert start.b > 0
+    np.testing.assert_allclose(start.margin(ts.features), start.a + start.b * card.predict_score(ts.features) / 100)
+    contrib = start.contributions(ts.features)
+    np.testing.assert_allclose(contrib.sum(axis=1) + start.expected_margin, start.margin(ts.features), atol=1e-10)
+    assert (contrib["c"] == 0).all()  # no direction: the scorecard ignores it
+    again = pickle.loads(pickle.dumps(start))
+    np.testing.assert_array_equal(again.margin(ts.features), start.margin(ts.features))
+
+
+def test_with_few_renewals_cv_may_choose_the_scorecard_and_says_so() -> None:
+    # 240 renewals, a weak signal that the hand weights already have right: the line and trees overfit
+    ts = _dated_set(240, 4, signal=0.6)
+    result = fit_health_model(ts, config=config_from_dict(FAST))
+    assert set(result.cv_results["start"]) == {"constant", "linear", "scorecard"}
+    chosen = result.cv_results.iloc[0]
+    assert chosen["start"] == "scorecard" and chosen["within_one_se"]
+    assert any("few renewals" in w and "scorecard" in w for w in result.warnings)
+    assert result.model.form == "scorecard start alone"
+    out = predict_with_contributions(result.model, ts.features)
+    points = out.filter(like="contrib_").sum(axis=1) + out["baseline"]
+    np.testing.assert_allclose(points, 100 * out["probability"], atol=1e-9)
+
+
+def test_scorecard_start_is_a_candidate_only_when_asked() -> None:
+    ts = _dated_set(600, 5)
+    result = fit_health_model(ts, config=config_from_dict({"model": {**FAST["model"], "scorecard_start": "off"}}))
+    assert "scorecard" not in set(result.cv_results["start"])
+
+
+@pytest.mark.parametrize("value", ["sometimes", "on"])
+def test_config_rejects_unknown_scorecard_start(value) -> None:
+    from healthscore.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="scorecard_start"):
+        config_from_dict({"model": {"scorecard_start": value}})
