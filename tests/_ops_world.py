@@ -8,8 +8,10 @@ subprocess as a cron job would. The world runs 2022-01-01 to 2024-07-01: its dat
 
 from __future__ import annotations
 
+import atexit
 import functools
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -33,6 +35,7 @@ def ops_world() -> dict:
 
     run = simulated_run()
     root = Path(tempfile.mkdtemp(prefix="healthscore-ops-world-"))
+    atexit.register(shutil.rmtree, root, ignore_errors=True)
     write_world(SimulationSpec(accounts=250, seed=11, months=30), root / "data")
     (root / "model" / "artifacts").mkdir(parents=True)
     joblib.dump(run["result"].model, root / "model" / "artifacts" / "health_model.joblib")
