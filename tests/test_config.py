@@ -84,3 +84,54 @@ def test_bad_config_is_one_paragraph_not_a_traceback(tmp_path):
     assert out.returncode == 2
     assert "did you mean 'bands.healthy'" in out.stderr
     assert "Traceback" not in out.stderr
+
+
+def test_out_of_range_values_are_all_reported_naming_the_key():
+    """The reproduction: healthy 120, watch -5 and drop_points -3 made every account watch and alerted on rises."""
+    with pytest.raises(ConfigError, match="3 problem") as err:
+        config_from_dict({"bands": {"healthy": 120, "watch": -5}, "alerts": {"drop_points": -3}})
+    text = str(err.value)
+    assert "bands.healthy: must be between 0 and 100 (a score; watch < healthy), found 120.0" in text
+    assert "bands.watch: must be between 0 and 100" in text
+    assert "alerts.drop_points: must be in (0, 100] (a drop of at least this many points alerts), found -3.0" in text
+
+
+@pytest.mark.parametrize(("data", "message"), [
+    ({"timeline": {"lead_times_days": [30, 0]}}, r"timeline.lead_times_days\[1\]: must be between 1 and 3650"),
+    ({"split": {"train": 0.7, "calibration": 0.2, "test": 0.2}}, r"must sum to 1, found 0.7 \+ 0.2 \+ 0.2 = 1.1"),
+    ({"split": {"test": 0}}, r"split.test: must be in \(0, 1\)"),
+    ({"model": {"learning_rate": 0}}, r"model.learning_rate: must be in \(0, 1\]"),
+    ({"model": {"max_depth": 0}}, r"model.max_depth: use -1 \(no limit\) or a depth of at least 1"),
+    ({"model": {"monotone": {"x": 2}}}, r"model.monotone.x: must be between -1 and 1"),
+    ({"drift": {"psi_warn": 0.3}}, r"drift: psi_warn must be below psi_alert, found 0.3 and 0.25"),
+    ({"scorecard": {"weights": {"usage": -1}}}, r"scorecard.weights.usage: must be ≥ 0"),
+    ({"adjustments": {"rules": [{"points": 500}]}}, r"adjustments.rules\[0\].points: must be between -100 and 100"),
+    ({"adjustments": {"rules": [{"op": "=>"}]}}, r"adjustments.rules\[0\].op: use one of"),
+    ({"playbooks": {"advocate_min_nps": 11}}, r"playbooks.advocate_min_nps: must be between 0 and 10"),
+    ({"freshness": {"max_lag_days": -1}}, r"freshness.max_lag_days: must be between 0 and 3650"),
+    ({"freshness": {"max_lag_days_by_table": {"survey": 30}}}, r"unknown table 'survey'; did you mean 'surveys'"),
+    ({"output": {"keep_batches": -2}}, r"output.keep_batches: must be ≥ 0"),
+])
+def test_each_range_and_relation_names_the_key_and_the_fix(data, message):
+    with pytest.raises(ConfigError, match=message):
+        config_from_dict(data)
+
+
+def test_every_numeric_field_declares_its_range():
+    from healthscore.config import RANGES, numeric_fields
+
+    keys = {key for key, _, _ in numeric_fields(Config())}
+    assert keys == set(RANGES), (keys - set(RANGES), set(RANGES) - keys)
+    for key, shown, value in numeric_fields(Config()):
+        assert value in RANGES[key], shown  # the defaults are in range
+
+
+def test_docs_show_the_ranges_and_the_defaults():
+    from pathlib import Path
+
+    from healthscore.config import ranges_markdown
+
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "config.md").read_text(encoding="utf-8")
+    assert ranges_markdown() in doc, "regenerate the ranges table in docs/config.md from config.ranges_markdown()"
+    defaults = doc.split("## Defaults, in full", 1)[1].split("```yaml", 1)[1].split("```", 1)[0]
+    assert yaml.safe_load(defaults) == Config().to_dict()

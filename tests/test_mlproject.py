@@ -69,7 +69,7 @@ def test_parameters_are_named_as_the_cli_options(entry):
 @pytest.mark.parametrize("entry", sorted(ENTRY_POINTS))
 def test_every_parameter_given_builds_options_the_command_accepts(entry):
     values = {"drift": "true", "quiet": "true", "as_of": "2024-06-30", "accounts": "300", "seed": "3",
-              "months": "30", "start": "2022-01-01", "format": "csv"}
+              "months": "30", "start": "2022-01-01", "format": "csv", "lock_timeout": "30.5", "allow_stale": "true"}
     params = {name: values.get(name, f"/tmp/some dir/{name} value") for name in _cli_options(entry)}
     args = _args(entry, params)
     assert args[:3] == ["-m", "healthscore", entry]

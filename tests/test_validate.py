@@ -125,13 +125,32 @@ def test_absent_optional_tables_are_none_and_listed(tmp_path: Path) -> None:
     assert summarise(ds)["absent"] == list(optional)
 
 
-def test_other_files_in_the_directory_are_ignored(world: Path) -> None:
+def test_other_files_in_the_directory_are_ignored_and_listed_once(world: Path) -> None:
     pd.DataFrame({"contract_id": ["C-1"], "p_renew": [0.9]}).to_parquet(world / "truth.parquet")
     (world / "README.txt").write_text("not a table")
+    (world / "notes.md").write_text("not a table")
     (world / "accounts.csv.bak").write_text("garbage")
     ds = load_dataset(world)
-    assert ds.warnings == ()
+    assert ds.warnings == (
+        "ignored accounts.csv.bak: the accounts table is read from its exact name",
+        "ignored files (not a table of CONTRACT §1): README.txt, notes.md",
+    )  # truth.parquet is the simulator's, read by train: not reported
     assert len(ds.accounts) == 5
+
+
+@pytest.mark.parametrize(("file_name", "table"), [
+    ("survey.parquet", "surveys"), ("Usage_Events.parquet", "usage_events"), ("usage-events.csv", "usage_events"),
+    ("tickts.csv", "tickets"), ("Touchpoint.CSV", "touchpoints"), ("invoice.parquet", "invoices"),
+])
+def test_a_misnamed_optional_table_gets_a_did_you_mean(world: Path, file_name: str, table: str) -> None:
+    for suffix in ("csv", "parquet"):
+        if (world / f"{table}.{suffix}").exists():
+            (world / f"{table}.{suffix}").rename(world / file_name)
+    ds = load_dataset(world)
+    assert table in ds.absent
+    assert ds.extra["near_files"] == {table: [file_name]}
+    assert any(w.startswith(f"{table} is absent, but found {file_name}: ") and "did you mean" in w
+               for w in ds.warnings), ds.warnings
 
 
 def test_loading_never_modifies_the_input_files(world: Path) -> None:
@@ -255,6 +274,8 @@ DEFECTS = [
      r"usage_events\.ts: not a timestamp in 1 row \(e\.g\. row 3: '2023-02-30 10:00'\)"),
     ("number", "invoices", "amount", 1, "1,000", "csv",
      r"invoices\.amount: not a number in 1 row \(e\.g\. invoice_id I-2: '1,000'\); write plain numbers"),
+    ("credit-note", "invoices", "amount", 1, "-400", "csv",
+     r"invoices\.amount: negative in 1 row \(e\.g\. invoice_id I-2: -400\); a negative amount is a credit note"),
     ("number-infinite", "contracts", "arr", 1, "inf", "csv",
      r"contracts\.arr: not a number in 1 row \(e\.g\. contract_id C-2: 'inf'\)"),
     ("integer", "contracts", "seats", 0, "2.5", "csv",
@@ -532,3 +553,32 @@ def test_cli_help() -> None:
     result = _run_cli("validate", "--help")
     assert result.returncode == 0
     assert "--data" in result.stdout
+
+
+def test_summary_says_where_each_event_table_ends(world: Path) -> None:
+    """Counted by hand from the tiny world: the last record of each table (closed/paid dates count too)."""
+    summary = summarise(load_dataset(world))
+    assert summary["data_ends"] == {
+        "usage_events": "2023-05-02T11:00:00", "tickets": "2023-03-02T10:00:00", "surveys": "2023-04-01T09:30:00",
+        "touchpoints": "2023-05-10T14:00:00", "invoices": "2023-01-20", "adjustments": "2023-03-01T12:00:00",
+    }
+    assert summary["contract_dates"] == {"first_start": "2022-01-01", "last_start": "2023-04-01",
+                                         "last_end": "2024-04-01"}
+    # invoices end 110 days before touchpoints, tickets 69, adjustments 70, surveys 39; usage only 8
+    assert [w.split(" ends ")[0] for w in summary["uneven_ends"]] == ["tickets", "surveys", "invoices",
+                                                                        "adjustments"]
+    console = Console(width=200, record=True)
+    console.print(render_summary(summary))
+    text = console.export_text()
+    assert "event data ends: 2023-05-10T14:00:00 (latest table)" in text
+    assert "renewal dates to 2024-04-01" in text  # contract ends are not where the data ends
+    assert "warning: surveys ends 2023-04-01T09:30:00, 39 days before touchpoints (2023-05-10T14:00:00)" in text
+
+
+def test_a_usage_feed_that_stopped_is_warned_about(tmp_path: Path) -> None:
+    frames = tiny_world_frames()
+    frames["usage_events"] = frames["usage_events"].iloc[:1]  # ends 2023-02-01, 98 days before touchpoints
+    frames["tickets"] = frames["tickets"].assign(opened_at=pd.to_datetime("2023-05-09"), closed_at=pd.NaT)
+    summary = summarise(load_dataset(write_world(frames, tmp_path / "w")))
+    assert any(w.startswith("usage_events ends 2023-02-01T09:15:00, 98 days before touchpoints")
+               for w in summary["uneven_ends"])

@@ -40,10 +40,29 @@ QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars 
 def _parse_date(value: str | None, option: str) -> date | None:
     if value is None:
         return None
+    from healthscore.gates import check_date
+
     try:
-        return date.fromisoformat(value)
+        parsed = date.fromisoformat(value)
     except ValueError:
         raise HealthscoreError(f"{option} must be a date like 2025-06-30, found {value!r}") from None
+    return check_date(parsed, option)
+
+
+def _version(value: bool) -> None:
+    if value:
+        from healthscore import __version__
+
+        console.print(f"healthscore {__version__}", markup=False)
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _root(
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+                                          help="Print the version and exit.")] = False,
+) -> None:
+    """A churn-calibrated customer health score: learned weights, calibrated probability, explained."""
 
 
 def _progress(quiet: bool):
@@ -66,8 +85,8 @@ def simulate(
     seed: Annotated[int, typer.Option("--seed", help="Random seed; same seed, same world.")] = 7,
     start: Annotated[str, typer.Option("--start", help="First day of the world, YYYY-MM-DD.")] = "2022-01-01",
     months: Annotated[int, typer.Option("--months", help="Length of the world in months.")] = 36,
-    drift: Annotated[bool, typer.Option("--drift", help="Behaviour shifts midway (support starts to matter more).")]
-    = False,
+    drift: Annotated[bool, typer.Option("--drift/--no-drift",
+                                        help="Behaviour shifts midway (support starts to matter more).")] = False,
     fmt: Annotated[str, typer.Option("--format", help="parquet or csv.")] = "parquet",
     business: Annotated[str, typer.Option(
         "--business", help="Shape of the world: b2b (annual contracts, all eight tables) or subscription "
@@ -117,25 +136,56 @@ def features(
     console.print(f"features written to {path}")
 
 
-def main() -> None:
-    """Entry point of the console script: one-paragraph errors, never a traceback."""
+def _usage_error_types() -> tuple[type, ...]:
+    """Click's exception class as typer raises it: typer ≥ 0.24 bundles its own copy of click
+    (``typer._click``, under ``typer.TyperException``); older typers raise the installed click's."""
+    types: list[type] = [getattr(typer, "TyperException", Exception)]
     try:
-        app(standalone_mode=False)
-    except HealthscoreError as exc:
-        err_console.print(f"healthscore: {exc}", markup=False, soft_wrap=True)
-        sys.exit(2)
-    except typer.Exit as exc:
-        sys.exit(exc.exit_code)
-    except typer.Abort:
-        err_console.print("healthscore: aborted")
-        sys.exit(130)
-    except Exception as exc:  # click usage errors
         import click
 
-        if isinstance(exc, click.ClickException):
-            exc.show()
-            sys.exit(exc.exit_code)
-        raise
+        types.append(click.ClickException)
+    except ImportError:
+        pass
+    return tuple(types)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point of the console script: one-paragraph errors, never a traceback.
+
+    Exit status: 0 done, 2 a usage error or a refused input (click's convention and ours), 75 the output
+    folder or the store is busy (a cron job may retry), 1 anything unexpected (set ``HEALTHSCORE_DEBUG=1``
+    for its traceback), 130 interrupted.
+    """
+    try:
+        code = app(args=argv, standalone_mode=False)
+        if isinstance(code, int) and code:
+            sys.exit(code)
+    except HealthscoreError as exc:
+        err_console.print(f"healthscore: {exc}", markup=False, soft_wrap=True)
+        sys.exit(exc.exit_code)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except (typer.Abort, KeyboardInterrupt):
+        err_console.print("healthscore: aborted", markup=False)
+        sys.exit(130)
+    except _usage_error_types() as exc:
+        if not hasattr(exc, "show"):
+            raise
+        exc.show()
+        sys.exit(getattr(exc, "exit_code", 2))
+    except OSError as exc:
+        if os.environ.get("HEALTHSCORE_DEBUG"):
+            raise
+        where = f" ({exc.filename})" if exc.filename else ""
+        err_console.print(f"healthscore: {exc.strerror or exc}{where}", markup=False, soft_wrap=True)
+        sys.exit(2 if isinstance(exc, (PermissionError, FileNotFoundError)) else 1)
+    except Exception as exc:
+        if os.environ.get("HEALTHSCORE_DEBUG"):
+            raise
+        first = (str(exc).strip().splitlines() or [""])[0][:300]
+        err_console.print(f"healthscore: internal error: {type(exc).__name__}: {first} (this is a bug; rerun with "
+                          "HEALTHSCORE_DEBUG=1 for the traceback and report it)", markup=False, soft_wrap=True)
+        sys.exit(1)
 
 
 OptDataOpt = Annotated[Optional[Path], typer.Option("--data", help="Dataset directory (CONTRACT §1); or use --table.")]
@@ -180,6 +230,7 @@ def _train_table(table: Path, *, id_column, target, churn_value, components, tim
         f"registered [bold]{outcome.model_name}[/bold] version {outcome.version} as @{outcome.alias} "
         f"(run {outcome.run_id})"
     )
+    _print_aliases(outcome.model_name, outcome.version, outcome.alias)
 
 
 @app.command()
@@ -224,6 +275,20 @@ def train(
         f"registered [bold]{outcome.model_name}[/bold] version {outcome.version} as @{outcome.alias} "
         f"(run {outcome.run_id})"
     )
+    _print_aliases(outcome.model_name, outcome.version, outcome.alias)
+
+
+def _print_aliases(model_name: str, version: str, alias: str) -> None:
+    """The registry's aliases as they are now (read back, so concurrent runs print what they left)."""
+    from healthscore import tracking
+
+    aliases = tracking.model_aliases(model_name)
+    if aliases:
+        shown = ", ".join(f"@{a} → version {v}" for a, v in sorted(aliases.items()))
+        console.print(f"{model_name} aliases now: {shown}", markup=False)
+    if aliases.get(alias) != str(version):
+        console.print(f"note: @{alias} has moved to version {aliases.get(alias) or '(none)'} since this run set it "
+                      f"to version {version} (another run registered after it)", markup=False)
 
 
 @app.command()
@@ -238,6 +303,15 @@ def score(
     quiet: QuietOpt = False,
     table: TableOpt = None,
     id_column: IdOpt = None,
+    lock_timeout: Annotated[float, typer.Option(
+        "--lock-timeout", min=0, help="Seconds to wait while another score run writes into --out "
+        "(default 0: fail at once, exit status 75).")] = 0.0,
+    allow_stale: Annotated[bool, typer.Option(
+        "--allow-stale/--no-allow-stale", help="Score even when --as-of is past freshness.max_lag_days after "
+        "the end of a table the model uses; every row is marked stale_data with its data_through.")] = False,
+    allow_missing: Annotated[Optional[list[str]], typer.Option(
+        "--allow-missing", metavar="TABLE", help="Score without TABLE although the model learned from it "
+        "(repeat for several); every row names it in missing_tables.")] = None,
 ) -> None:
     """Score every account as of a date (or every row of a --table): probability, score, band, contributions."""
     from healthscore.pipelines import score_job
@@ -247,8 +321,10 @@ def score(
     if table is not None:
         from healthscore.pipelines import score_table_job
 
+        if allow_stale or allow_missing or as_of:
+            raise HealthscoreError("--as-of, --allow-stale and --allow-missing only apply with --data")
         done = score_table_job(table, out=out, config=_config(config), id_column=id_column, model_uri=model,
-                               model_name=model_name or None)
+                               model_name=model_name or None, lock_timeout=lock_timeout)
         if done.report.entries or done.report.notes:
             console.print(f"read {table}:\n{done.report.render()}", markup=False)
         s = done.scores
@@ -259,7 +335,10 @@ def score(
         raise HealthscoreError("--as-of is required with --data: the date to score as of, like 2025-06-30")
     cfg = _config(config)
     outcome = score_job(data, as_of=_parse_date(as_of, "--as-of"), out=out, config=cfg, model_uri=model,
-                        model_name=model_name or None, progress=_progress(quiet))
+                        model_name=model_name or None, progress=_progress(quiet), lock_timeout=lock_timeout,
+                        allow_stale=allow_stale, allow_missing=tuple(allow_missing or ()))
+    for note in outcome.notes:
+        err_console.print(f"note: {note}", markup=False, soft_wrap=True)
     if not quiet:
         console.print(at_risk_table(outcome.batch.scores))
         console.print(portfolio_summary(outcome.batch.portfolio))
@@ -297,7 +376,7 @@ def demo(
 
 @app.command()
 def explain(
-    account_id: Annotated[str, typer.Argument(help="The account to explain (exact account_id).")],
+    account_id: Annotated[str, typer.Argument(metavar="ACCOUNT_ID", help="The account to explain (exact account_id).")],
     scores: Annotated[Path, typer.Option("--scores", help="Output directory of `healthscore score`.")],
     html: Annotated[Optional[Path], typer.Option("--html", help="Also write a self-contained HTML report here.")]
     = None,

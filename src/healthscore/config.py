@@ -35,6 +35,8 @@ COMPONENTS: tuple[str, ...] = (
     "feedback",
     "account",
 )
+#: the input tables whose records happen over time (CONTRACT §1), checked for freshness
+EVENT_TABLES: tuple[str, ...] = ("usage_events", "tickets", "surveys", "touchpoints", "invoices", "adjustments")
 
 
 @dataclass(frozen=True)
@@ -250,6 +252,32 @@ class TrackingConfig:
 
 
 @dataclass(frozen=True)
+class FreshnessConfig:
+    """How far ``score --as-of`` may run past the end of the data before it refuses (``--allow-stale`` overrides).
+
+    A table is stale when more than its limit of whole days before the as-of date have no record at all
+    (data through 2024-12-31 scored as of 2025-01-08: 7 days without data). Each table the model learned
+    from is checked; sparse feeds get their own limit, since a quiet fortnight without tickets or a
+    quarter between surveys is normal while a week without product usage is not.
+    """
+
+    #: limit for every checked table not listed in ``max_lag_days_by_table`` (usage events above all)
+    max_lag_days: int = 7
+    max_lag_days_by_table: dict[str, int] = field(
+        default_factory=lambda: {"tickets": 30, "touchpoints": 30, "invoices": 45, "surveys": 120}
+    )
+
+
+@dataclass(frozen=True)
+class OutputConfig:
+    """The output folder of ``score`` (CONTRACT §6)."""
+
+    #: how many as-of dates keep their batch folder under ``batches/`` (one batch per date; 0 keeps all).
+    #: history.parquet, portfolio.csv and drift.csv keep every date's rows whatever this is.
+    keep_batches: int = 12
+
+
+@dataclass(frozen=True)
 class Config:
     timeline: TimelineConfig = TimelineConfig()
     features: FeaturesConfig = FeaturesConfig()
@@ -263,6 +291,8 @@ class Config:
     retrain: RetrainConfig = RetrainConfig()
     drift: DriftConfig = DriftConfig()
     tracking: TrackingConfig = TrackingConfig()
+    freshness: FreshnessConfig = FreshnessConfig()
+    output: OutputConfig = OutputConfig()
 
     def to_dict(self) -> dict[str, Any]:
         """Plain nested dict (tuples as lists), for logging and YAML round trips."""
@@ -364,14 +394,146 @@ def _coerce(tp: Any, value: Any, where: str, problems: list[str]) -> Any:
     return value
 
 
+@dataclass(frozen=True)
+class Range:
+    """The values a numeric config field may take, and why (shown in errors and docs/config.md)."""
+
+    low: float | None = None
+    high: float | None = None
+    low_open: bool = False
+    high_open: bool = False
+    why: str = ""
+
+    def __contains__(self, value: float) -> bool:
+        if value != value:  # NaN
+            return False
+        if self.low is not None and (value < self.low or (self.low_open and value == self.low)):
+            return False
+        return not (self.high is not None and (value > self.high or (self.high_open and value == self.high)))
+
+    def text(self) -> str:
+        def num(v: float) -> str:
+            return str(int(v)) if float(v).is_integer() else f"{v:g}"
+
+        lo = None if self.low is None else num(self.low)
+        hi = None if self.high is None else num(self.high)
+        if lo is not None and hi is not None:
+            if not (self.low_open or self.high_open):
+                return f"between {lo} and {hi}"
+            return f"in {'(' if self.low_open else '['}{lo}, {hi}{')' if self.high_open else ']'}"
+        if lo is not None:
+            return f"> {lo}" if self.low_open else f"≥ {lo}"
+        return f"< {hi}" if self.high_open else f"≤ {hi}"
+
+
+def _r(low=None, high=None, why="", *, low_open=False, high_open=False) -> Range:
+    return Range(low, high, low_open, high_open, why)
+
+
+#: the range of every numeric field, by path (``[]``: each element of a list, ``*``: each value of a mapping).
+#: A test checks that every numeric field has one; relations between fields are in ``_check``.
+RANGES: dict[str, Range] = {
+    "timeline.lead_times_days[]": _r(1, 3650, "days before a renewal; at least one"),
+    "features.target_utilization": _r(0, 1, "a share of seats", low_open=True),
+    "split.train": _r(0, 1, "a share; the three sum to 1", low_open=True, high_open=True),
+    "split.calibration": _r(0, 1, "a share; the three sum to 1", low_open=True, high_open=True),
+    "split.test": _r(0, 1, "a share; the three sum to 1", low_open=True, high_open=True),
+    "model.seed": _r(0, 2**31 - 1, "a random seed"),
+    "model.num_threads": _r(0, 1024, "0: the cores actually free"),
+    "model.n_estimators": _r(1, 100_000, "trees at most"),
+    "model.learning_rate": _r(0, 1, "LightGBM's shrinkage", low_open=True),
+    "model.num_leaves_grid[]": _r(2, 131_072, "leaves per tree"),
+    "model.min_child_samples_grid[]": _r(1, None, "rows per leaf"),
+    "model.reg_lambda_grid[]": _r(0, None, "L2 penalty"),
+    "model.max_depth": _r(-1, 64, "-1: no limit; 0 is not allowed"),
+    "model.cv_folds": _r(2, 20, "time-ordered folds"),
+    "model.early_stopping_rounds": _r(1, None, "rounds without improvement"),
+    "model.isotonic_min_rows": _r(0, None, "calibration rows"),
+    "model.monotone.*": _r(-1, 1, "-1, 0 or 1"),
+    "bands.healthy": _r(0, 100, "a score; watch < healthy"),
+    "bands.watch": _r(0, 100, "a score; watch < healthy"),
+    "scorecard.weights.*": _r(0, None, "points; at least one positive"),
+    "adjustments.default_expiry_days": _r(1, 3650, "days"),
+    "adjustments.rules[].value": _r(None, None, "compared with the feature"),
+    "adjustments.rules[].points": _r(-100, 100, "points added to the score"),
+    "alerts.drop_points": _r(0, 100, "a drop of at least this many points alerts", low_open=True),
+    "alerts.components_named": _r(0, len(COMPONENTS), "components"),
+    "playbooks.onboarding_days": _r(0, 3650, "days of tenure"),
+    "playbooks.renewal_window_days": _r(0, 3650, "days before renewal"),
+    "playbooks.by_component.*.due_days": _r(0, 365, "days after as-of"),
+    "playbooks.renewal_rescue.due_days": _r(0, 365, "days after as-of"),
+    "playbooks.advocate_min_nps": _r(0, 10, "an NPS answer"),
+    "playbooks.advocate.due_days": _r(0, 365, "days after as-of"),
+    "retrain.log_loss_margin": _r(0, 1, "allowed worse by"),
+    "retrain.brier_margin": _r(0, 1, "allowed worse by"),
+    "retrain.auc_margin": _r(0, 1, "allowed worse by"),
+    "retrain.holdout_share": _r(0, 1, "a share of the newest renewals", low_open=True, high_open=True),
+    "drift.psi_warn": _r(0, None, "PSI; psi_warn < psi_alert", low_open=True),
+    "drift.psi_alert": _r(0, None, "PSI; psi_warn < psi_alert", low_open=True),
+    "drift.bins": _r(2, 100, "bins"),
+    "freshness.max_lag_days": _r(0, 3650, "days without data"),
+    "freshness.max_lag_days_by_table.*": _r(0, 3650, "days without data"),
+    "output.keep_batches": _r(0, None, "as-of dates; 0 keeps all"),
+}
+
+
+def numeric_fields(value: Any, pattern: str = "", shown: str = "") -> list[tuple[str, str, float]]:
+    """(range key, path as written in YAML, value) for every number in a config (booleans excluded)."""
+    out: list[tuple[str, str, float]] = []
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        for f in dataclasses.fields(value):
+            out += numeric_fields(getattr(value, f.name), f"{pattern}.{f.name}" if pattern else f.name,
+                                  f"{shown}.{f.name}" if shown else f.name)
+    elif isinstance(value, (list, tuple)):
+        for i, v in enumerate(value):
+            out += numeric_fields(v, f"{pattern}[]", f"{shown}[{i}]")
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            out += numeric_fields(v, f"{pattern}.*", f"{shown}.{k}")
+    elif isinstance(value, (int, float)) and not isinstance(value, bool):
+        out.append((pattern, shown, value))
+    return out
+
+
+def ranges_markdown() -> str:
+    """The table of ranges shown in docs/config.md (a test keeps the two the same)."""
+    lines = ["| key | allowed | meaning |", "|---|---|---|"]
+    lines += [f"| `{key}` | {r.text() if (r.low, r.high) != (None, None) else 'any number'} | {r.why} |"
+              for key, r in RANGES.items()]
+    return "\n".join(lines)
+
+
 def _check(cfg: Config, problems: list[str]) -> None:
+    reported = {p.split(":", 1)[0] for p in problems}  # a value of the wrong type was replaced: not checked again
+    for key, shown, value in numeric_fields(cfg):
+        allowed = RANGES.get(key)
+        if allowed is not None and shown not in reported and value not in allowed:
+            problems.append(f"{shown}: must be {allowed.text()} ({allowed.why}), found {value!r}")
     s = cfg.split
-    if min(s.train, s.calibration, s.test) <= 0 or abs(s.train + s.calibration + s.test - 1.0) > 1e-9:
-        problems.append("split: train, calibration and test must be positive and sum to 1")
-    if not cfg.timeline.lead_times_days or min(cfg.timeline.lead_times_days) <= 0:
+    if min(s.train, s.calibration, s.test) > 0 and abs(s.train + s.calibration + s.test - 1.0) > 1e-9:
+        problems.append(f"split: train, calibration and test must sum to 1, found {s.train} + {s.calibration} + "
+                        f"{s.test} = {s.train + s.calibration + s.test:g}")
+    if not cfg.timeline.lead_times_days:
         problems.append("timeline.lead_times_days: give at least one positive number of days")
     if not cfg.bands.watch < cfg.bands.healthy:
-        problems.append("bands: watch must be below healthy")
+        problems.append(f"bands: watch must be below healthy, found watch {cfg.bands.watch:g} and healthy "
+                        f"{cfg.bands.healthy:g}")
+    if cfg.model.max_depth == 0:
+        problems.append("model.max_depth: use -1 (no limit) or a depth of at least 1, found 0")
+    if cfg.scorecard.weights and not any(w > 0 for w in cfg.scorecard.weights.values()):
+        problems.append("scorecard.weights: at least one weight must be positive")
+    if not cfg.drift.psi_warn < cfg.drift.psi_alert:
+        problems.append(f"drift: psi_warn must be below psi_alert, found {cfg.drift.psi_warn:g} and "
+                        f"{cfg.drift.psi_alert:g}")
+    for table in cfg.freshness.max_lag_days_by_table:
+        if table not in EVENT_TABLES:
+            close = difflib.get_close_matches(table, EVENT_TABLES, n=1)
+            hint = f"; did you mean '{close[0]}'?" if close else f"; use one of {', '.join(EVENT_TABLES)}"
+            problems.append(f"freshness.max_lag_days_by_table: unknown table '{table}'{hint}")
+    ops = (">", ">=", "<", "<=", "==")
+    for i, rule in enumerate(cfg.adjustments.rules):
+        if rule.op not in ops:
+            problems.append(f"adjustments.rules[{i}].op: use one of {', '.join(ops)}, found {rule.op!r}")
     for key, allowed in (("linear_start", ("auto", "on", "off")), ("calibration_rows", ("auto", "holdout", "cross_fit")),
                          ("scorecard_start", ("auto", "off"))):
         value = getattr(cfg.model, key)
@@ -379,9 +541,6 @@ def _check(cfg: Config, problems: list[str]) -> None:
             close = difflib.get_close_matches(str(value), allowed, n=1)
             hint = f"; did you mean '{close[0]}'?" if close else ""
             problems.append(f"model.{key}: use one of {', '.join(allowed)}, found {value!r}{hint}")
-    for name, direction in cfg.model.monotone.items():
-        if direction not in (-1, 0, 1):
-            problems.append(f"model.monotone.{name}: use -1, 0 or 1, found {direction}")
     for comp in cfg.scorecard.weights:
         if comp not in COMPONENTS:
             close = difflib.get_close_matches(comp, COMPONENTS, n=1)
@@ -390,5 +549,3 @@ def _check(cfg: Config, problems: list[str]) -> None:
     for comp in cfg.playbooks.by_component:
         if comp not in COMPONENTS:
             problems.append(f"playbooks.by_component: unknown component '{comp}'")
-    if not 0 < cfg.features.target_utilization <= 1:
-        problems.append("features.target_utilization: must be in (0, 1]")

@@ -6,7 +6,9 @@ from dataclasses import dataclass, field
 
 
 class HealthscoreError(Exception):
-    """Base class: the CLI prints the message and exits non-zero."""
+    """Base class: the CLI prints the message and exits with ``exit_code``."""
+
+    exit_code = 2
 
 
 class ConfigError(HealthscoreError):

@@ -182,6 +182,9 @@ class ScoreOutcome:
     batch: Any  # scoring.ScoreBatch
     paths: dict[str, Path]
     model_version: str
+    #: what the run wants the user to know: a stale lock taken over, leftovers removed, gates overridden
+    notes: list[str] = dataclasses.field(default_factory=list)
+    readiness: Any = None  # gates.Readiness
 
 
 def score_job(
@@ -193,26 +196,44 @@ def score_job(
     model_uri: str | None = None,
     model_name: str | None = None,
     progress: Progress = NO_PROGRESS,
+    lock_timeout: float = 0.0,
+    allow_stale: bool = False,
+    allow_missing: tuple[str, ...] = (),
 ) -> ScoreOutcome:
-    """Score every account as of a date with a registered model; write CONTRACT §4's outputs atomically."""
-    from healthscore import tracking
-    from healthscore.io import load_dataset
-    from healthscore.scoring import read_history, score_batch, write_batch
+    """Score every account as of a date with a registered model; write CONTRACT §4's outputs as one batch.
 
+    The output folder is checked (writable, room for about twice the last batch) and locked before any
+    work, and stays locked until the new batch is current (CONTRACT §6): a second run into the same
+    folder waits up to ``lock_timeout`` seconds, then fails. The gates (``gates.check``) run once model
+    and data are loaded, before scoring.
+    """
+    from healthscore import gates, tracking
+    from healthscore.io import load_dataset
+    from healthscore.io.output import OutputDir
+    from healthscore.scoring import score_batch, write_batch
+
+    gates.check_date(as_of)
     model_name = model_name or config.tracking.model_name
     uri = model_uri or f"models:/{model_name}@champion"
-    with progress.step(f"loading model {uri}"):
-        loaded = tracking.load_model(uri)
-    with progress.step(f"loading data from {data}"):
-        ds = load_dataset(data)
     out = Path(out)
-    with progress.step(f"scoring {len(ds.accounts):,} accounts as of {as_of} (features, model, explanations)",
-                       total=len(ds.accounts)):
-        batch = score_batch(ds, as_of, loaded, config, previous_history=read_history(out),
-                            progress=progress.advance)
-    with progress.step(f"writing outputs to {out}"):
-        paths = write_batch(batch, out)
-    return ScoreOutcome(batch=batch, paths=paths, model_version=loaded.version)
+    with OutputDir(out, lock_timeout=lock_timeout, keep_batches=config.output.keep_batches) as od:
+        with progress.step(f"loading model {uri}"):
+            loaded = tracking.load_model(uri)
+        with progress.step(f"loading data from {data}"):
+            ds = load_dataset(data)
+        readiness, notes = gates.check(ds, as_of, loaded.model, config, allow_stale=allow_stale,
+                                       allow_missing=allow_missing)
+        previous = od.current.read("history.parquet") if od.current is not None else None
+        with progress.step(f"scoring {len(ds.accounts):,} accounts as of {as_of} (features, model, explanations)",
+                           total=len(ds.accounts)):
+            batch = score_batch(ds, as_of, loaded, config, previous_history=previous, progress=progress.advance,
+                                readiness=readiness)
+        with progress.step(f"writing outputs to {out}"):
+            info = {"model_uri": uri, "data_source": str(data), "data_fingerprint": ds.fingerprint,
+                    **readiness.manifest()}
+            paths = write_batch(batch, od, info=info)
+    return ScoreOutcome(batch=batch, paths=paths, model_version=loaded.version,
+                        notes=[*ds.warnings, *od.notes, *notes], readiness=readiness)
 
 
 def demo_job(out: str | Path, *, config: Config, accounts: int = 2000, seed: int = 7, console=None,
@@ -382,18 +403,27 @@ def score_table_job(
     id_column: str | None = None,
     model_uri: str | None = None,
     model_name: str | None = None,
+    lock_timeout: float = 0.0,
 ) -> TableScoreOutcome:
     """Score every row of a flat table with a model trained by ``train_table_job``; write scores atomically.
 
     One output row per input row, in input order, keyed ``account_id`` (the ``--id`` column's value, or the
     row's 1-based position when there is none). A row with every feature empty gets status ``no_features``
-    and no score: a score from nothing would only be the average account's.
+    and no score: a score from nothing would only be the average account's. The output folder is
+    checked and locked first and the files are published as one batch, as for ``score_job``.
     """
+    from healthscore.io.output import OutputDir
+
+    with OutputDir(Path(out), lock_timeout=lock_timeout, keep_batches=config.output.keep_batches) as od:
+        return _score_table(table, od=od, config=config, id_column=id_column, model_uri=model_uri,
+                            model_name=model_name)
+
+
+def _score_table(table, *, od, config: Config, id_column, model_uri, model_name) -> TableScoreOutcome:
     import numpy as np
 
     from healthscore import explain, tracking
     from healthscore.explain import CONTRIB_COLUMNS
-    from healthscore.io import write_table_atomic
     from healthscore.io.table import read_table
     from healthscore.model.flat import features_for_scoring
     from healthscore.scoring import band_of, feature_points
@@ -441,11 +471,10 @@ def score_table_job(
     out_frame["band"] = band_of(out_frame["score"], config)
     out_frame = pd.concat([out_frame, drivers], axis=1)
     out_frame["model_version"] = loaded.version
-    out_dir = Path(out)
-    paths = {
-        name: write_table_atomic(data, out_dir / name)
-        for name, data in (("scores.parquet", out_frame), ("scores.csv", out_frame),
-                           ("explanations.parquet", explanations.reset_index(drop=True)))
-    }
+    published = od.publish({"scores.parquet": out_frame, "scores.csv": out_frame,
+                            "explanations.parquet": explanations.reset_index(drop=True)},
+                           as_of=None, info={"model_version": loaded.version, "model_uri": uri,
+                                             "table": str(table), "accounts": int(len(out_frame))})
+    paths = {name: od.root / name for name in published.files}
     return TableScoreOutcome(scores=out_frame, explanations=explanations.reset_index(drop=True), paths=paths,
                              model_version=loaded.version, report=report)

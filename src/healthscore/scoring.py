@@ -23,7 +23,7 @@ SCORE_COLUMNS = (
     "probability", "model_score", "adjustment", "adjustment_reasons", "score", "band", "baseline",
     *CONTRIB_COLUMNS, "driver_1", "driver_2", "driver_3", "positive_driver", "previous_score", "delta", "alert",
     "lifecycle_stage", "weakest_component", "playbook", "playbook_owner", "playbook_due", "advocate",
-    "peer_percentile", "model_version",
+    "peer_percentile", "data_through", "stale_data", "missing_tables", "model_version",
 )
 HISTORY_COLUMNS = ("account_id", "as_of", "status", "probability", "model_score", "adjustment", "score", "band",
                    *CONTRIB_COLUMNS, "model_version")
@@ -187,7 +187,10 @@ def peer_percentile(scores: pd.DataFrame) -> pd.Series:
 
 
 def portfolio(scores: pd.DataFrame) -> pd.DataFrame:
-    """Rollup by segment, CSM and renewal quarter: accounts, ARR, ARR-weighted score, expected ARR at risk."""
+    """Rollup by segment, CSM and renewal quarter: accounts, ARR, ARR-weighted score, expected ARR at risk.
+
+    The first column is ``as_of`` (the batch's date), so rollups of several runs can be kept in one table.
+    """
     s = scores[scores["status"] == "scored"].copy()
     s["renewal_quarter"] = pd.to_datetime(s["renewal_date"]).dt.to_period("Q").astype(str)
     s["csm"] = s["csm"].astype("object").fillna("(unassigned)")
@@ -219,21 +222,28 @@ def portfolio(scores: pd.DataFrame) -> pd.DataFrame:
     }])
     out = pd.concat([total, *frames], ignore_index=True)
     out["value"] = out["value"].astype(str)
+    out.insert(0, "as_of", pd.Timestamp(scores["as_of"].iloc[0]) if len(scores) else pd.NaT)
     return out
 
 
 def score_batch(ds, as_of: date, loaded, config: Config, *, previous_history: pd.DataFrame | None = None,
-                progress: Callable[[int, int], None] | None = None, chunk_rows: int = CHUNK_ROWS) -> ScoreBatch:
+                progress: Callable[[int, int], None] | None = None, chunk_rows: int = CHUNK_ROWS,
+                readiness=None) -> ScoreBatch:
     """Score every account in ``ds.accounts`` as of ``as_of`` with a loaded model (tracking.LoadedModel).
 
     Scored rows are explained ``chunk_rows`` at a time (the result does not depend on it);
     ``progress(rows_done, rows_total)`` is called after each step, counting scored rows only.
+    ``readiness`` is what the gates found (``gates.check``); without it they are assessed here, refusing
+    nothing, so every row still says ``data_through``, ``stale_data`` and ``missing_tables``.
     """
+    from healthscore import gates
     from healthscore.drift import psi_table
     from healthscore.features import build_features
     from healthscore.timeline import scoring_rows
 
     model = loaded.model
+    if readiness is None:
+        readiness = gates.assess(ds, as_of, model, config)
     fcfg = model.metadata.get("features_config")
     features_config = FeaturesConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in fcfg.items()}) \
         if fcfg else config.features
@@ -260,6 +270,7 @@ def score_batch(ds, as_of: date, loaded, config: Config, *, previous_history: pd
         ex = explain_rows(model, feats[scored], out.loc[scored, "account_id"].to_numpy(), chunk_rows=chunk_rows,
                           progress=progress)
         drift = psi_table(model, ex.X, probability=ex.probability, config=config.drift)
+        drift.insert(0, "as_of", pd.Timestamp(as_of))
         out.loc[scored, "probability"] = ex.probability
         out.loc[scored, "model_score"] = np.round(100.0 * ex.probability)
         out.loc[scored, "baseline"] = ex.baseline
@@ -287,6 +298,11 @@ def score_batch(ds, as_of: date, loaded, config: Config, *, previous_history: pd
     for col in plays.columns:
         out[col] = plays[col].to_numpy()
     out["peer_percentile"] = peer_percentile(out)
+    through = readiness.data_through
+    out["data_through"] = pd.Series(through if through is not None else pd.NaT, index=out.index,
+                                    dtype="datetime64[ns]")
+    out["stale_data"] = readiness.stale_data
+    out["missing_tables"] = ", ".join(readiness.missing) or None
     out["model_version"] = loaded.version
     out = out[list(SCORE_COLUMNS)].sort_values("account_id", kind="stable").reset_index(drop=True)
     history = update_history(previous_history, out)
@@ -455,26 +471,63 @@ def update_history(previous: pd.DataFrame | None, scores: pd.DataFrame) -> pd.Da
     return hist.sort_values(["as_of", "account_id"], kind="stable").reset_index(drop=True)
 
 
-def write_batch(batch: ScoreBatch, out: Path) -> dict[str, Path]:
-    """Write scores (Parquet + CSV), explanations, history and portfolio atomically."""
-    from healthscore.io import write_table_atomic
+def keep_per_as_of(previous: pd.DataFrame | None, new: pd.DataFrame) -> pd.DataFrame:
+    """``new`` added to the rows of ``previous`` for other as-of dates, ordered by as-of date (like history).
 
-    out.mkdir(parents=True, exist_ok=True)
-    paths = {
+    Rows of ``previous`` without an ``as_of`` (written before tables carried it) are dropped.
+    """
+    if previous is None or previous.empty or "as_of" not in previous or "as_of" not in new or new.empty:
+        return new.reset_index(drop=True)
+    new = new.assign(as_of=pd.to_datetime(new["as_of"]).astype("datetime64[ns]"))
+    previous = previous.assign(as_of=pd.to_datetime(previous["as_of"], errors="coerce").astype("datetime64[ns]"))
+    kept = previous[previous["as_of"].notna() & (previous["as_of"] != new["as_of"].iloc[0])]
+    out = pd.concat([kept, new], ignore_index=True) if len(kept) else new
+    return out.sort_values("as_of", kind="stable").reset_index(drop=True)
+
+
+def batch_tables(batch: ScoreBatch, previous=None) -> dict[str, pd.DataFrame]:
+    """The files of one batch (CONTRACT §4, §6): portfolio and drift keep earlier as-of dates' rows."""
+    as_of = pd.Timestamp(batch.scores["as_of"].iloc[0]) if len(batch.scores) else pd.NaT
+    explanations = batch.explanations.copy(deep=False)  # a new column only: the rows are not copied
+    if "as_of" not in explanations:
+        explanations.insert(1, "as_of", pd.Series(as_of, index=explanations.index, dtype="datetime64[ns]"))
+    drift = batch.drift if batch.drift is not None else pd.DataFrame({"as_of": pd.Series([], dtype="datetime64[ns]")})
+    return {
         "scores.parquet": batch.scores,
         "scores.csv": batch.scores,
-        "explanations.parquet": batch.explanations,
+        "explanations.parquet": explanations,
         "history.parquet": batch.history,
-        "portfolio.csv": batch.portfolio,
+        "portfolio.csv": keep_per_as_of(previous.read("portfolio.csv") if previous else None, batch.portfolio),
+        "drift.csv": keep_per_as_of(previous.read("drift.csv") if previous else None, drift),
     }
-    if batch.drift is not None:
-        paths["drift.csv"] = batch.drift
-    written = {}
-    for name, frame in paths.items():
-        written[name] = write_table_atomic(frame, out / name) or out / name
-    return written
+
+
+def write_batch(batch: ScoreBatch, out, *, info: dict | None = None, lock_timeout: float = 0.0,
+                keep_batches: int = 0) -> dict[str, Path]:
+    """Write the batch into the output folder as one all-or-nothing batch and make it current (CONTRACT §6).
+
+    ``out`` is a folder (its lock is taken for the write) or an ``io.output.OutputDir`` already held by the
+    caller, which then also read the previous history under that lock. Returns the top-level path of each
+    file (``OUT/scores.parquet`` …, each a link to the current batch's file).
+    """
+    from healthscore.io.output import OutputDir
+
+    if not isinstance(out, OutputDir):
+        with OutputDir(Path(out), lock_timeout=lock_timeout, keep_batches=keep_batches) as held:
+            return write_batch(batch, held, info=info)
+    s = batch.scores
+    as_of = pd.Timestamp(s["as_of"].iloc[0]).date().isoformat() if len(s) else None
+    versions = sorted(set(s["model_version"].astype(str))) if "model_version" in s and len(s) else []
+    info = {"model_version": versions[0] if len(versions) == 1 else versions,
+            "accounts": int(len(s)), "scored": int((s["status"] == "scored").sum()) if len(s) else 0,
+            **(info or {})}
+    published = out.publish(batch_tables(batch, out.current), as_of=as_of, info=info)
+    return {name: out.root / name for name in published.files}
 
 
 def read_history(out: Path) -> pd.DataFrame | None:
-    path = Path(out) / "history.parquet"
-    return pd.read_parquet(path) if path.exists() else None
+    """The history of the output folder's current batch (checked against its manifest), or None."""
+    from healthscore.io.output import read_current
+
+    current = read_current(out)
+    return current.read("history.parquet") if current is not None else None

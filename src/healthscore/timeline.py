@@ -150,6 +150,29 @@ def training_rows(ds, *, lead_times: Sequence[int], decided_before: date | None 
     return rows[list(TRAINING_COLUMNS)].reset_index(drop=True)
 
 
+def no_training_rows_reason(ds, *, as_of: date | None = None):
+    """The error for a dataset that gives no training rows, saying why: no outcomes at all, none decided
+    before ``as_of`` (with the first decision date), or every observation before its contract's start."""
+    from healthscore.errors import HealthscoreError
+
+    c = ds.contracts
+    outcome = c["outcome"].astype("string") if "outcome" in c.columns else pd.Series(pd.NA, index=c.index)
+    decided = outcome.isin([RENEWED, CHURNED]).fillna(False).astype(bool).to_numpy()
+    if not decided.any():
+        return HealthscoreError("no decided renewals to learn from: contracts.outcome is empty everywhere. Add "
+                                "renewal outcomes (renewed or churned) to the contracts that have ended.")
+    ends = pd.to_datetime(c["end_date"])[decided]
+    first = c.loc[decided].iloc[int(np.argmin(ends.to_numpy()))]
+    if as_of is not None and ends.min() >= _midnight(as_of, "as_of"):
+        return HealthscoreError(
+            f"no renewals were decided before --as-of {as_of}: the first decided renewal is contract "
+            f"{first['contract_id']} on {ends.min().date()} ({int(decided.sum())} decided in all). Move --as-of "
+            f"after {ends.min().date()}, or omit it to learn from every decided renewal."
+        )
+    return HealthscoreError("no training rows: every observation date (end_date minus each lead time) falls "
+                            "before its contract's start_date; use shorter timeline.lead_times_days")
+
+
 def scoring_rows(ds, as_of: date) -> pd.DataFrame:
     """One row per account (sorted by account_id) with its running contract at ``as_of``, if any.
 

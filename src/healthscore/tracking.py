@@ -40,13 +40,75 @@ CHAMPION = "champion"
 CHALLENGER = "challenger"
 
 
+#: how long a command waits for another one creating the store or registering a model (seconds)
+STORE_LOCK_TIMEOUT = 300.0
+#: stores this process has already opened (created or migrated) under the lock
+_OPENED: set[str] = set()
+
+
 def tracking_uri() -> str:
     """``MLFLOW_TRACKING_URI`` if set, else a SQLite store in the working directory."""
     return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{Path.cwd() / 'mlflow.db'}"
 
 
-def connect() -> str:
-    """Point MLflow at the tracking URI; fail in one line (within ~10 s) if an HTTP server is unreachable."""
+def sqlite_path(uri: str) -> Path | None:
+    """The database file of a ``sqlite:///`` URI (relative to the working directory, or absolute with a
+    fourth slash), or None for any other store."""
+    if not uri.startswith("sqlite:///"):
+        return None
+    path = uri[len("sqlite:///"):].split("?", 1)[0]
+    return Path(path) if path and path != ":memory:" else None
+
+
+def store_lock(uri: str | None = None) -> contextlib.AbstractContextManager:
+    """An exclusive lock on a SQLite store (``mlflow.db.lock`` beside ``mlflow.db``); a no-op for servers,
+    which serialise writes themselves.
+
+    Held while the store is first created or migrated, and while a model version is registered and its
+    alias moved, so that concurrent commands neither race the schema migration nor both take
+    ``champion``.
+    """
+    from healthscore.io.lock import FileLock
+
+    path = sqlite_path(uri or tracking_uri())
+    if path is None:
+        return contextlib.nullcontext()
+    return FileLock(path.with_name(path.name + ".lock"), timeout=STORE_LOCK_TIMEOUT,
+                    busy=f"another healthscore command ({{holder}}) keeps the MLflow store {path} locked",
+                    fix="wait for it to finish and try again")
+
+
+def _open_store(uri: str) -> None:
+    """Create or migrate a SQLite store once, under its lock; a damaged store is one line with the fix."""
+    path = sqlite_path(uri)
+    if path is None or uri in _OPENED:
+        return
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with store_lock(uri):
+            client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+            client.search_experiments(max_results=1)
+            client.search_registered_models(max_results=1)
+    except TrackingError:
+        raise
+    except Exception as exc:  # sqlalchemy, alembic and MLflow errors alike: the store is not usable
+        if isinstance(exc, OSError) and not path.exists():
+            raise TrackingError(f"cannot create the MLflow store {path}: {exc.strerror or exc}") from None
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+        raise TrackingError(
+            f"the MLflow store {path} cannot be used ({first}): it is probably half-migrated or damaged. "
+            f"Move it aside to start a new store (mv {path} {path}.broken), or repair it with "
+            f"`mlflow db upgrade {uri}` (back it up first)"
+        ) from None
+    _OPENED.add(uri)
+
+
+def connect(*, open_store: bool = True) -> str:
+    """Point MLflow at the tracking URI; fail in one line (within ~10 s) if an HTTP server is unreachable.
+
+    A local SQLite store is created or migrated here, at the start of a command and under its lock
+    (``open_store=False``: not yet, for a command that may not need the store at all).
+    """
     uri = tracking_uri()
     if uri.startswith(("http://", "https://")):
         try:
@@ -60,6 +122,8 @@ def connect() -> str:
                 "to use the local SQLite store. Nothing was logged or registered."
             ) from None
     mlflow.set_tracking_uri(uri)
+    if open_store:
+        _open_store(uri)
     return uri
 
 
@@ -143,16 +207,22 @@ def log_model(
             signature=signature,
             input_example=example,
             pip_requirements=_requirements(),
-            registered_model_name=model_name,
         )
-    version = str(info.registered_model_version)
     client = MlflowClient()
-    try:
-        client.get_model_version_by_alias(model_name, CHAMPION)
-        alias = CHALLENGER
-    except mlflow.exceptions.MlflowException:
-        alias = CHAMPION
-    client.set_registered_model_alias(model_name, alias, version)
+    # registering, choosing the alias and moving it is one step for concurrent runs: else two first
+    # trainings both find no champion and both print "champion" while the registry holds only one
+    with store_lock():
+        version = str(mlflow.register_model(info.model_uri, model_name).version)
+        try:
+            client.get_model_version_by_alias(model_name, CHAMPION)
+            alias = CHALLENGER
+        except mlflow.exceptions.MlflowException:
+            alias = CHAMPION
+        client.set_registered_model_alias(model_name, alias, version)
+        actual = alias_version(model_name, alias)
+    if actual != version:  # a server store, where another run moved it since
+        raise TrackingError(f"registered {model_name} version {version}, but @{alias} now points to version "
+                            f"{actual}: another run moved it at the same moment; check the registry")
     return version, alias
 
 
@@ -179,7 +249,7 @@ def _requirements() -> list[str]:
 
 def load_model(uri: str, *, model_name: str = "healthscore") -> LoadedModel:
     """Load a HealthModel from a model URI (models:/NAME@ALIAS, models:/NAME/VERSION, runs:/…, or a path)."""
-    connect()
+    connect(open_store=uri.startswith(("models:/", "runs:/")))  # a model folder needs no store
     try:
         local = mlflow.artifacts.download_artifacts(artifact_uri=uri.rstrip("/") + "/artifacts/health_model.joblib")
     except Exception:
@@ -233,7 +303,9 @@ def set_version_tags(model_name: str, version: str, tags: dict[str, str]) -> Non
 
 
 def set_alias(model_name: str, alias: str, version: str) -> None:
-    MlflowClient().set_registered_model_alias(model_name, alias, version)
+    """Point ``alias`` at ``version``, serialised with other registrations and alias moves on the store."""
+    with store_lock():
+        MlflowClient().set_registered_model_alias(model_name, alias, version)
 
 
 def alias_version(model_name: str, alias: str) -> str | None:

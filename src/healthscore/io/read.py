@@ -63,12 +63,50 @@ def _read_parquet(path: Path) -> tuple[pd.DataFrame | None, str | None]:
     return frame.reset_index(drop=True), None
 
 
-def _missing_table_problem(name: str, root: Path, files: list[str]) -> Problem:
+#: files beside the tables that healthscore itself writes or reads (never reported as ignored)
+SIDE_FILES = ("truth.parquet",)
+
+
+def near_table(file_name: str) -> str | None:
+    """The table a misnamed file was probably meant to be: other case, singular/plural, a typo, or another
+    separator (``Usage_Events.parquet``, ``survey.parquet``, ``usage-events.csv``, ``tickts.csv``)."""
+    import difflib
+
+    key = file_name.split(".", 1)[0].strip().lower().replace("-", "_").replace(" ", "_")
+    for name in TABLES:
+        if key in (name, name + "s", name.rstrip("s"), name + "es"):
+            return name
+    close = difflib.get_close_matches(key, list(TABLES), n=1, cutoff=0.8)
+    return close[0] if close else None
+
+
+def misnamed_files(files: list[str]) -> tuple[dict[str, list[str]], list[str]]:
+    """Files that are not ``<table>.csv``/``.parquet``: those near a table's name (by table), and the rest."""
+    exact = {f"{name}.{fmt}" for name in TABLES for fmt in FORMATS}
+    near: dict[str, list[str]] = {}
+    ignored: list[str] = []
+    for f in files:
+        if f in exact or f in SIDE_FILES or f.startswith("."):
+            continue
+        table = near_table(f)
+        if table is not None:
+            near.setdefault(table, []).append(f)
+        else:
+            ignored.append(f)
+    return near, ignored
+
+
+def _did_you_mean(name: str, found: list[str]) -> str:
+    exact = (f"{name}.csv", f"{name}.parquet")
+    if all(f.lower() in exact for f in found):
+        return f"found {', '.join(found)}: file names are case-sensitive, did you mean {found[0].lower()}?"
+    return f"found {', '.join(found)}: did you mean {name}.csv or {name}.parquet?"
+
+
+def _missing_table_problem(name: str, root: Path, near: list[str]) -> Problem:
     fix = f"add {name}.csv or {name}.parquet"
-    near = [f for f in files if f.lower() in (f"{name}.csv", f"{name}.parquet") and f not in
-            (f"{name}.csv", f"{name}.parquet")]
     if near:
-        fix += f" (found {', '.join(near)}: file names are case-sensitive)"
+        fix += f" ({_did_you_mean(name, near)})"
     return Problem(name, None, f"required table is missing: expected {name}.csv or {name}.parquet in {root}",
                    fix=fix)
 
@@ -88,6 +126,7 @@ def load_dataset(path: str | os.PathLike[str]) -> Dataset:
             source=str(root),
         )
     files = sorted(p.name for p in root.iterdir() if p.is_file())
+    near, ignored = misnamed_files(files)
     problems: list[Problem] = []
     raw: dict[str, pd.DataFrame | None] = {}
     for name, table in TABLES.items():
@@ -99,7 +138,7 @@ def load_dataset(path: str | os.PathLike[str]) -> Dataset:
             continue
         if not found:
             if table.required:
-                problems.append(_missing_table_problem(name, root, files))
+                problems.append(_missing_table_problem(name, root, near.get(name, [])))
             continue
         file = root / f"{name}.{found[0]}"
         frame, error = _read_csv(file) if found[0] == "csv" else _read_parquet(file)
@@ -109,7 +148,16 @@ def load_dataset(path: str | os.PathLike[str]) -> Dataset:
             continue
         raw[name] = frame
     tables, warnings = validate_tables(raw, problems=problems, source=str(root))
-    return _dataset(tables, warnings, source=str(root))
+    for name, found in near.items():
+        if raw.get(name) is None:
+            warnings.append(f"{name} is absent, but {_did_you_mean(name, found)} Files under other names are "
+                            "ignored.")
+        else:
+            warnings.append(f"ignored {', '.join(found)}: the {name} table is read from its exact name")
+    if ignored:
+        warnings.append(f"ignored file{'s' if len(ignored) > 1 else ''} (not a table of CONTRACT §1): "
+                        f"{', '.join(ignored)}")
+    return _dataset(tables, warnings, source=str(root), near_files=near)
 
 
 def dataset_from_frames(tables: Mapping[str, pd.DataFrame | None], *, source: str | None = None) -> Dataset:
@@ -148,7 +196,8 @@ def fingerprint(tables: Mapping[str, pd.DataFrame | None]) -> str:
     return digest.hexdigest()
 
 
-def _dataset(tables: dict[str, pd.DataFrame | None], warnings: list[str], *, source: str | None) -> Dataset:
+def _dataset(tables: dict[str, pd.DataFrame | None], warnings: list[str], *, source: str | None,
+             near_files: dict[str, list[str]] | None = None) -> Dataset:
     absent = tuple(name for name, frame in tables.items() if frame is None and not TABLES[name].required)
     return Dataset(
         **tables,
@@ -156,4 +205,5 @@ def _dataset(tables: dict[str, pd.DataFrame | None], warnings: list[str], *, sou
         warnings=tuple(warnings),
         source=source,
         fingerprint=fingerprint(tables),
+        extra={"near_files": dict(near_files or {})},
     )

@@ -126,7 +126,9 @@ TABLES: dict[str, Table] = {
                 Column("issued_at", D, required=True),
                 Column("due_at", D, required=True),
                 Column("paid_at", D),
-                Column("amount", N, required=True),
+                # a negative amount would be a credit note: refused, since netting it is not modelled and
+                # counting it as an unpaid invoice would lower amount_unpaid and so raise the score
+                Column("amount", N, required=True, low=0),
             ),
             key=("invoice_id",),
             date_order=(("issued_at", "due_at"),),

@@ -15,6 +15,57 @@ from healthscore.io.dataset import Dataset
 from healthscore.io.schema import TABLES
 from healthscore.timeline import lead_time_fit
 
+#: the columns that say when a table's records happened: not due dates or contract ends, which lie ahead
+RECORD_TIMES: dict[str, tuple[str, ...]] = {
+    "usage_events": ("ts",),
+    "tickets": ("opened_at", "closed_at"),
+    "surveys": ("responded_at",),
+    "touchpoints": ("ts",),
+    "invoices": ("issued_at", "paid_at"),
+    "adjustments": ("created_at",),
+}
+#: validate warns when an event table ends this many days before the latest-ending one (a feed that stopped)
+UNEVEN_END_DAYS = 30
+
+
+def data_ends(ds: Dataset, *, before: pd.Timestamp | None = None) -> dict[str, pd.Timestamp | None]:
+    """Each present event table's last record time (None when it has no rows); with ``before``, the last
+    record strictly before it (what is visible at that observation date)."""
+    out: dict[str, pd.Timestamp | None] = {}
+    for name, columns in RECORD_TIMES.items():
+        frame = ds.table(name)
+        if frame is None:
+            continue
+        last = None
+        for column in columns:
+            if column not in frame:
+                continue
+            values = frame[column]
+            if before is not None:
+                values = values[values < before]
+            value = values.max()
+            if pd.notna(value) and (last is None or value > last):
+                last = pd.Timestamp(value)
+        out[name] = last
+    return out
+
+
+def uneven_ends(ends: dict[str, pd.Timestamp | None], *, days: int = UNEVEN_END_DAYS) -> list[str]:
+    """Warnings for event tables that end ``days`` or more before the latest-ending one."""
+    known = {name: end for name, end in ends.items() if end is not None}
+    if len(known) < 2:
+        return []
+    latest_name = max(known, key=lambda n: known[n])
+    latest = known[latest_name]
+    out = []
+    for name, end in known.items():
+        gap = (latest.normalize() - end.normalize()).days
+        if gap >= days:
+            out.append(f"{name} ends {_iso(end)}, {gap} days before {latest_name} ({_iso(latest)}): if its feed "
+                       "stopped, scores after its end lack that data (score refuses an --as-of past "
+                       "freshness.max_lag_days unless --allow-stale)")
+    return out
+
 
 def summarise(ds: Dataset, *, lead_times: Sequence[int] | None = None) -> dict[str, Any]:
     """Rows per table, date range, contract outcomes and terms, absent tables, and how lead times fit.
@@ -24,6 +75,8 @@ def summarise(ds: Dataset, *, lead_times: Sequence[int] | None = None) -> dict[s
     share of contracts per kind of term (monthly … multi-year); ``lead_times_skipped`` names the lead times
     (default: the config's ``timeline.lead_times_days``) longer than many terms, whose training rows are
     skipped, and ``suggested_lead_times_days`` lead times that fit instead (``timeline.lead_time_fit``).
+    Contract end dates are in ``date_range``, so it is not where the data ends: ``data_ends`` is, per event
+    table (``uneven_ends``: tables that end well before the others).
     """
     rows: dict[str, int | None] = {}
     lows, highs = [], []
@@ -40,6 +93,11 @@ def summarise(ds: Dataset, *, lead_times: Sequence[int] | None = None) -> dict[s
                     highs.append(values.max())
 
     accounts, contracts = ds.accounts, ds.contracts
+    ends = data_ends(ds)
+    starts, finishes = contracts["start_date"].dropna(), contracts["end_date"].dropna()
+    contract_dates = {"first_start": _iso(starts.min()) if len(starts) else None,
+                      "last_start": _iso(starts.max()) if len(starts) else None,
+                      "last_end": _iso(finishes.max()) if len(finishes) else None}
     outcome = contracts["outcome"]
     renewed = int((outcome == "renewed").sum())
     churned = int((outcome == "churned").sum())
@@ -68,6 +126,9 @@ def summarise(ds: Dataset, *, lead_times: Sequence[int] | None = None) -> dict[s
         "suggested_for": fit["suggested_for"],
         "absent": list(ds.absent),
         "warnings": list(ds.warnings),
+        "data_ends": {name: (_iso(end) if end is not None else None) for name, end in ends.items()},
+        "contract_dates": contract_dates,
+        "uneven_ends": uneven_ends(ends),
     }
 
 
@@ -107,12 +168,22 @@ def render_summary(summary: dict[str, Any]) -> RenderableType:
     table = RichTable()
     table.add_column("table")
     table.add_column("rows", justify="right")
+    table.add_column("last record")
+    ends = summary.get("data_ends", {})
+    dates = summary.get("contract_dates") or {}
     for name, count in summary["rows"].items():
-        table.add_row(Text(name), Text("absent" if count is None else f"{count:,}"))
+        last = ends.get(name) or ("–" if name in ends else "")
+        if name == "contracts" and dates.get("last_start"):
+            last = f"starts to {dates['last_start']}"
+        table.add_row(Text(name), Text("absent" if count is None else f"{count:,}"), Text(last))
 
     lines = []
-    if summary["date_range"]:
-        lines.append(f"dates: {summary['date_range'][0]} to {summary['date_range'][1]}")
+    known = [e for e in ends.values() if e]
+    if known:
+        lines.append(f"event data ends: {max(known)} (latest table); each table's last record is above")
+    if dates.get("last_end"):
+        lines.append(f"contracts: start dates {dates['first_start']} to {dates['last_start']}, "
+                     f"renewal dates to {dates['last_end']}")
     lines.append(
         f"accounts: {summary['accounts']:,}, "
         f"of which {summary['accounts_without_contracts']:,} without contracts"
@@ -131,5 +202,7 @@ def render_summary(summary: dict[str, Any]) -> RenderableType:
     lines.append(f"optional tables absent: {shown_absent}")
     if summary.get("fingerprint"):
         lines.append(f"fingerprint: {summary['fingerprint'][:16]}")
+    for warning in summary.get("uneven_ends", []):
+        lines.append(f"warning: {warning}")
     header = Text(f"dataset: {summary.get('source') or '(in memory)'}")
     return Group(header, table, *(Text(line) for line in lines))

@@ -38,6 +38,9 @@ _RANGE_FIX = {
     ("contracts", "seats"): "seats is a count of licensed seats and cannot be negative",
     ("tickets", "csat"): "ticket csat is on a 1–5 scale",
     ("adjustments", "points"): "points must be between -100 and 100",
+    ("invoices", "amount"): "a negative amount is a credit note, which healthscore does not net against invoices "
+                            "(a negative unpaid amount would raise the score): subtract each credit from the "
+                            "invoice it corrects, or leave credit notes out",
 }
 _REFERENCE_FIX = {
     "contracts": "add the account or drop the contract",

@@ -627,13 +627,9 @@ def training_set_from_dataset(ds, *, config: Config, as_of: date | None = None, 
 
     rows = training_rows(ds, lead_times=config.timeline.lead_times_days, decided_before=as_of)
     if rows.empty:
-        from healthscore.errors import HealthscoreError
+        from healthscore.timeline import no_training_rows_reason
 
-        raise HealthscoreError(
-            "no decided renewals to learn from"
-            + (f" before {as_of}" if as_of else "")
-            + ": contracts.outcome is empty everywhere. Add renewal outcomes or move --as-of later."
-        )
+        raise no_training_rows_reason(ds, as_of=as_of)
     feats = build_features(ds, rows, config=config.features)
     truth_series = None
     if truth is not None and {"contract_id", "p_renew"} <= set(truth.columns):

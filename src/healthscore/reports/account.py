@@ -240,14 +240,19 @@ def _change(current: pd.Series, previous: pd.Series) -> list[Step]:
 
 # ---- reading a score run --------------------------------------------------------------------------------
 
-def _read(path: Path) -> pd.DataFrame | None:
-    return pd.read_parquet(path) if path.exists() else None
-
-
 def load_account(scores_dir: str | Path, account_id: str) -> AccountExplanation:
-    """Collect one account's explanation from a score run's outputs (raises when the account is not there)."""
+    """Collect one account's explanation from a score run's outputs (raises when the account is not there).
+
+    Reads the output folder's current batch (CONTRACT §6), every file checked against its manifest, so
+    the header, features and history shown always come from one complete batch.
+    """
+    from healthscore.io.output import read_tables
+
     d = Path(scores_dir)
-    scores = _read(d / "scores.parquet")
+    batch, tables = read_tables(d, ("scores.parquet", "history.parquet", "explanations.parquet"))
+    scores = tables["scores.parquet"]
+    if batch is not None and batch.manifest is not None:
+        d = batch.root
     if scores is None:
         raise HealthscoreError(
             f"no scores.parquet in {d}: point --scores at the output directory of `healthscore score` "
@@ -278,8 +283,8 @@ def load_account(scores_dir: str | Path, account_id: str) -> AccountExplanation:
         alert=_text(row.get("alert")),
         playbook=_text(row.get("playbook")),
     )
-    history = _read(d / "history.parquet")
-    explanations = _read(d / "explanations.parquet")
+    history = tables["history.parquet"]
+    explanations = tables["explanations.parquet"]
     if status != "scored":
         exp.not_scored_reason = STATUS_TEXT.get(status, f"its status is {status!r}")
     else:
