@@ -244,7 +244,7 @@ def retrain_job(
         "trained_as_of": str(as_of) if as_of else "all decided",
         "holdout_from": holdout["renewals_from"],
         "model_name": model_name,
-        "features_config": dataclasses.asdict(config.features),
+        "features_config": dataclasses.asdict(ts.features_config or config.features),
         "lead_times_days": list(config.timeline.lead_times_days),
         "score_reference": score_reference(challenger, challenger.prepare(train_set.features[in_train]),
                                            bins=config.drift.bins),
@@ -260,7 +260,7 @@ def retrain_job(
     if champion is not None:
         fcfg = features_config_of(champion.model, config.features)
         try:
-            if fcfg != config.features:
+            if fcfg != (ts.features_config or config.features):
                 from healthscore.features import build_features
 
                 champ_feats = build_features(ds, hold_rows, config=fcfg).reset_index(drop=True)
