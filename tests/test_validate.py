@@ -529,3 +529,13 @@ def test_cli_help() -> None:
     result = _run_cli("validate", "--help")
     assert result.returncode == 0
     assert "--data" in result.stdout
+
+
+def test_cli_validate_warns_about_config_values_the_data_never_has(tmp_path: Path) -> None:
+    config = tmp_path / "config.yaml"
+    config.write_text("features:\n  key_features: [no_such_feature]\n", encoding="utf-8")
+    world = write_world(tiny_world_frames(), tmp_path / "w")
+    result = _run_cli("validate", "--data", str(world), "--config", str(config))
+    assert result.returncode == 0, result.stderr
+    assert "features.key_features names 1 product feature(s) that no usage event carries: 'no_such_feature'" \
+        in " ".join(result.stderr.split())

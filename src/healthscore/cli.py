@@ -81,12 +81,18 @@ def simulate(
 
 
 @app.command()
-def validate(data: DataOpt) -> None:
-    """Check a dataset against the contract: print every problem, or a summary of what is there."""
+def validate(data: DataOpt, config: ConfigOpt = None) -> None:
+    """Check a dataset against the contract: print every problem, or a summary of what is there.
+
+    With --config (or the defaults), also warn about config values the data never has: key product
+    features no usage event carries, adjustment-rule segments no account has.
+    """
+    from healthscore.features.vocabulary import vocabulary_warnings
     from healthscore.io import load_dataset, render_summary, summarise
 
+    cfg = _config(config)
     ds = load_dataset(data)
-    for warning in ds.warnings:
+    for warning in [*ds.warnings, *vocabulary_warnings(ds, cfg)]:
         err_console.print(f"[yellow]warning:[/yellow] {escape(warning)}")
     console.print(render_summary(summarise(ds)))
 
