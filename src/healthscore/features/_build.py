@@ -307,8 +307,9 @@ def _as_date(value: date | datetime | str) -> date:
 def features_as_of(ds, as_of: date, *, config: Config | FeaturesConfig | None = None) -> pd.DataFrame:
     """One row per account at ``as_of``: account_id, as_of, status, contract_id and every raw feature.
 
-    Without configured key features they are learned as ``train`` would at this date (the most used in the
-    year before ``as_of``, events strictly before it); ``frame.attrs["key_features"]`` holds the ones used.
+    Without configured key features they are learned as ``train`` would at this date, over every account
+    (the most used in the year before ``as_of``, events strictly before it); ``frame.attrs["key_features"]``
+    holds the ones used.
     """
     from healthscore.features.vocabulary import resolve_key_features
     from healthscore.timeline import scoring_rows

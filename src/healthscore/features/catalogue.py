@@ -45,7 +45,7 @@ def render_catalogue() -> str:
         "`usage_events.feature` values used by the most training accounts in the year before the latest",
         "training observation (events strictly before it; ties by name) — and stores them with the model,",
         "which scores with them. `healthscore features` without configured names learns them the same way",
-        "at `--as-of`. They also define `feature_breadth_90d`. Which family columns are built is",
+        "at `--as-of`, over every account. They also define `feature_breadth_90d`. Which family columns are built is",
         f"`features.usage_by_feature` (default `{FeaturesConfig().usage_by_feature}`; `share_and_change` adds the",
         "changes, `off` builds none).",
         "",

@@ -237,7 +237,6 @@ def usage_trend_30d(w: Window) -> str:
 
 
 # -- usage by key product feature: a family of columns per feature -------------------------------------
-@component.measure(source="usage_days", empty=0.0)
 def _active_users_prev_30d(w: Window) -> str:
     # each user's last active day in [as_of - 60, as_of - 30): the next one is not before as_of - 30
     return f"count(CASE WHEN {w.between('day', 60, 30)} AND {w.pending_before('next_day', 30)} THEN 1 END)"
@@ -286,6 +285,8 @@ def uses_by_key_feature(w: Window) -> list[Column]:
     bits = key_feature_bits(w)
     reads = ("usage_events",)
     out: list[Column] = []
+    if changes and names:
+        out.append(Column("_active_users_prev_30d", _active_users_prev_30d, "usage_days", 0.0, None, reads))
     for name in names:
         slug, (col, bit, i) = slugs[name], bits[name]
         now, before = f"_uses_{slug}_users_30d", f"_uses_{slug}_users_prev_30d"
