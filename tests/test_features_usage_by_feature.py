@@ -359,3 +359,19 @@ def test_training_uses_configured_key_features_as_given(small_world):
     ts = training_set_from_dataset(small_world, config=cfg)
     assert ts.features_config == cfg.features
     assert ts.features["uses_not_in_the_data_share_30d"].dropna().eq(0).all()
+
+
+def test_validate_warns_about_contract_touchpoint_kinds_no_touchpoint_has():
+    from healthscore.features import component_sql
+    from healthscore.features.engagement import KINDS_READ
+
+    sql = component_sql("engagement")
+    assert all(f"'{k}'" in sql for k in KINDS_READ)  # the list is what the builders read
+    acc = accounts(("A-1", "smb", "2024-01-01"))
+    con = contracts(("C-1", "A-1", "2024-01-01", "2025-01-01", 1000.0, 5, None))
+    touch = pd.DataFrame({"account_id": ["A-1"] * 3, "ts": [ts("2024-05-01")] * 3,
+                          "kind": ["email_sent", "EBR", "Meeting"]})
+    warnings = vocabulary_warnings(dataset(accounts=acc, contracts=con, touchpoints=touch), FeaturesConfig())
+    assert len(warnings) == 1
+    assert warnings[0].startswith("touchpoints.kind never has email_opened, meeting, ebr, webinar, web_visit")
+    assert "other kinds found: 'EBR', 'Meeting'" in warnings[0]

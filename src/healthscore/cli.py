@@ -84,8 +84,9 @@ def simulate(
 def validate(data: DataOpt, config: ConfigOpt = None) -> None:
     """Check a dataset against the contract: print every problem, or a summary of what is there.
 
-    With --config (or the defaults), also warn about config values the data never has: key product
-    features no usage event carries, adjustment-rule segments no account has.
+    Also warns about names the features or the config (--config, or the defaults) expect and the data
+    never has: configured key product features no usage event carries, contract touchpoint kinds no
+    touchpoint has, adjustment-rule segments no account has.
     """
     from healthscore.features.vocabulary import vocabulary_warnings
     from healthscore.io import load_dataset, render_summary, summarise

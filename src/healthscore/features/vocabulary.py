@@ -147,6 +147,8 @@ def vocabulary_warnings(ds, config: Config | FeaturesConfig) -> list[str]:
     """Config values that name things the dataset never has (warnings, not errors; the run goes on).
 
     - a configured key feature that no usage event carries (its breadth share and columns would be 0);
+    - a touchpoint kind of the contract that the engagement features count but no touchpoint has (e.g. a
+      CRM export spelling it "EBR"): its features would read "none" for every account;
     - a segment named by an adjustment rule that no account has (the rule would never apply).
     """
     cfg = config if isinstance(config, Config) else None
@@ -163,6 +165,18 @@ def vocabulary_warnings(ds, config: Config | FeaturesConfig) -> list[str]:
                 f"share and columns will be 0 for every account. The events' feature values include "
                 f"{', '.join(repr(s) for s in sample)}; fix the names, or leave features.key_features empty "
                 "to learn them at training"
+            )
+    if ds.touchpoints is not None and len(ds.touchpoints):
+        from healthscore.features.engagement import KINDS_READ
+
+        kinds = set(ds.touchpoints["kind"].dropna().astype(str).unique().tolist())
+        absent = [k for k in KINDS_READ if k not in kinds]
+        if absent:
+            others = sorted(kinds - set(KINDS_READ))
+            found = f"; other kinds found: {', '.join(repr(k) for k in others[:5])}" if others else ""
+            out.append(
+                f"touchpoints.kind never has {', '.join(absent)} (CONTRACT §1), so the engagement features that "
+                f"count them read 0 or 'never' for every account{found}. Map your kinds to the contract's names"
             )
     if cfg is not None:
         segments = set(ds.accounts["segment"].astype("string").fillna("unknown").unique().tolist()) \
