@@ -29,6 +29,9 @@ EVENTS_TO = date(2024, 12, 31)
 FEATURE_NAMES = ("dashboards", "reports", "integrations", "alerts", "api", "exports", "search", "admin",
                  "billing", "sharing", "mobile", "comments")
 SEGMENTS = ("smb", "mid_market", "enterprise")
+#: the key product features both sides count (configured, as train would otherwise learn 8 of them): breadth
+#: over them and, per feature, the share of active users using it (``features.usage_by_feature``'s default)
+KEY_FEATURES = ("dashboards", "reports", "integrations", "automation", "collaboration", "api")
 
 
 #: LightGBM threads (0: the library's default); --threads, the same for a case and its reference
@@ -105,15 +108,18 @@ def floor_sql(data: Path) -> str:
 
     The same windows as ``features/usage.py`` computes, no more: per (date, account) users in 30/90 days,
     events in the last and previous 30 days, user-days and active days in 30 days, key features used in 90
-    days (the default ``features.key_features``) and the last active day up to a year back (through 30-day
-    buckets, as healthscore does). Written the fast way: per-user last-seen days instead of DISTINCT
-    counts, bit masks for distinct days and key features, the per-user-day table materialised once.
+    days (``KEY_FEATURES``), per key feature the share of 30-day active users using it, and the last
+    active day up to a year back (through 30-day buckets, as healthscore does). Written the fast way: per-user last-seen days instead of DISTINCT counts, bit masks for distinct
+    days and key features, the per-user-day table materialised once.
     """
-    from healthscore.config import FeaturesConfig
-
     cut = ", ".join(f"{_days(d)}" for d in CUTOFFS)
-    keyf = sorted(set(FeaturesConfig().key_features))
+    keyf = sorted(set(KEY_FEATURES))
     kf = "CASE feature " + " ".join(f"WHEN '{f}' THEN {1 << i}" for i, f in enumerate(keyf)) + " ELSE 0 END"
+    per_user = "".join(
+        f", max(CASE WHEN day >= c.as_of - 30 AND (ud.kf & {1 << i}) <> 0 THEN 1 ELSE 0 END) AS f{i}_30"
+        for i in range(len(keyf)))
+    users_30d = "count(CASE WHEN last_day >= as_of - 30 THEN 1 END)"
+    per_account = "".join(f", sum(f{i}_30) / NULLIF({users_30d}, 0) AS share_{i}" for i in range(len(keyf)))
     return f"""
     WITH ud AS MATERIALIZED (
         SELECT account_id, user_id, CAST(floor(epoch(ts) / 86400) AS INTEGER) AS day, sum(quantity) AS events,
@@ -126,14 +132,14 @@ def floor_sql(data: Path) -> str:
                sum(CASE WHEN day < c.as_of - 30 AND day >= c.as_of - 60 THEN events ELSE 0 END) AS ev_prev,
                count(CASE WHEN day >= c.as_of - 30 THEN 1 END) AS days30,
                bit_or(CASE WHEN day >= c.as_of - 30 THEN 1::BIGINT << (c.as_of - 1 - day) ELSE 0 END) AS days_mask,
-               bit_or(kf) AS kf
+               bit_or(kf) AS kf{per_user}
         FROM ud JOIN cut AS c ON ud.day < c.as_of AND ud.day >= c.as_of - 90 GROUP BY ALL),
     win AS (
         SELECT as_of, account_id, count(*) AS users_90d,
                count(CASE WHEN last_day >= as_of - 30 THEN 1 END) AS users_30d,
                sum(ev30) AS events_30d, sum(ev_prev) AS events_prev_30d, sum(days30) AS user_days_30d,
                bit_count(bit_or(days_mask)) AS active_days_30d, bit_count(bit_or(kf)) AS key_features_90d,
-               max(last_day) AS last_day_90d
+               max(last_day) AS last_day_90d{per_account}
         FROM seen GROUP BY ALL),
     year AS (
         SELECT c.as_of, b.account_id, max(b.last_day) AS last_day_365d
@@ -167,6 +173,7 @@ def feat_ours(data: Path) -> None:
     """healthscore's feature builder at 12 dates, DuckDB scanning the event Parquet (small tables via pandas)."""
     import pandas as pd
 
+    from healthscore.config import FeaturesConfig
     from healthscore.features import build_features
     from healthscore.io.dataset import Dataset
 
@@ -177,7 +184,8 @@ def feat_ours(data: Path) -> None:
     ds = Dataset(accounts=acc, contracts=con, absent=("tickets", "surveys", "touchpoints", "invoices", "adjustments"))
     obs = _observations(acc, con)
     # 6 GB for DuckDB keeps the process under the 8 GiB target (its default, 80% of RAM, peaked at 9.4 GiB)
-    feats = build_features(ds, obs, usage_events_parquet=data / "usage_events.parquet", memory_limit="6GB")
+    feats = build_features(ds, obs, usage_events_parquet=data / "usage_events.parquet", memory_limit="6GB",
+                           config=FeaturesConfig(key_features=KEY_FEATURES))
     _emit("feat-ours", time.perf_counter() - t0, rows=len(feats))
 
 
@@ -185,6 +193,7 @@ def feat_pandas(data: Path) -> None:
     """The same builder with the event table read into pandas first (``ds.usage_events``): the old route."""
     import pandas as pd
 
+    from healthscore.config import FeaturesConfig
     from healthscore.features import build_features
     from healthscore.io.dataset import Dataset
 
@@ -194,7 +203,7 @@ def feat_pandas(data: Path) -> None:
     ev = pd.read_parquet(data / "usage_events.parquet")
     ds = Dataset(accounts=acc, contracts=con, usage_events=ev,
                  absent=("tickets", "surveys", "touchpoints", "invoices", "adjustments"))
-    feats = build_features(ds, _observations(acc, con))
+    feats = build_features(ds, _observations(acc, con), config=FeaturesConfig(key_features=KEY_FEATURES))
     _emit("feat-pandas", time.perf_counter() - t0, rows=len(feats))
 
 

@@ -224,7 +224,8 @@ def test_scored_rows_have_drivers_worded_from_the_catalogue(run):
     s = run["second"].scores
     scored = s[s["status"] == "scored"]
     assert scored["driver_1"].notna().all()
-    labels = {feature_label(n, spec) for n, spec in feature_catalogue().items()}
+    catalogue = feature_catalogue()
+    labels = {feature_label(n, catalogue.get(n)) for n in run["result"].model.feature_names}
     first = scored["driver_1"].str.split(":").str[0]
     assert first.isin(labels).all()
     assert scored["driver_1"].str.contains(r" (?:lowers|raises) the score by [\d.]+ points?$").all()

@@ -17,12 +17,16 @@ from _features_world import accounts, contracts, dataset, observations, shuffled
 from healthscore.config import COMPONENTS, FeaturesConfig
 from healthscore.errors import ConfigError, DataError
 from healthscore.features import (
+    FAMILIES,
     FEATURES,
     SegmentAdoptionCurve,
     build_features,
     component_sql,
     feature_components,
+    feature_spec,
+    feature_specs,
     raw_feature_names,
+    resolve_key_features,
 )
 from healthscore.features._build import OPTIONAL_INPUTS
 from healthscore.io import dataset_from_frames
@@ -69,8 +73,17 @@ def obs(ds):
 
 
 @pytest.fixture(scope="module")
-def built(ds, obs):
-    return build_features(ds, obs)
+def vocab(ds):
+    """The key product features learned as training would (so every family column is built too)."""
+    both = FeaturesConfig(usage_by_feature="share_and_change")
+    cfg = resolve_key_features(ds, both, cutoff=pd.Timestamp("2023-09-15").date())
+    assert len(cfg.key_features) == FeaturesConfig().key_features_top_k
+    return cfg
+
+
+@pytest.fixture(scope="module")
+def built(ds, obs, vocab):
+    return build_features(ds, obs, config=vocab)
 
 
 # -- the registry ------------------------------------------------------------------------------------
@@ -98,9 +111,25 @@ def test_specs_are_complete_and_consistent():
     assert [f.name for f in FEATURES if f.kind == "categorical"] == ["segment"]
 
 
+def test_families_are_documented_once_and_their_columns_resolve_by_name(vocab):
+    assert [t.name for t in FAMILIES] == ["uses_<feature>_share_30d", "uses_<feature>_share_change_30d"]
+    assert not [f.name for f in FEATURES if f.name.startswith("uses_")]  # family names cannot be taken
+    specs = feature_specs(vocab)
+    family = [f for f in specs if f.family]
+    assert len(family) == 2 * len(vocab.key_features)
+    for f in family:
+        assert feature_spec(f.name) == f and f.label and "<feature>" not in f.name + f.description + f.label
+        assert re.fullmatch(r"[a-z0-9_]+", f.name)
+    assert {f.direction for f in family if f.family == "uses_<feature>_share_30d"} == {1}
+    assert {f.direction for f in family if f.family == "uses_<feature>_share_change_30d"} == {0}
+    assert [f.name for f in specs if not f.family] == [f.name for f in FEATURES]
+    assert feature_components(vocab)[family[0].name] == "usage"
+
+
 # -- the built frame ---------------------------------------------------------------------------------
-def test_one_row_per_observation_same_index_every_raw_feature(built, obs):
-    assert list(built.columns) == raw_feature_names()
+def test_one_row_per_observation_same_index_every_raw_feature(built, obs, vocab):
+    assert list(built.columns) == raw_feature_names(vocab)
+    assert len(built.columns) == len(raw_feature_names()) + 2 * len(vocab.key_features)
     assert built.index.equals(obs.index)
     for name in built.columns:
         if name == "segment":
@@ -121,17 +150,18 @@ def test_inputs_are_not_modified(world, obs):
     pd.testing.assert_frame_equal(obs, obs_before)
 
 
-def test_row_order_of_observations_and_tables_is_irrelevant(world, obs, built):
+def test_row_order_of_observations_and_tables_is_irrelevant(world, obs, built, vocab):
     order = np.random.default_rng(1).permutation(len(obs))
-    again = build_features(dataset_from_frames({n: shuffled(f, 9) for n, f in world.items()}), obs.iloc[order])
+    again = build_features(dataset_from_frames({n: shuffled(f, 9) for n, f in world.items()}), obs.iloc[order],
+                           config=vocab)
     assert again.index.equals(obs.index[order])
     pd.testing.assert_frame_equal(again.loc[built.index], built)  # exactly: sums are decimal
 
 
 @pytest.mark.parametrize("table", OPTIONAL_INPUTS)
-def test_a_missing_optional_table_gives_nan_for_its_features_only(world, obs, built, table):
-    without = build_features(dataset_from_frames({n: f for n, f in world.items() if n != table}), obs)
-    reads = [f.name for f in FEATURES if not f.fitted and table in f.tables]
+def test_a_missing_optional_table_gives_nan_for_its_features_only(world, obs, built, vocab, table):
+    without = build_features(dataset_from_frames({n: f for n, f in world.items() if n != table}), obs, config=vocab)
+    reads = [f.name for f in feature_specs(vocab) if not f.fitted and table in f.tables]
     assert reads, f"no feature reads {table}"
     assert without[reads].isna().all().all()
     others = [c for c in built.columns if c not in reads]
@@ -208,7 +238,9 @@ def test_missing_as_of_is_refused():
 # -- portability and the one place a cutoff lives -------------------------------------------------------
 @pytest.mark.parametrize("component", COMPONENTS)
 def test_component_sql_transpiles_to_spark(component):
-    sql = component_sql(component)
+    hostile = FeaturesConfig(key_features=("api", "it's \\ \"odd\"", "x'); DROP TABLE keys; --"),
+                             usage_by_feature="share_and_change")
+    sql = component_sql(component, config=hostile)
     out = sqlglot.transpile(sql, read="duckdb", write="spark", unsupported_level=sqlglot.ErrorLevel.RAISE)
     assert len(out) == 1 and "SELECT" in out[0]
 
@@ -227,7 +259,7 @@ def test_cutoffs_are_written_only_in_the_windowing_helper():
     """Component modules compare nothing with as_of themselves: every cutoff comes from ``Window``."""
     root = Path(healthscore.features.__file__).parent
     compare = re.compile(r"(<|>|<=|>=)\s*(\w+\.)?as_of\b|\bas_of\s*(<|>|<=|>=)")
-    for module in ("usage", "time_to_value", "support", "engagement", "billing", "feedback", "account"):
+    for module in ("usage", "time_to_value", "support", "engagement", "billing", "feedback", "account", "vocabulary"):
         assert not compare.search(_code_without_docstrings(root / f"{module}.py")), module
     assert compare.search(_code_without_docstrings(root / "_window.py"))  # the check can see a cutoff
 

@@ -13,8 +13,9 @@ import pytest
 from typer.testing import CliRunner
 
 from healthscore.cli import app
+from healthscore.config import FeaturesConfig
 from healthscore.errors import ConfigError
-from healthscore.features import feature_components, raw_feature_names, write_features
+from healthscore.features import feature_components, learn_key_features, raw_feature_names, write_features
 from healthscore.features.catalogue import main as catalogue_main
 from healthscore.features.catalogue import render_catalogue
 from healthscore.io import load_dataset
@@ -43,11 +44,18 @@ def test_features_command_writes_one_row_per_account_with_components(world_dir, 
     frame = run_features(world_dir, tmp_path / "f.parquet")
     accounts = pd.read_parquet(world_dir / "accounts.parquet")
     assert sorted(frame["account_id"]) == sorted(accounts["account_id"]) and frame["account_id"].is_unique
-    assert list(frame.columns) == ["account_id", "as_of", "status", "contract_id", *raw_feature_names()]
-    assert set(frame["status"]) == {"scored", "no_active_contract"}
     meta = pq.read_schema(tmp_path / "f.parquet").metadata
+    # no key features configured: learned from the events before --as-of, as train would, and named
+    key_features = json.loads(meta[b"healthscore.key_features"])
+    ds = load_dataset(world_dir)
+    assert key_features == list(learn_key_features(ds, cutoff=pd.Timestamp(AS_OF).date(),
+                                                   top_k=FeaturesConfig().key_features_top_k))
+    vocab = FeaturesConfig(key_features=tuple(key_features))
+    assert list(frame.columns) == ["account_id", "as_of", "status", "contract_id", *raw_feature_names(vocab)]
+    assert frame["feature_breadth_90d"].notna().any()
+    assert set(frame["status"]) == {"scored", "no_active_contract"}
     components = json.loads(meta[b"healthscore.components"])
-    assert components == {n: c for n, c in feature_components().items() if n in raw_feature_names()}
+    assert components == {n: c for n, c in feature_components(vocab).items() if n in raw_feature_names(vocab)}
     assert meta[b"healthscore.as_of"] == AS_OF.encode()
     sidecar = json.loads((tmp_path / "f.parquet.components.json").read_text(encoding="utf-8"))
     assert sidecar == components

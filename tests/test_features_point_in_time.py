@@ -3,7 +3,8 @@
 Hypothesis builds a small random world around T (records before, exactly at, and after T), then adds or
 changes records at or after T — usage, tickets (new, closed later, re-rated), surveys, touchpoints, invoices
 (new, paid later), later contracts, and the outcome of every contract not over before T, including the one
-being predicted — and shuffles every table. The features of the scoring rows at T must not move.
+being predicted — and shuffles every table. The features of the scoring rows at T must not move, and
+neither may the key product features learned at T (nor so the per-feature family's columns).
 Amounts and scores are whole numbers, so sums are exact whatever the order and equality can be exact.
 """
 
@@ -24,14 +25,15 @@ from _features_world import (
     TOUCH_COLUMNS,
     shuffled,
 )
-from healthscore.features import build_features
+from healthscore.config import FeaturesConfig
+from healthscore.features import build_features, resolve_key_features
 from healthscore.io import dataset_from_frames
 from healthscore.timeline import scoring_rows, training_rows
 
 T = pd.Timestamp("2024-07-01")
 ACCOUNTS = ["A-0", "A-1", "A-2"]
 USERS = ["u0", "u1", "u2", "u3", "u4"]
-FEATURES_USED = ["dashboards", "reports", "api", "automation", "other"]
+FEATURES_USED = ["dashboards", "reports", "api", "automation", "other", "Export PDF's"]
 KINDS = ["email_sent", "email_opened", "meeting", "ebr", "webinar", "web_visit"]
 PRIORITIES = ["low", "normal", "high", "urgent"]
 #: seconds into a day: midnight (exactly a day boundary, so exactly T for day 0), one second, mid-day, last second
@@ -179,7 +181,14 @@ def test_records_at_or_after_as_of_change_no_feature(frames, data, seed):
     after = dataset_from_frames({name: shuffled(f, seed) for name, f in changed.items()})
     rows = scoring_rows(before, T.date())
     pd.testing.assert_frame_equal(scoring_rows(after, T.date()), rows)
-    pd.testing.assert_frame_equal(build_features(after, rows), build_features(before, rows))
+    # the vocabulary learned at T (top 4 of 6, so which ones make the cut is at stake), then every feature
+    learn = FeaturesConfig(key_features_top_k=4, usage_by_feature="share_and_change")
+    vocab = resolve_key_features(before, learn, cutoff=T.date())
+    assert resolve_key_features(after, learn, cutoff=T.date()) == vocab
+    pd.testing.assert_frame_equal(build_features(after, rows, config=vocab), build_features(before, rows, config=vocab))
+    everything = FeaturesConfig(key_features=tuple(FEATURES_USED), usage_by_feature="share_and_change")
+    pd.testing.assert_frame_equal(build_features(after, rows, config=everything),
+                                  build_features(before, rows, config=everything))
 
 
 @settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -197,3 +206,34 @@ def test_a_training_row_never_sees_its_own_outcome(frames, data):
     assert training_rows(other, lead_times=(30, 90, 180)).loc[i, "label"] != rows.loc[i, "label"]
     one = rows.loc[[i], ["account_id", "contract_id", "as_of"]]
     pd.testing.assert_frame_equal(build_features(other, one), build_features(ds, one))
+
+
+@st.composite
+def busy_usage(draw):
+    """Two running contracts and usage crowded into the 75 days before T, by few users of few features."""
+    acc = [{"account_id": a, "name": a, "segment": "smb", "industry": None, "csm": None,
+            "created_at": T - pd.Timedelta(days=400)} for a in ACCOUNTS[:2]]
+    con = [{"contract_id": f"C-{a}", "account_id": a, "start_date": T - pd.Timedelta(days=200),
+            "end_date": T + pd.Timedelta(days=165), "arr": 1000.0, "seats": 5, "outcome": None} for a in ACCOUNTS[:2]]
+    pick = {"account_id": st.sampled_from(ACCOUNTS[:2]), "user_id": st.sampled_from(USERS[:3]),
+            "feature": st.sampled_from(FEATURES_USED[-3:])}
+    events = [{**{k: draw(v) for k, v in pick.items()}, "ts": draw(stamp(-75, -1)), "quantity": 1.0}
+              for _ in range(draw(st.integers(0, 30)))]
+    later = [{**{k: draw(v) for k, v in pick.items()}, "ts": draw(st.one_of(st.just(T), stamp(0, 3))),
+              "quantity": 1.0} for _ in range(draw(st.integers(1, 8)))]
+    return {"accounts": pd.DataFrame(acc, columns=ACCOUNT_COLUMNS), "contracts": pd.DataFrame(con, columns=CONTRACT_COLUMNS),
+            "usage_events": pd.DataFrame(events, columns=EVENT_COLUMNS)}, pd.DataFrame(later, columns=EVENT_COLUMNS)
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(world=busy_usage(), seed=st.integers(0, 1000))
+def test_usage_at_or_after_as_of_changes_no_usage_feature(world, seed):
+    """The usage windows and the per-feature family where they are busiest: the days just before T."""
+    frames, later = world
+    before = dataset_from_frames(frames)
+    events = pd.concat([frames["usage_events"], later], ignore_index=True)
+    after = dataset_from_frames({**frames, "usage_events": shuffled(events, seed)})
+    rows = scoring_rows(before, T.date())
+    everything = FeaturesConfig(key_features=tuple(FEATURES_USED[-3:]), usage_by_feature="share_and_change")
+    pd.testing.assert_frame_equal(build_features(after, rows, config=everything),
+                                  build_features(before, rows, config=everything))

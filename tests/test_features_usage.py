@@ -12,6 +12,8 @@ from _features_world import EVENT_COLUMNS, T, accounts, contracts, dataset, fram
 from healthscore.config import FeaturesConfig
 from healthscore.features import build_features
 
+#: the story's key product features, configured (they are learned at training when not configured)
+KEY = FeaturesConfig(key_features=("dashboards", "reports", "integrations", "automation", "collaboration", "api"))
 USAGE = [
     "active_users_30d", "active_users_90d", "seat_utilization_30d", "stickiness_dau_mau_30d",
     "events_per_active_user_30d", "active_days_30d", "feature_breadth_90d", "days_since_last_activity",
@@ -64,7 +66,7 @@ def usage_observations():
 
 def test_usage_story_counted_by_hand():
     obs = usage_observations()
-    feats = build_features(usage_world(seed=1), obs)
+    feats = build_features(usage_world(seed=1), obs, config=KEY)
     a1 = row(feats, "A-1", obs)
     assert a1["active_users_30d"] == 2  # alice, bob (dave is at as_of)
     assert a1["active_users_90d"] == 3  # + carol (erin is 91 days back)
@@ -87,7 +89,7 @@ def test_usage_story_counted_by_hand():
 
 def test_no_events_give_documented_values():
     obs = usage_observations()
-    a3 = row(build_features(usage_world(), obs), "A-3", obs)
+    a3 = row(build_features(usage_world(), obs, config=KEY), "A-3", obs)
     assert a3["active_users_30d"] == 0 and a3["active_users_90d"] == 0 and a3["active_days_30d"] == 0
     assert a3["seat_utilization_30d"] == 0
     assert a3["feature_breadth_90d"] == 0
@@ -118,6 +120,14 @@ def test_key_features_come_from_config():
     feats = build_features(usage_world(), obs, config=cfg)
     assert row(feats, "A-1", obs)["feature_breadth_90d"] == pytest.approx(1 / 2)
     assert row(feats, "A-2", obs)["feature_breadth_90d"] == pytest.approx(1 / 2)
+
+
+def test_without_key_features_breadth_is_nan_and_no_family_column():
+    # build_features never learns a vocabulary from the rows it is given: training resolves it first
+    obs = usage_observations()
+    feats = build_features(usage_world(), obs)
+    assert feats["feature_breadth_90d"].isna().all()
+    assert not [c for c in feats.columns if c.startswith("uses_")]
 
 
 def test_days_since_last_activity_is_capped_at_a_year():

@@ -1,11 +1,13 @@
 """Spark path: the same features (transpiled SQL) and the same registered model (spark_udf), row by row.
 
 Run with ``make test-spark`` (its own environment: PySpark 4, pandas 2.3). A 120-account simulated world,
-observed at two dates; the Spark results must equal the single-machine ones.
+observed at two dates; the Spark results must equal the single-machine ones — with the key product features
+the model learned (one of them renamed to hostile text: quotes, a backslash, SQL) and their family columns.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import sys
 from datetime import date
@@ -20,12 +22,15 @@ from healthscore.config import config_from_dict  # noqa: E402
 from healthscore.features import build_features  # noqa: E402
 from healthscore.io import load_dataset  # noqa: E402
 from healthscore.pipelines import train_job  # noqa: E402
+from healthscore.retrain import features_config_of  # noqa: E402
 from healthscore.simulate import SimulationSpec, simulate, write_world  # noqa: E402
 from healthscore.timeline import scoring_rows  # noqa: E402
 
 pytestmark = pytest.mark.spark
 
 AS_OF = (date(2023, 9, 1), date(2024, 3, 1))
+#: a product feature's name that SQL must carry as data only, in both dialects (Spark reads backslashes)
+HOSTILE = "it's \\ \"export\"; DROP TABLE keys; --"
 
 
 @pytest.fixture(scope="module")
@@ -56,14 +61,21 @@ def world(tmp_path_factory):
     mp.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{root / 'mlflow.db'}")
     mp.chdir(root)
     data = root / "data"
-    write_world(simulate(SimulationSpec(accounts=120, seed=13, start=date(2022, 1, 1), months=30)), data)
+    world = simulate(SimulationSpec(accounts=120, seed=13, start=date(2022, 1, 1), months=30))
+    events = world.tables["usage_events"]
+    renamed = events["feature"].astype("object").where(events["feature"].astype("object") != "dashboards", HOSTILE)
+    world.tables["usage_events"] = events.assign(feature=renamed)
+    write_world(world, data)
     cfg = config_from_dict({"model": {"num_threads": 1, "num_leaves_grid": [7], "min_child_samples_grid": [20],
                                       "reg_lambda_grid": [1.0]}})
     trained = train_job(data, config=cfg)
     ds = load_dataset(data)
     rows = pd.concat([scoring_rows(ds, d) for d in AS_OF], ignore_index=True)
     rows = rows[rows["status"] == "scored"].sample(frac=1.0, random_state=5).reset_index(drop=True)
-    yield {"data": data, "ds": ds, "rows": rows, "uri": f"models:/{trained.model_name}/{trained.version}"}
+    fcfg = features_config_of(trained.result.model, None)
+    assert HOSTILE in fcfg.key_features  # learned at training, so the family covers it
+    yield {"data": data, "ds": ds, "rows": rows, "uri": f"models:/{trained.model_name}/{trained.version}",
+           "features_config": fcfg}
     mp.undo()
 
 
@@ -71,17 +83,24 @@ def test_spark_features_equal_duckdb_row_by_row(spark, world):
     from healthscore.spark import build_features_spark
 
     ds, rows = world["ds"], world["rows"]
-    expected = build_features(ds, rows)
+    # the model's key features, with both family columns (the model itself has the shares only)
+    fcfg = dataclasses.replace(world["features_config"], usage_by_feature="share_and_change")
+    expected = build_features(ds, rows, config=fcfg)
     # the event table arrives as a Spark DataFrame (as on a cluster), read from the same Parquet
     events = spark.read.parquet(str(world["data"] / "usage_events.parquet"))
-    got = build_features_spark(spark, ds, rows, usage_events=events)
+    got = build_features_spark(spark, ds, rows, usage_events=events, config=fcfg)
     assert len(rows) > 100
     assert list(got.columns) == list(expected.columns)
     assert got.index.equals(expected.index)
     assert (got.dtypes == expected.dtypes).all()
     pd.testing.assert_frame_equal(got, expected, check_exact=False, rtol=1e-9, atol=1e-12)
-    # not vacuous: the usage features carry values, not only NaN
+    # not vacuous: the usage features carry values, not only NaN, and so does the hostile feature's family
     assert expected["active_users_30d"].gt(0).sum() > 50
+    family = [c for c in expected.columns if c.startswith("uses_")]
+    assert len(family) == 2 * len(fcfg.key_features)
+    hostile = [c for c in family if c.startswith("uses_it_s_export_drop_table") and c.endswith("_share_30d")]
+    assert len(hostile) == 1 and expected[hostile[0]].gt(0).sum() > 20
+    assert expected["feature_breadth_90d"].gt(0).sum() > 50
 
 
 def test_spark_udf_scores_equal_the_pyfunc_row_by_row(spark, world):
@@ -90,7 +109,7 @@ def test_spark_udf_scores_equal_the_pyfunc_row_by_row(spark, world):
     from healthscore.spark import features_to_spark, score_spark
     from healthscore.tracking import _plain_frame
 
-    feats = build_features(world["ds"], world["rows"])
+    feats = build_features(world["ds"], world["rows"], config=world["features_config"])
     pyfunc = mlflow.pyfunc.load_model(world["uri"])
     names = pyfunc.metadata.get_input_schema().input_names()
     # the single-machine result: the same pyfunc on the same rows, as the signature's plain types

@@ -582,3 +582,13 @@ def test_a_usage_feed_that_stopped_is_warned_about(tmp_path: Path) -> None:
     summary = summarise(load_dataset(write_world(frames, tmp_path / "w")))
     assert any(w.startswith("usage_events ends 2023-02-01T09:15:00, 98 days before touchpoints")
                for w in summary["uneven_ends"])
+
+
+def test_cli_validate_warns_about_config_values_the_data_never_has(tmp_path: Path) -> None:
+    config = tmp_path / "config.yaml"
+    config.write_text("features:\n  key_features: [no_such_feature]\n", encoding="utf-8")
+    world = write_world(tiny_world_frames(), tmp_path / "w")
+    result = _run_cli("validate", "--data", str(world), "--config", str(config))
+    assert result.returncode == 0, result.stderr
+    assert "features.key_features names 1 product feature(s) that no usage event carries: 'no_such_feature'" \
+        in " ".join(result.stderr.split())

@@ -109,12 +109,16 @@ def validate(data: DataOpt, config: ConfigOpt = None) -> None:
 
     The summary says how long the contracts' terms are and whether the lead times of the config (default
     30, 90, 180 days) fit them, with lead times that do when they do not.
+    Also warns about names the features or the config (--config, or the defaults) expect and the data
+    never has: configured key product features no usage event carries, contract touchpoint kinds no
+    touchpoint has, adjustment-rule segments no account has.
     """
+    from healthscore.features.vocabulary import vocabulary_warnings
     from healthscore.io import load_dataset, render_summary, summarise
 
     cfg = _config(config)
     ds = load_dataset(data)
-    for warning in ds.warnings:
+    for warning in [*ds.warnings, *vocabulary_warnings(ds, cfg)]:
         err_console.print(f"[yellow]warning:[/yellow] {escape(warning)}")
     console.print(render_summary(summarise(ds, lead_times=cfg.timeline.lead_times_days)))
 

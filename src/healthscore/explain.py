@@ -82,7 +82,9 @@ def predict_with_contributions(model, features: pd.DataFrame) -> pd.DataFrame:
 #
 # Wording. "<label>: <value> (<segment|overall> median <reference>) lowers|raises the score by <p> points"
 # (whole points from 1 up, one decimal below).
-# The label, unit and window come from ``healthscore.features.FEATURES`` (FeatureSpec); the reference is
+# The label, unit and window come from ``healthscore.features.FEATURES`` (FeatureSpec; family columns such
+# as "uses_export_pdf_share_30d" from their family's template: "Share of active users using export_pdf
+# (30 days): 40% …"); the reference is
 # the median of the training rows of the account's segment (``model.references[feature][segment]``),
 # else of all training rows. A missing value reads "no data"; a categorical one has no reference.
 
@@ -101,13 +103,35 @@ _FLAG_UNITS = {"flag", "bool", "boolean", "yes/no"}
 _BARE_UNITS = {"", "score", "index", "value", "number", "category"}
 
 
+class FeatureCatalogue(dict):
+    """The registered FeatureSpecs by name; ``get``/``[]`` also know family columns (``uses_<slug>_share_30d``),
+    whose names depend on a model's key product features, by reading the name."""
+
+    def __missing__(self, name: str):
+        from healthscore.features import feature_spec
+
+        spec = feature_spec(str(name))
+        if spec is None:
+            raise KeyError(name)
+        return spec
+
+    def get(self, name, default=None):
+        try:
+            return self[name]
+        except KeyError:
+            return default
+
+    def __contains__(self, name) -> bool:
+        return self.get(name) is not None
+
+
 def feature_catalogue() -> dict:
     """The registered FeatureSpecs by name (empty while the feature package is not importable)."""
     try:
         from healthscore.features import FEATURES
     except ImportError:  # wording falls back to humanised column names; numbers are unaffected
         return {}
-    return {spec.name: spec for spec in FEATURES}
+    return FeatureCatalogue({spec.name: spec for spec in FEATURES})
 
 
 def feature_label(name: str, spec=None) -> str:

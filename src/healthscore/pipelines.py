@@ -124,7 +124,7 @@ def train_job(
         result = fit_health_model(ts, config=config)
     result.model.metadata.update(
         {"data_fingerprint": ds.fingerprint, "trained_as_of": str(as_of) if as_of else "all decided",
-         "model_name": model_name, "features_config": dataclasses.asdict(config.features),
+         "model_name": model_name, "features_config": dataclasses.asdict(ts.features_config or config.features),
          "lead_times_days": list(config.timeline.lead_times_days)}
     )
     run_name = f"train-{as_of or 'all'}"

@@ -241,7 +241,7 @@ def retrain_job(
         "trained_as_of": str(as_of) if as_of else "all decided",
         "holdout_from": holdout["renewals_from"],
         "model_name": model_name,
-        "features_config": dataclasses.asdict(config.features),
+        "features_config": dataclasses.asdict(ts.features_config or config.features),
         "lead_times_days": list(config.timeline.lead_times_days),
     })
     if shuffle_labels_seed is not None:
@@ -255,7 +255,7 @@ def retrain_job(
     if champion is not None:
         fcfg = features_config_of(champion.model, config.features)
         try:
-            if fcfg != config.features:
+            if fcfg != (ts.features_config or config.features):
                 from healthscore.features import build_features
 
                 champ_feats = build_features(ds, hold_rows, config=fcfg).reset_index(drop=True)
@@ -345,7 +345,7 @@ def retrain_job(
                 "data_fingerprint": ds.fingerprint,
                 "trained_as_of": str(as_of) if as_of else "all decided",
                 "model_name": model_name,
-                "features_config": dataclasses.asdict(config.features),
+                "features_config": dataclasses.asdict(ts.features_config or config.features),
                 "lead_times_days": list(config.timeline.lead_times_days),
                 "metrics_from": {"holdout": f"{holdout['renewals_from']}..{holdout['renewals_to']}",
                                  "rows": holdout["rows"], "contracts": holdout["contracts"]},

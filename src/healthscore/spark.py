@@ -16,7 +16,6 @@ import pyarrow as pa
 
 from healthscore.config import Config, FeaturesConfig
 from healthscore.features._build import (
-    FEATURES,
     OPTIONAL_INPUTS,
     REGISTRY,
     _features_config,
@@ -24,6 +23,7 @@ from healthscore.features._build import (
     component_sql,
     derived_table_sql,
     feature_frame,
+    feature_specs,
     selected_features,
 )
 from healthscore.features._window import customer_starts, observation_context, prepare_tables
@@ -96,7 +96,7 @@ def build_features_spark(
     for name, sql in derived_table_sql(cfg, present):
         # computed once and reused by every window, as DuckDB's temp tables are
         spark.sql(to_spark_sql(sql)).cache().createOrReplaceTempView(name)
-    wanted = {f.component for f in FEATURES if f.name in names}
+    wanted = {f.component for f in feature_specs(cfg) if f.name in names}
     parts = []
     for comp in REGISTRY:
         if comp in wanted:

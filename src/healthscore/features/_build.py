@@ -6,6 +6,7 @@ The SQL is plain and portable (integer day numbers, CASE inside aggregates, ``me
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
@@ -37,28 +38,21 @@ if tuple(REGISTRY) != COMPONENTS:  # pragma: no cover - a wiring mistake, caught
     raise RuntimeError(f"feature components {tuple(REGISTRY)} do not match config.COMPONENTS {COMPONENTS}")
 
 
-def _all_specs() -> list[FeatureSpec]:
+def _specs(w: Window | None) -> list[FeatureSpec]:
     specs: list[FeatureSpec] = []
     for name, comp in REGISTRY.items():
-        specs += comp.specs
+        specs += comp.specs if w is None else comp.specs_for(w)
         if name == "time_to_value":
             specs += list(time_to_value.FITTED)
     return specs
 
 
-#: every feature, in output order; ``fitted=True`` ones are added by the model (SegmentAdoptionCurve)
-FEATURES: list[FeatureSpec] = _all_specs()
+#: every declared feature, in output order; ``fitted=True`` ones are added by the model (SegmentAdoptionCurve).
+#: Family columns (one pair per key product feature) depend on the vocabulary: ``feature_specs(config)``.
+FEATURES: list[FeatureSpec] = _specs(None)
+#: the template spec of each family column (name with ``<feature>``), as the catalogue documents them
+FAMILIES: list[FeatureSpec] = [t for comp in REGISTRY.values() for fam in comp.families for t in fam.templates]
 OPTIONAL_INPUTS: tuple[str, ...] = ("usage_events", "tickets", "surveys", "touchpoints", "invoices")
-
-
-def feature_components() -> dict[str, str]:
-    """Each feature's component, for every registered feature (fitted ones included)."""
-    return {f.name: f.component for f in FEATURES}
-
-
-def raw_feature_names() -> list[str]:
-    """Features ``build_features`` and ``healthscore features`` produce (all but the fitted ones)."""
-    return [f.name for f in FEATURES if not f.fitted]
 
 
 def _features_config(config: Config | FeaturesConfig | None) -> FeaturesConfig:
@@ -69,27 +63,64 @@ def _features_config(config: Config | FeaturesConfig | None) -> FeaturesConfig:
     return config
 
 
+def feature_specs(config: Config | FeaturesConfig | None = None) -> list[FeatureSpec]:
+    """Every feature for a config's vocabulary, in output order: the declared ones and each family's columns.
+
+    With no key features (the default config before training learns them) this is ``FEATURES``.
+    """
+    return _specs(Window(config=_features_config(config)))
+
+
+def feature_spec(name: str) -> FeatureSpec | None:
+    """The spec of a feature column by name, family columns included (read from the name), else None."""
+    for spec in FEATURES:
+        if spec.name == name:
+            return spec
+    for comp in REGISTRY.values():
+        for fam in comp.families:
+            found = fam.match(name)
+            if found is not None:
+                return found
+    return None
+
+
+def feature_components(config: Config | FeaturesConfig | None = None) -> dict[str, str]:
+    """Each feature's component, for every feature of the config's vocabulary (fitted ones included)."""
+    return {f.name: f.component for f in feature_specs(config)}
+
+
+def raw_feature_names(config: Config | FeaturesConfig | None = None) -> list[str]:
+    """Features ``build_features`` and ``healthscore features`` produce (all but the fitted ones)."""
+    return [f.name for f in feature_specs(config) if not f.fitted]
+
+
 def selected_features(config: Config | FeaturesConfig | None = None) -> list[str]:
-    """Raw features chosen by ``features.include`` (all when empty); unknown names raise ConfigError."""
+    """Raw features chosen by ``features.include`` (all when empty); unknown names raise ConfigError.
+
+    ``include`` may name a family by its template (``uses_<feature>_share_30d``: every such column) or one
+    of its columns for the configured vocabulary.
+    """
     cfg = _features_config(config)
-    raw = raw_feature_names()
+    specs = feature_specs(cfg)
+    raw = [f.name for f in specs if not f.fitted]
     if not cfg.include:
         return raw
     import difflib
 
-    known = {f.name for f in FEATURES}
+    families = {t.name for t in FAMILIES}
+    known = {f.name for f in FEATURES} | {f.name for f in specs} | families
     problems = []
     for name in cfg.include:
         if name not in known:
-            close = difflib.get_close_matches(name, list(known), n=1)
+            close = difflib.get_close_matches(name, sorted(known), n=1)
             problems.append(f"unknown feature '{name}'" + (f"; did you mean '{close[0]}'?" if close else ""))
-        elif name not in raw:
+        elif name not in raw and name not in families:
             problems.append(f"'{name}' is fitted by the model, not built; leave it out of features.include")
     if problems:
         raise ConfigError(f"features.include has {len(problems)} problem(s):\n"
                           + "\n".join(f"  - {p}" for p in problems))
     chosen = set(cfg.include)
-    return [n for n in raw if n in chosen]
+    return [f.name for f in specs if not f.fitted and (f.name in chosen or f.family in chosen)]
 
 
 def _present(ds) -> set[str]:
@@ -103,13 +134,14 @@ def _ready(tables: tuple[str, ...], present: set[str]) -> bool:
 def _component_parts(component: str, w: Window, present: set[str]) -> tuple[list[str], str]:
     """(CTEs, final SELECT) of one component; CTE names carry the component so components can be combined."""
     comp = REGISTRY[component]
+    columns = comp.columns_for(w)
     ctes: list[str] = []
     joins: list[str] = []
     used = [s for s in comp.sources.values() if _ready(s.tables, present)
-            and any(c.source == s.name for c in comp.columns)]
+            and any(c.source == s.name for c in columns)]
     for src in used:
         group = "key_id" if src.per == "key" else "row_id"
-        aggs = [c for c in comp.columns if c.source == src.name]
+        aggs = [c for c in columns if c.source == src.name]
         ctes.append(f"s_{src.name} AS ({src.sql(w)})")
         ctes.append(
             f"a_{src.name} AS (SELECT {group}, " + ", ".join(f"{c.sql(w)} AS {c.name}" for c in aggs)
@@ -117,7 +149,7 @@ def _component_parts(component: str, w: Window, present: set[str]) -> tuple[list
         )
         joins.append(f"LEFT JOIN a_{src.name} ON a_{src.name}.{group} = obs.{group}")
     base = ["obs.*"]
-    for c in comp.columns:
+    for c in columns:
         if c.source is None:
             continue
         if not _ready(c.tables, present):
@@ -128,7 +160,7 @@ def _component_parts(component: str, w: Window, present: set[str]) -> tuple[list
             base.append(f"COALESCE(a_{c.source}.{c.name}, {float(c.empty)!r}) AS {c.name}")
     ctes.append(f"base_{component} AS (SELECT {', '.join(base)} FROM obs {' '.join(joins)})")
     out = ["o.row_id"]
-    for c in comp.columns:
+    for c in columns:
         if c.spec is None:
             continue
         if not _ready(c.tables, present):
@@ -197,6 +229,11 @@ def build_features(ds, observations: pd.DataFrame, *, config: Config | FeaturesC
     gives NaN for its features. Raises ``DataError`` for bad observations, ``ConfigError`` for bad
     ``features.include``.
 
+    The key product features are ``config.key_features`` as given — this function never learns them (that
+    would fit on the rows it is asked about): empty means none, so breadth is NaN and the per-feature family
+    has no columns. Training resolves them first (``vocabulary.resolve_key_features``) and the model keeps
+    the result; scoring passes the model's.
+
     ``usage_events_parquet``: read the usage events from this (already validated) Parquet file instead of
     ``ds.usage_events`` — DuckDB scans it in parallel and pandas never holds the event table, which is what
     makes 50M events fit (docs/performance.md). The results are the same.
@@ -210,7 +247,7 @@ def build_features(ds, observations: pd.DataFrame, *, config: Config | FeaturesC
     tables["in_customers"] = customer_starts(tables)
     obs, keys = observation_context(tables, observations)
     present = _present(ds)
-    wanted = {f.component for f in FEATURES if f.name in names}
+    wanted = {f.component for f in feature_specs(cfg) if f.name in names}
     con = duckdb.connect()
     spill = None
     try:
@@ -247,15 +284,16 @@ def feature_frame(result: pd.DataFrame, index: pd.Index, names: list[str], segme
     Numeric features become float64 and categorical ones a Categorical over ``segments``; every engine
     (DuckDB here, Spark in ``healthscore.spark``) hands its result through this one function.
     """
-    out = pd.DataFrame(index=index)
     kinds = {f.name: f.kind for f in FEATURES}
+    columns = {}
     for name in names:
         values = result[name]
-        if kinds[name] == "categorical":
-            out[name] = pd.Categorical(values.astype("object").where(values.notna(), None), categories=segments)
+        if kinds.get(name, "numeric") == "categorical":  # family columns are numeric
+            columns[name] = pd.Categorical(values.astype("object").where(values.notna(), None), categories=segments)
         else:
-            out[name] = pd.to_numeric(values, errors="coerce").astype("float64").to_numpy()
-    return out
+            columns[name] = pd.to_numeric(values, errors="coerce").astype("float64").to_numpy()
+    # one frame at once: a column at a time fragments it once the family brings many columns
+    return pd.DataFrame(columns, index=index, columns=names)
 
 
 def _as_date(value: date | datetime | str) -> date:
@@ -267,20 +305,30 @@ def _as_date(value: date | datetime | str) -> date:
 
 
 def features_as_of(ds, as_of: date, *, config: Config | FeaturesConfig | None = None) -> pd.DataFrame:
-    """One row per account at ``as_of``: account_id, as_of, status, contract_id and every raw feature."""
+    """One row per account at ``as_of``: account_id, as_of, status, contract_id and every raw feature.
+
+    Without configured key features they are learned as ``train`` would at this date, over every account
+    (the most used in the year before ``as_of``, events strictly before it); ``frame.attrs["key_features"]``
+    holds the ones used.
+    """
+    from healthscore.features.vocabulary import resolve_key_features
     from healthscore.timeline import scoring_rows
 
     rows = scoring_rows(ds, _as_date(as_of))
-    feats = build_features(ds, rows, config=config)
+    cfg = resolve_key_features(ds, _features_config(config), cutoff=_as_date(as_of))
+    feats = build_features(ds, rows, config=cfg)
     head = rows[["account_id", "as_of", "status", "contract_id"]]
-    return pd.concat([head, feats], axis=1)
+    frame = pd.concat([head, feats], axis=1)
+    frame.attrs["key_features"] = list(cfg.key_features)
+    return frame
 
 
 def write_features(ds, as_of: date, out: Path, *, config: Config | FeaturesConfig | None = None) -> Path:
     """Write ``features_as_of`` to ``out`` (.parquet or .csv) atomically, with each feature's component.
 
     The component of each feature is in the Parquet schema metadata (key ``healthscore.components``, JSON)
-    and, for either format, in the sidecar ``<out>.components.json`` (``{feature: component}``).
+    and, for either format, in the sidecar ``<out>.components.json`` (``{feature: component}``); the key
+    product features used (configured, or learned at ``as_of``) are in ``healthscore.key_features``.
     """
     from healthscore.io import write_table_atomic
 
@@ -289,11 +337,14 @@ def write_features(ds, as_of: date, out: Path, *, config: Config | FeaturesConfi
     if suffix not in (".parquet", ".csv"):
         raise ConfigError(f"--out must end in .parquet or .csv, found {out.name}")
     frame = features_as_of(ds, as_of, config=config)
-    components = {n: c for n, c in feature_components().items() if n in frame.columns}
+    key_features = frame.attrs.get("key_features", [])
+    vocabulary = dataclasses.replace(_features_config(config), key_features=tuple(key_features))
+    components = {n: c for n, c in feature_components(vocabulary).items() if n in frame.columns}
     if suffix == ".parquet":
         _write_parquet_with_metadata(frame, out, {
             "healthscore.components": json.dumps(components, sort_keys=False),
             "healthscore.as_of": _as_date(as_of).isoformat(),
+            "healthscore.key_features": json.dumps(key_features, ensure_ascii=False),
         })
     else:
         write_table_atomic(frame, out)
@@ -335,6 +386,7 @@ def _write_text_atomic(path: Path, text: str) -> None:
 
 
 __all__ = [
+    "FAMILIES",
     "FEATURES",
     "REGISTRY",
     "build_features",
@@ -342,6 +394,8 @@ __all__ = [
     "feature_components",
     "features_as_of",
     "features_sql",
+    "feature_spec",
+    "feature_specs",
     "raw_feature_names",
     "selected_features",
     "write_features",

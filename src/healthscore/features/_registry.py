@@ -14,10 +14,15 @@ A component module creates one :class:`Component` and decorates plain functions:
 
 The function's name is the column; its docstring's first line is the catalogue's meaning and the docstring
 says what "no events" yields. The engine (``_build.py``) turns a component into one SQL query.
+
+- ``@component.family``: a feature *family*, columns named after values of the data (one pair per key product
+  feature of ``features.key_features``): the function returns the columns for the window's vocabulary, and
+  the family's template specs (names with ``<feature>``) are what the catalogue documents.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import re
 from dataclasses import dataclass, field
@@ -47,6 +52,10 @@ class FeatureSpec:
     when_empty: str = ""
     #: the table(s) it reads; absent tables make it NaN
     tables: tuple[str, ...] = ()
+    #: how drivers and reports name it (empty: the column name, humanised)
+    label: str = ""
+    #: the template name (``uses_<feature>_share_30d``) of the family it belongs to, or "" for a plain feature
+    family: str = ""
 
 
 @dataclass(frozen=True)
@@ -73,6 +82,42 @@ class Relation:
     per: str = "key"
 
 
+#: the placeholder for the product feature in a family's template names and texts
+PLACEHOLDER = "<feature>"
+
+
+@dataclass(frozen=True)
+class Family:
+    """Columns per value of the vocabulary: ``columns(w)`` for the window's config, ``templates`` for the docs."""
+
+    name: str
+    columns: Callable[[Window], list[Column]]
+    templates: tuple[FeatureSpec, ...]
+    #: where the family's columns go among the component's declared columns
+    position: int
+
+    def match(self, name: str) -> FeatureSpec | None:
+        """The spec of a column of this family, read from its name alone (the slug stands for the feature)."""
+        for t in self.templates:
+            head, tail = t.name.split(PLACEHOLDER)
+            found = re.fullmatch(re.escape(head) + r"([a-z0-9_]+)" + re.escape(tail), name)
+            if found:
+                return instantiate(t, found.group(1))
+        return None
+
+
+def instantiate(template: FeatureSpec, slug: str) -> FeatureSpec:
+    """A family template's spec for one product feature (its slug replaces ``<feature>`` everywhere)."""
+    return dataclasses.replace(
+        template,
+        name=template.name.replace(PLACEHOLDER, slug),
+        description=template.description.replace(PLACEHOLDER, slug),
+        label=template.label.replace(PLACEHOLDER, slug),
+        when_empty=template.when_empty.replace(PLACEHOLDER, slug),
+        family=template.name,
+    )
+
+
 @dataclass
 class Component:
     """The builders of one component, in the order they are declared."""
@@ -81,6 +126,7 @@ class Component:
     columns: list[Column] = field(default_factory=list)
     sources: dict[str, Relation] = field(default_factory=dict)
     tables: dict[str, Relation] = field(default_factory=dict)
+    families: list[Family] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         if self.name not in COMPONENTS:
@@ -164,9 +210,36 @@ class Component:
 
         return wrap
 
+    def family(self, *, templates: tuple[FeatureSpec, ...]) -> Callable[[Callable[[Window], list[Column]]],
+                                                                       Callable[[Window], list[Column]]]:
+        """Register a family: the function returns its columns (measures and features) for a window's config."""
+
+        def wrap(fn: Callable[[Window], list[Column]]) -> Callable[[Window], list[Column]]:
+            for t in templates:
+                if t.name.count(PLACEHOLDER) != 1:
+                    raise ValueError(f"family template {t.name!r} must contain {PLACEHOLDER} once")
+            self.families.append(Family(fn.__name__, fn, tuple(templates), len(self.columns)))
+            return fn
+
+        return wrap
+
+    def columns_for(self, w: Window) -> list[Column]:
+        """Every column for this window's config: the declared ones with each family's expanded in place."""
+        out: list[Column] = []
+        at = 0
+        for fam in self.families:
+            out += self.columns[at:fam.position] + fam.columns(w)
+            at = fam.position
+        return out + self.columns[at:]
+
     @property
     def specs(self) -> list[FeatureSpec]:
+        """The declared features (no family columns: those depend on the config; see ``specs_for``)."""
         return [c.spec for c in self.columns if c.spec is not None]
+
+    def specs_for(self, w: Window) -> list[FeatureSpec]:
+        """Every feature for this window's config, family columns included, in output order."""
+        return [c.spec for c in self.columns_for(w) if c.spec is not None]
 
 
 def _when_empty(doc: str) -> str:

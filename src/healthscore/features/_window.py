@@ -73,6 +73,19 @@ def _num(values: pd.Series) -> pd.Series:
     return pd.to_numeric(values, errors="coerce").astype("float64")
 
 
+def usage_events_frame(ev: pd.DataFrame) -> pd.DataFrame:
+    """The usage events as the engine reads them (``in_usage_events``): text ids, quantity 1 when missing, day."""
+    return pd.DataFrame(
+        {
+            "account_id": _text(ev["account_id"]),
+            "user_id": _text(ev["user_id"]),
+            "feature": _text(ev["feature"]),
+            "quantity": _num(_col(ev, "quantity", 1.0)).fillna(1.0),
+            "day": day_numbers(ev["ts"]),
+        }
+    )
+
+
 def prepare_tables(ds) -> dict[str, pd.DataFrame]:
     """The dataset's tables as new frames with day numbers, ready to register; absent tables are left out.
 
@@ -101,15 +114,7 @@ def prepare_tables(ds) -> dict[str, pd.DataFrame]:
     )
     ev = ds.usage_events
     if ev is not None:
-        out["in_usage_events"] = pd.DataFrame(
-            {
-                "account_id": _text(ev["account_id"]),
-                "user_id": _text(ev["user_id"]),
-                "feature": _text(ev["feature"]),
-                "quantity": _num(_col(ev, "quantity", 1.0)).fillna(1.0),
-                "day": day_numbers(ev["ts"]),
-            }
-        )
+        out["in_usage_events"] = usage_events_frame(ev)
     tk = ds.tickets
     if tk is not None:
         opened = pd.to_datetime(tk["opened_at"])
@@ -302,6 +307,12 @@ class Window:
     def pending(col: str, at: str = "as_of") -> str:
         """Not happened yet at as_of: missing, or stamped at or after it (e.g. a ticket still open)."""
         return f"({col} IS NULL OR {col} >= {at})"
+
+    @staticmethod
+    def pending_before(col: str, days: int, at: str = "as_of") -> str:
+        """Not happened yet ``days`` days before as_of: missing, or ``col >= as_of - days`` (an earlier window's
+        "still open at its end", e.g. a user's next active day after the window of the 30 days before)."""
+        return f"({col} IS NULL OR {col} >= {at} - {int(days)})"
 
     @staticmethod
     def started(col: str, at: str = "as_of") -> str:

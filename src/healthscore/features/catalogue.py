@@ -8,15 +8,17 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from healthscore.config import COMPONENTS
-from healthscore.features._build import FEATURES
+from healthscore.config import COMPONENTS, FeaturesConfig
+from healthscore.features._build import FAMILIES, FEATURES
+from healthscore.features._registry import PLACEHOLDER
 
 DEFAULT_PATH = Path(__file__).resolve().parents[3] / "docs" / "features.md"
 _DIRECTION = {1: "↑ healthier", -1: "↓ riskier", 0: "context"}
 
 
 def _cell(text: str) -> str:
-    return str(text).replace("|", "\\|").replace("\n", " ")
+    # a family's placeholder in code style, or Markdown would take "<feature>" for an HTML tag
+    return str(text).replace("|", "\\|").replace("\n", " ").replace(PLACEHOLDER, f"`{PLACEHOLDER}`")
 
 
 def render_catalogue() -> str:
@@ -35,14 +37,27 @@ def render_catalogue() -> str:
         "(`SegmentAdoptionCurve`), stored with the model and added at scoring; `healthscore features` does",
         "not write them.",
         "",
+        "Features marked *family* are one column per **key product feature**: `<feature>` stands for the",
+        "feature's name made column-safe (lowercase `a-z`, `0-9` and `_`, at most 32 characters, a short hash",
+        "appended when two names would clash). The key product features are `features.key_features` when",
+        "configured (used as given); otherwise `train` learns them — the "
+        f"`features.key_features_top_k` (default {FeaturesConfig().key_features_top_k})",
+        "`usage_events.feature` values used by the most training accounts in the year before the latest",
+        "training observation (events strictly before it; ties by name) — and stores them with the model,",
+        "which scores with them. `healthscore features` without configured names learns them the same way",
+        "at `--as-of`, over every account. They also define `feature_breadth_90d`. Which family columns are built is",
+        f"`features.usage_by_feature` (default `{FeaturesConfig().usage_by_feature}`; `share_and_change` adds the",
+        "changes, `off` builds none).",
+        "",
     ]
     for component in COMPONENTS:
         specs = [f for f in FEATURES if f.component == component]
+        specs += [f for f in FAMILIES if f.component == component]
         lines += [f"## {component}", "", "| feature | unit | window | direction | meaning | when empty | reads |",
                   "|---|---|---|---|---|---|---|"]
         for f in specs:
             window = f"{f.window_days} d" if f.window_days else "—"
-            name = f"`{f.name}`" + (" (fitted)" if f.fitted else "")
+            name = f"`{f.name}`" + (" (fitted)" if f.fitted else "") + (" (family)" if f in FAMILIES else "")
             reads = ", ".join(f.tables) if f.tables else "accounts, contracts"
             lines.append(
                 f"| {name} | {_cell(f.unit)} | {window} | {_DIRECTION[f.direction]} | {_cell(f.description)} "

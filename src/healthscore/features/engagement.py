@@ -13,6 +13,8 @@ component = Component("engagement")
 
 #: an executive business review older than this (about six months) is a known risk
 EBR_RISK_DAYS = 182
+#: the touchpoint kinds (CONTRACT §1) these features count; other kinds are kept and ignored
+KINDS_READ: tuple[str, ...] = ("email_sent", "email_opened", "meeting", "ebr", "webinar", "web_visit")
 
 
 @component.source(reads=("touchpoints",))

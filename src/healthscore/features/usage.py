@@ -1,13 +1,16 @@
-"""Usage: who uses the product, how often, how broadly, and whether it is growing (reads usage_events).
+"""Usage: who uses the product, how often, how broadly, which parts of it, and whether it is growing.
 
-Events are first summed per account, user and day (that does not depend on any observation date), then each
-observation sees the days strictly before its as_of through the windowing helper.
+Reads usage_events. Events are first summed per account, user and day (that does not depend on any
+observation date), then each observation sees the days strictly before its as_of through the windowing
+helper. The key product features (``features.key_features``: learned at training, or configured) give
+breadth and a family of two columns each: the share of active users using it and that share's change.
 """
 
 from __future__ import annotations
 
-from healthscore.features._registry import Component
+from healthscore.features._registry import Column, Component, FeatureSpec, instantiate
 from healthscore.features._window import Window, sql_text
+from healthscore.features.vocabulary import key_feature_slugs, unique_key_features
 
 component = Component("usage")
 
@@ -34,9 +37,23 @@ def _key_features(w: Window) -> list[str]:
     return sorted(set(w.config.key_features))
 
 
+def key_feature_bits(w: Window) -> dict[str, tuple[str, int, int]]:
+    """Each key feature's mask column, bit in it, and position in the sorted list (its ``kf_next_<i>``)."""
+    out: dict[str, tuple[str, int, int]] = {}
+    for col, names in key_feature_masks(w).items():
+        for bit, name in enumerate(names):
+            out[name] = (col, bit, len(out))
+    return out
+
+
+def _uses(col: str, bit: int) -> str:
+    """The user-day used the key feature of bit ``bit`` of mask column ``col``."""
+    return f"(({col} & CAST({1 << bit} AS BIGINT)) <> 0)"
+
+
 @component.table(reads=("usage_events",))
 def usage_user_days(w: Window) -> str:
-    """Events (summed quantity) per account, user and day, a bit per key feature used, the user's next day.
+    """Events (summed quantity) per account, user and day, a bit per key feature used, the user's next days.
 
     One pass over the raw events; every usage window reads this instead. Quantities are summed as decimals
     so the result is exact whatever the order rows arrive in. Key-feature use is one bit mask per row (one
@@ -45,6 +62,8 @@ def usage_user_days(w: Window) -> str:
     ``next_day`` is the user's next active day (NULL after the last). It lets a window count distinct
     users as plain rows, without grouping by user: among a user's visible rows exactly one, the last, has
     its next day still pending at as_of (``Window.pending``), like a ticket still open then.
+    ``kf_next_<i>`` is the same for one key feature: the user's next day using it, so distinct users of
+    each key feature are counted the same way (not with ``features.usage_by_feature: off``).
     """
     masks = "".join(
         ", bit_or(CASE feature "
@@ -52,8 +71,14 @@ def usage_user_days(w: Window) -> str:
         + f" ELSE CAST(0 AS BIGINT) END) AS {col}"
         for col, names in key_feature_masks(w).items()
     )
+    user = "PARTITION BY account_id, user_id ORDER BY day"
+    nexts = "".join(
+        f", min(CASE WHEN {_uses(col, bit)} THEN day END) OVER ({user} ROWS BETWEEN 1 FOLLOWING AND UNBOUNDED "
+        f"FOLLOWING) AS kf_next_{i}"
+        for col, bit, i in (key_feature_bits(w).values() if w.config.usage_by_feature != "off" else ())
+    )
     return (
-        "SELECT *, lead(day) OVER (PARTITION BY account_id, user_id ORDER BY day) AS next_day FROM ("
+        f"SELECT *, lead(day) OVER ({user}) AS next_day{nexts} FROM ("
         f"SELECT account_id, user_id, day, sum({EXACT_QUANTITY}) AS events{masks} FROM in_usage_events "
         "GROUP BY account_id, user_id, day) AS d"
     )
@@ -173,9 +198,10 @@ def _key_features_90d(w: Window) -> str:
 
 @component.feature(unit="share of key features", window_days=90, direction=+1)
 def feature_breadth_90d(w: Window) -> str:
-    """Share of the configured key features used at least once in the 90 days before as_of (0-1).
+    """Share of the key product features (learned at training, or configured) used at least once in the 90
+    days before as_of (0-1).
 
-    No events: 0. No key features configured: NaN.
+    No events: 0. No key features (none learned or configured): NaN.
     """
     n = len(set(w.config.key_features))
     return f"_key_features_90d / NULLIF({n}.0, 0)"
@@ -208,3 +234,77 @@ def usage_trend_30d(w: Window) -> str:
     No events in the earlier 30 days: NaN.
     """
     return "(_events_30d - _events_prev_30d) / NULLIF(_events_prev_30d, 0)"
+
+
+# -- usage by key product feature: a family of columns per feature -------------------------------------
+def _active_users_prev_30d(w: Window) -> str:
+    # each user's last active day in [as_of - 60, as_of - 30): the next one is not before as_of - 30
+    return f"count(CASE WHEN {w.between('day', 60, 30)} AND {w.pending_before('next_day', 30)} THEN 1 END)"
+
+
+USES_SHARE = FeatureSpec(
+    name="uses_<feature>_share_30d",
+    component="usage",
+    unit="share of active users",
+    window_days=30,
+    direction=+1,
+    description="Share of the 30-day active users who used the key product feature <feature> in the 30 days "
+    "before as_of (0-1).",
+    when_empty="No active user in the 30 days: NaN.",
+    tables=("usage_events",),
+    label="Share of active users using <feature> (30 days)",
+)
+USES_SHARE_CHANGE = FeatureSpec(
+    name="uses_<feature>_share_change_30d",
+    component="usage",
+    unit="percentage points",
+    window_days=30,
+    direction=0,
+    description="Share of active users using <feature> in the last 30 days minus that share in the 30 days "
+    "before (positive = spreading).",
+    when_empty="No active user in either 30 days: NaN.",
+    tables=("usage_events",),
+    label="Change in the share of active users using <feature> (30 days vs the 30 before)",
+)
+
+
+@component.family(templates=(USES_SHARE, USES_SHARE_CHANGE))
+def uses_by_key_feature(w: Window) -> list[Column]:
+    """Per key product feature (in the vocabulary's order): its share of active users, and that share's change
+    (``features.usage_by_feature``: "share" by default, "share_and_change", or "off").
+
+    Column names come from the feature's value through ``vocabulary.key_feature_slugs`` (``[a-z0-9_]``,
+    capped, unique); the value itself only reaches SQL quoted, in ``usage_user_days``. A user counts once
+    per window: on their last day using the feature in it (``kf_next_<i>`` still pending at the window's end).
+    """
+    if w.config.usage_by_feature == "off":
+        return []
+    changes = w.config.usage_by_feature == "share_and_change"
+    names = unique_key_features(w.config.key_features)
+    slugs = key_feature_slugs(names)
+    bits = key_feature_bits(w)
+    reads = ("usage_events",)
+    out: list[Column] = []
+    if changes and names:
+        out.append(Column("_active_users_prev_30d", _active_users_prev_30d, "usage_days", 0.0, None, reads))
+    for name in names:
+        slug, (col, bit, i) = slugs[name], bits[name]
+        now, before = f"_uses_{slug}_users_30d", f"_uses_{slug}_users_prev_30d"
+        used = _uses(col, bit)
+
+        def users_30d(w: Window, used: str = used, i: int = i) -> str:
+            return f"count(CASE WHEN {w.within('day', 30)} AND {used} AND {w.pending(f'kf_next_{i}')} THEN 1 END)"
+
+        def users_prev_30d(w: Window, used: str = used, i: int = i) -> str:
+            return (f"count(CASE WHEN {w.between('day', 60, 30)} AND {used} AND "
+                    f"{w.pending_before(f'kf_next_{i}', 30)} THEN 1 END)")
+
+        share = f"{now} / NULLIF(active_users_30d, 0)"
+        change = f"{share} - {before} / NULLIF(_active_users_prev_30d, 0)"
+        share_spec, change_spec = instantiate(USES_SHARE, slug), instantiate(USES_SHARE_CHANGE, slug)
+        out += [Column(now, users_30d, "usage_days", 0.0, None, reads),
+                Column(share_spec.name, lambda w, sql=share: sql, None, None, share_spec, reads)]
+        if changes:
+            out += [Column(before, users_prev_30d, "usage_days", 0.0, None, reads),
+                    Column(change_spec.name, lambda w, sql=change: sql, None, None, change_spec, reads)]
+    return out

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import os
 from dataclasses import dataclass, field
@@ -13,7 +14,7 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import log_loss
 
-from healthscore.config import COMPONENTS, Config
+from healthscore.config import COMPONENTS, Config, FeaturesConfig
 from healthscore.model.baselines import Scorecard, logistic_baseline, logistic_proba
 from healthscore.model.calibrate import Calibrator, calibrated_losses
 from healthscore.model.evaluate import evaluate_predictions, reliability_table
@@ -42,6 +43,9 @@ class TrainingSet:
     #: builds a fitted transformer with ``fit(features)``/``transform(features)`` (e.g. the adoption curve)
     fitted_transformer: Callable[[], Any] | None = None
     group_columns: tuple[str, ...] = ("segment", "lead_time_days")
+    #: the feature settings the features were built with, key product features resolved (learned at training
+    #: unless configured): store this one with the model, scoring rebuilds features from it. None: a flat table
+    features_config: FeaturesConfig | None = None
 
 
 @dataclass
@@ -538,6 +542,8 @@ def fit_health_model(ts: TrainingSet, *, config: Config) -> TrainResult:
             "n_test": int(is_test.sum()),
         }
     )
+    if ts.features_config is not None:  # the vocabulary the features were built with: scoring rebuilds them so
+        model.metadata["features_config"] = dataclasses.asdict(ts.features_config)
 
     # --- evaluation on the test slice: the model, the baselines, the truth --------------------------------
     Xt, yt = X[is_test], y[is_test]
@@ -620,8 +626,12 @@ def _sigmoid(x: np.ndarray) -> np.ndarray:
 
 def training_set_from_dataset(ds, *, config: Config, as_of: date | None = None, truth: pd.DataFrame | None = None
                               ) -> TrainingSet:
-    """Training rows from the timeline (renewals decided before ``as_of``) with their point-in-time features."""
-    from healthscore.features import FEATURES, build_features
+    """Training rows from the timeline (renewals decided before ``as_of``) with their point-in-time features.
+
+    Key product features not configured are learned here, on the training accounts' events before the latest
+    training observation (``vocabulary.resolve_key_features``), and returned in ``features_config``.
+    """
+    from healthscore.features import build_features, feature_specs, resolve_key_features
     from healthscore.features.time_to_value import SegmentAdoptionCurve
     from healthscore.timeline import training_rows
 
@@ -630,7 +640,10 @@ def training_set_from_dataset(ds, *, config: Config, as_of: date | None = None, 
         from healthscore.timeline import no_training_rows_reason
 
         raise no_training_rows_reason(ds, as_of=as_of)
-    feats = build_features(ds, rows, config=config.features)
+    fcfg = resolve_key_features(ds, config.features, cutoff=pd.Timestamp(rows["as_of"].max()).date(),
+                                accounts=rows["account_id"])
+    feats = build_features(ds, rows, config=fcfg)
+    specs = feature_specs(fcfg)
     truth_series = None
     if truth is not None and {"contract_id", "p_renew"} <= set(truth.columns):
         mapping = truth.drop_duplicates("contract_id").set_index("contract_id")["p_renew"]
@@ -639,9 +652,10 @@ def training_set_from_dataset(ds, *, config: Config, as_of: date | None = None, 
         features=feats,
         label=rows["label"].to_numpy(dtype=int),
         rows=rows,
-        components={f.name: f.component for f in FEATURES},
-        directions={f.name: int(f.direction) for f in FEATURES},
-        categorical=[f.name for f in FEATURES if f.kind == "categorical" and f.name in feats.columns],
+        components={f.name: f.component for f in specs},
+        directions={f.name: int(f.direction) for f in specs},
+        categorical=[f.name for f in specs if f.kind == "categorical" and f.name in feats.columns],
         truth=truth_series,
         fitted_transformer=SegmentAdoptionCurve,
+        features_config=fcfg,
     )
