@@ -202,7 +202,7 @@ def test_no_usage_table_learns_nothing():
 
 
 def test_top_k_must_be_positive():
-    with pytest.raises(ConfigError, match=r"features\.key_features_top_k: learn at least 1"):
+    with pytest.raises(ConfigError, match=r"features\.key_features_top_k: must be between 1 and 200"):
         config_from_dict({"features": {"key_features_top_k": 0}})
 
 

@@ -445,6 +445,7 @@ def _r(low=None, high=None, why="", *, low_open=False, high_open=False) -> Range
 RANGES: dict[str, Range] = {
     "timeline.lead_times_days[]": _r(1, 3650, "days before a renewal; at least one"),
     "features.target_utilization": _r(0, 1, "a share of seats", low_open=True),
+    "features.key_features_top_k": _r(1, 200, "product features learned at training (when none are listed)"),
     "split.train": _r(0, 1, "a share; the three sum to 1", low_open=True, high_open=True),
     "split.calibration": _r(0, 1, "a share; the three sum to 1", low_open=True, high_open=True),
     "split.test": _r(0, 1, "a share; the three sum to 1", low_open=True, high_open=True),
@@ -564,8 +565,5 @@ def _check(cfg: Config, problems: list[str]) -> None:
     for comp in cfg.playbooks.by_component:
         if comp not in COMPONENTS:
             problems.append(f"playbooks.by_component: unknown component '{comp}'")
-    if cfg.features.key_features_top_k < 1:
-        problems.append("features.key_features_top_k: learn at least 1 key feature (or list them in "
-                        "features.key_features)")
     if any(not str(name).strip() for name in cfg.features.key_features):
         problems.append("features.key_features: names must be non-empty")
