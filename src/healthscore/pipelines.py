@@ -55,18 +55,15 @@ def row_sets(model) -> dict[str, Any]:
 
 
 def row_set_params(model) -> dict[str, str]:
-    """The same as flat MLflow params (``learned_from``: "6990 rows, 2330 renewals, 2022-01-31..2024-12-30")."""
+    """The same as flat MLflow params (``learned_from``: "6,990 rows (2,330 renewals, renewal dates … to …)")."""
+    from healthscore.model.train import rows_text
+
     out = {}
     for key, d in row_sets(model).items():
-        if isinstance(d, dict) and "rows" in d:
-            text = f"{d['rows']} rows"
-            if "contracts" in d:
-                text += f", {d['contracts']} renewals"
-            if "renewals_from" in d:
-                text += f", {d['renewals_from']}..{d['renewals_to']}"
-            out[key] = text
-        elif not isinstance(d, dict):
+        if not isinstance(d, dict):
             out[key] = str(d)
+        elif "rows" in d:
+            out[key] = rows_text(d)
     return out
 
 

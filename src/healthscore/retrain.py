@@ -209,7 +209,7 @@ def retrain_job(
     from healthscore import tracking
     from healthscore.io import load_dataset
     from healthscore.model.evaluate import binary_metrics, evaluate_predictions
-    from healthscore.model.train import fit_health_model, refit, training_set_from_dataset
+    from healthscore.model.train import fit_health_model, refit, rows_text, training_set_from_dataset
     from healthscore.pipelines import read_truth, summary_metrics, write_training_artifacts
     from healthscore.reports.retrain import render_retrain_report
 
@@ -375,7 +375,7 @@ def retrain_job(
         version_tags = {"decision": decision, "reason": reason, "job": "retrain",
                         "champion_at_decision": champion_version or "",
                         "holdout": f"{holdout['renewals_from']}..{holdout['renewals_to']}",
-                        "learned_from": _rows_text(registered.metadata.get("learned_from")),
+                        "learned_from": rows_text(registered.metadata.get("learned_from")),
                         "refit_including_holdout": str(registered is not challenger).lower()}
         if shuffle_labels_seed is not None:
             version_tags["shuffled_labels"] = str(shuffle_labels_seed)
@@ -391,17 +391,6 @@ def retrain_job(
         holdout=holdout, holdout_evaluation=holdout_evaluation, drift=drift, report_html=report_html,
         result=result, drift_as_of=drift_as_of,
     )
-
-
-def _rows_text(d: dict | None) -> str:
-    if not d:
-        return ""
-    text = f"{d['rows']} rows"
-    if "contracts" in d:
-        text += f", {d['contracts']} renewals"
-    if "renewals_from" in d:
-        text += f", {d['renewals_from']}..{d['renewals_to']}"
-    return text
 
 
 def _single_table(m: dict[str, float]) -> pd.DataFrame:

@@ -463,6 +463,16 @@ def refit(ts: TrainingSet, settings: HealthModel, *, config: Config) -> HealthMo
     return final
 
 
+def rows_text(d: dict[str, Any] | None) -> str:
+    """A row set of the model card in words: "6,990 rows (2,330 renewals, renewal dates 2022-02-01 to 2024-12-30)"."""
+    if not d:
+        return ""
+    text = f"{d['rows']:,} rows"
+    if "contracts" in d and "renewals_from" in d:
+        text += f" ({d['contracts']:,} renewals, renewal dates {d['renewals_from']} to {d['renewals_to']})"
+    return text
+
+
 def fit_health_model(ts: TrainingSet, *, config: Config) -> TrainResult:
     """Evaluate the procedure on a time-ordered split, then refit it on every row (the registered model).
 

@@ -20,18 +20,10 @@ def _fmt(value: float, digits: int = 3) -> str:
     return "–" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.{digits}f}"
 
 
-def _rows(d: dict | None) -> str:
-    if not d:
-        return ""
-    text = f"{d['rows']:,} rows"
-    if "contracts" in d and "renewals_from" in d:
-        text += f" ({d['contracts']:,} renewals"
-        text += f", renewal dates {d['renewals_from']} to {d['renewals_to']})" if "renewals_from" in d else ")"
-    return text
-
-
 def fit_summary(result, held_out: str) -> str:
     """What the metrics measure and what the registered model learned from: rows, form, calibration."""
+    from healthscore.model.train import rows_text
+
     evaluated = result.evaluated_model or result.model
     sizes = result.sizes
     if evaluated.metadata.get("calibration_rows") == "cross_fit":
@@ -39,13 +31,13 @@ def fit_summary(result, held_out: str) -> str:
     else:
         calibrated = f"{sizes['rows_calibration']:,} held-out rows"
     described = result.model.metadata.get("metrics_from") or {}
-    tested = f"{_rows(described)}, {held_out}" if "renewals_from" in described else f"{sizes['rows_test']:,} {held_out}"
+    tested = f"{rows_text(described)}, {held_out}" if "renewals_from" in described else f"{sizes['rows_test']:,} {held_out}"
     line = (f"metrics: trained on {sizes['rows_train']:,} rows ({evaluated.form}), calibrated "
             f"({evaluated.calibrator.method_}) on {calibrated}, tested on {tested}")
     final = result.model
     if final is not evaluated and final.metadata.get("refit"):
         line += (f"\nregistered model: the same settings ({final.form}) refit on all "
-                 f"{_rows(final.metadata.get('learned_from'))}, calibrated ({final.calibrator.method_}) on "
+                 f"{rows_text(final.metadata.get('learned_from'))}, calibrated ({final.calibrator.method_}) on "
                  f"{final.metadata.get('calibrated_on', '')}")
     else:
         line += "\nregistered model: the model evaluated above (model.refit is off)"

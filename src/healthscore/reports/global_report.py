@@ -26,17 +26,10 @@ from healthscore.reports.plots import plt
 
 def _rows_learned(model) -> dict[str, str]:
     """The model card's two row sets in words: what the registered model learned from, what metrics measure."""
-    out = {}
-    for key, label in (("learned_from", "learned from"), ("metrics_from", "metrics from")):
-        d = model.metadata.get(key)
-        if d:
-            text = f"{d['rows']} rows"
-            if "contracts" in d:
-                text += f" ({d['contracts']} renewals)"
-            if "renewals_from" in d:
-                text += f", renewal dates {d['renewals_from']} to {d['renewals_to']}"
-            out[label] = text
-    return out
+    from healthscore.model.train import rows_text
+
+    return {label: rows_text(model.metadata[key]) for key, label in
+            (("learned_from", "learned from"), ("metrics_from", "metrics from")) if model.metadata.get(key)}
 
 
 def test_slice_matrix(result, training_set, config) -> pd.DataFrame:
