@@ -180,7 +180,6 @@ def select_params(
             inits[name].append((start.margin(X.iloc[tr]), start.margin(X.iloc[va])))
     rows = []
     row_losses: list[np.ndarray] = []  # per candidate: every validation row's calibrated loss, folds in order
-
     def add(start: str, leaves: int, min_child: int, lam: float, fraction: float, per_row: list[np.ndarray],
             raw: list[float], iters: list[int]) -> None:
         losses = np.concatenate(per_row) if per_row else np.zeros(0)
@@ -458,7 +457,7 @@ def refit(ts: TrainingSet, settings: HealthModel, *, config: Config) -> HealthMo
         "n_calibration": n_cal,
         "refit": True,
         "learned_from": _describe_rows(ts, every),
-        "calibrated_on": f"{how} of {n_cal} rows",
+        "calibrated_on": f"{how} of {n_cal:,} rows",
     })
     return final
 

@@ -31,7 +31,7 @@ def fit_summary(result, held_out: str) -> str:
     else:
         calibrated = f"{sizes['rows_calibration']:,} held-out rows"
     described = result.model.metadata.get("metrics_from") or {}
-    tested = f"{rows_text(described)}, {held_out}" if "renewals_from" in described else f"{sizes['rows_test']:,} {held_out}"
+    tested = f"the newest {rows_text(described)}" if "renewals_from" in described else f"{sizes['rows_test']:,} {held_out}"
     line = (f"metrics: trained on {sizes['rows_train']:,} rows ({evaluated.form}), calibrated "
             f"({evaluated.calibrator.method_}) on {calibrated}, tested on {tested}")
     final = result.model
