@@ -105,6 +105,10 @@ class ModelConfig:
     reg_lambda_grid: tuple[float, ...] = (1.0, 10.0)
     max_depth: int = 6
     cv_folds: int = 3
+    #: Judge only the time-ordered CV folds whose models learn from at least this share of the training
+    #: rows (the dates are cut into 2 × cv_folds blocks); 0 judges every expanding fold. The registered model
+    #: is refit on every row, so folds that learned from little of it are poor judges (``selection_folds``).
+    cv_min_train_share: float = 0.5
     early_stopping_rounds: int = 30
     #: Isotonic calibration is only considered with at least this many calibration rows.
     isotonic_min_rows: int = 1000
@@ -445,6 +449,7 @@ def _r(low=None, high=None, why="", *, low_open=False, high_open=False) -> Range
 RANGES: dict[str, Range] = {
     "timeline.lead_times_days[]": _r(1, 3650, "days before a renewal; at least one"),
     "features.target_utilization": _r(0, 1, "a share of seats", low_open=True),
+    "model.cv_min_train_share": _r(0, 0.9, "a share of the training rows; 0 judges every fold"),
     "features.key_features_top_k": _r(1, 200, "product features learned at training (when none are listed)"),
     "split.train": _r(0, 1, "a share; the three sum to 1", low_open=True, high_open=True),
     "split.calibration": _r(0, 1, "a share; the three sum to 1", low_open=True, high_open=True),

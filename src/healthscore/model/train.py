@@ -301,6 +301,27 @@ def fit_margin(X: pd.DataFrame, y: np.ndarray, params: dict[str, Any], n_trees: 
     return start, booster
 
 
+def selection_folds(dates: pd.Series, n_folds: int, *, min_train_share: float = 0.0
+                    ) -> list[tuple[np.ndarray, np.ndarray]]:
+    """The time-ordered folds that choose the settings: ``n_folds`` judged folds over renewal dates.
+
+    With ``min_train_share`` (``model.cv_min_train_share``) the renewal dates are cut into twice as many
+    blocks and only the folds whose models learn from at least that share of the rows are judged. Why: the
+    registered model is refit on every row, so a fold that learned from a quarter of them is a poor judge of
+    it — small early folds favour starts that need little data. Measured forward on the subscription world
+    (2,000 accounts): with every expanding fold judged CV kept "scorecard start + 5 trees" (AUC 0.795 on
+    later renewals); judging the folds that learn from ≥ 50% chose the line (0.832, the logistic's 0.832);
+    the b2b world was unchanged (0.784 vs 0.783).
+    """
+    if min_train_share <= 0:
+        return time_folds(dates, n_folds)
+    blocks = 2 * n_folds
+    folds = time_folds(dates, blocks - 1)  # fold k learns from blocks 1..k of ``blocks``
+    first = max(1, int(np.ceil(min_train_share * blocks)))
+    judged = folds[first - 1:]
+    return judged[-n_folds:] if len(judged) >= 1 else folds
+
+
 def stratified_folds(y: np.ndarray, n_folds: int, *, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
     """Seeded stratified K-fold positions, for rows without a time order."""
     from sklearn.model_selection import StratifiedKFold
@@ -509,7 +530,8 @@ def fit_health_model(ts: TrainingSet, *, config: Config) -> TrainResult:
     seed = config.model.seed
     if ordered:
         dates = pd.to_datetime(ts.rows["renewal_date"])
-        folds = time_folds(dates[is_train], config.model.cv_folds)
+        folds = selection_folds(dates[is_train], config.model.cv_folds,
+                                min_train_share=config.model.cv_min_train_share)
     else:
         # no time order (a flat table without --time): stratified K-fold inside the rows learnt from
         dates = pd.Series(np.arange(len(y)), index=ts.rows.index)
