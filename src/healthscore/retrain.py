@@ -340,7 +340,8 @@ def retrain_job(
         if decision == PROMOTED and config.model.refit:
             # judged without the holdout; once promoted, the same settings learn from it too (the newest
             # renewals are the most informative), so the champion that scores accounts saw every renewal
-            registered = refit(ts, challenger, config=config)
+            full = ts if shuffle_labels_seed is None else shuffle_labels(ts, seed=shuffle_labels_seed)
+            registered = refit(full, challenger, config=config)
             registered.metadata.update({
                 "data_fingerprint": ds.fingerprint,
                 "trained_as_of": str(as_of) if as_of else "all decided",

@@ -177,7 +177,13 @@ def select_params(
         inits[name] = []
         for tr, va in folds:
             start = fit(X.iloc[tr], y[tr])
+            if name == "scorecard" and not start.weights:
+                break  # no weighted feature with a direction, or the hand weights rank the wrong way here
             inits[name].append((start.margin(X.iloc[tr]), start.margin(X.iloc[va])))
+        else:
+            continue
+        del inits[name]  # a scorecard start that is a constant start in disguise is not a candidate
+    fitters = {name: fit for name, fit in fitters.items() if fit is None or name in inits or not folds}
     rows = []
     row_losses: list[np.ndarray] = []  # per candidate: every validation row's calibrated loss, folds in order
     def add(start: str, leaves: int, min_child: int, lam: float, fraction: float, per_row: list[np.ndarray],
@@ -445,6 +451,11 @@ def refit(ts: TrainingSet, settings: HealthModel, *, config: Config) -> HealthMo
     every = np.ones(len(ts.label), dtype=bool)
     y = np.asarray(ts.label, dtype=int)
     final = _new_model(ts, every, config)
+    if settings.calibrator.method_ != "isotonic" and settings.metadata.get("n_calibration", 0) < \
+            config.model.isotonic_min_rows:
+        # the evaluation could not try isotonic (too few calibration rows): nor may the refit, so the map
+        # the registered model uses is one the reported metrics measured
+        final.calibrator = Calibrator(isotonic_min_rows=np.inf, seed=config.model.seed)
     X = final.prepare(ts.features)
     constraints, _ = _monotone(final.feature_names, config, ts.categorical)
     start_name = str(settings.params.get("start", "linear" if settings.linear is not None else "constant"))
@@ -624,7 +635,7 @@ def fit_health_model(ts: TrainingSet, *, config: Config) -> TrainResult:
                                              "calibration_method": model.calibrator.method_,
                                              "calibrated_rows": n_calibration}
     else:
-        model.metadata.update({"refit": False, **evaluated})
+        model.metadata.update({"refit": False, "refit_wanted": bool(config.model.refit), **evaluated})
 
     # learned weights: the registered model's mean |contribution| per component on the test-slice rows
     contrib, _ = final.contributions(final.prepare(ts.features[is_test]) if final is not model else Xt)

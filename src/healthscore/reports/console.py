@@ -40,7 +40,8 @@ def fit_summary(result, held_out: str) -> str:
                  f"{rows_text(final.metadata.get('learned_from'))}, calibrated ({final.calibrator.method_}) on "
                  f"{final.metadata.get('calibrated_on', '')}")
     else:
-        line += "\nregistered model: the model evaluated above (model.refit is off)"
+        why = "model.refit is off" if not final.metadata.get("refit_wanted", True) else "no held-out rows to add"
+        line += f"\nregistered model: the model evaluated above ({why})"
     return line
 
 
