@@ -66,8 +66,8 @@ def write_table_atomic(df: pd.DataFrame, path: str | os.PathLike[str]) -> Path:
     if suffix not in (".parquet", ".csv"):
         raise ValueError(f"cannot write {target.name}: the file name must end in .parquet or .csv")
     target.parent.mkdir(parents=True, exist_ok=True)
-
-    def write(fd: int) -> None:
+    fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    try:
         if suffix == ".parquet":
             with os.fdopen(fd, "wb") as handle:
                 _write_parquet(df, handle)
@@ -78,19 +78,6 @@ def write_table_atomic(df: pd.DataFrame, path: str | os.PathLike[str]) -> Path:
                 _write_csv(df, handle)
                 handle.flush()
                 os.fsync(handle.fileno())
-
-    return _replace_atomically(target, write)
-
-
-def _replace_atomically(target: Path, write) -> Path:
-    """Write a temporary file beside ``target`` with ``write(fd)`` (which syncs and closes it), then rename it.
-
-    The one temp-then-``os.replace`` step of every writer: on any failure the temporary file is removed
-    and a previous ``target`` is left as it was.
-    """
-    fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    try:
-        write(fd)
         # mkstemp makes the file private (0600); give it the permissions a plain open() would
         umask = os.umask(0)
         os.umask(umask)
@@ -107,14 +94,24 @@ def _replace_atomically(target: Path, write) -> Path:
 
 def write_text_atomic(text: str, path: str | os.PathLike[str]) -> Path:
     """Write UTF-8 text to ``path`` via a synced temporary file and ``os.replace`` (for small JSON files)."""
-
-    def write(fd: int) -> None:
+    target = Path(path)
+    fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    try:
         with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
             handle.write(text)
             handle.flush()
             os.fsync(handle.fileno())
-
-    return _replace_atomically(Path(path), write)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp_name, 0o666 & ~umask)
+        os.replace(tmp_name, target)
+    except BaseException:
+        try:
+            os.unlink(tmp_name)
+        except FileNotFoundError:
+            pass
+        raise
+    return target
 
 
 def sha256_file(path: str | os.PathLike[str]) -> str:
