@@ -306,7 +306,7 @@ def score_ours(data: Path) -> None:
     import joblib
     import pandas as pd
 
-    from healthscore.scoring import CHUNK_ROWS, explain_rows
+    from healthscore.explain import CHUNK_ROWS, explain_rows
 
     model = joblib.load(data / "model.joblib")
     frame = pd.read_parquet(data / "score.parquet")

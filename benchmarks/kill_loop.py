@@ -75,7 +75,7 @@ def main() -> None:
 
     from healthscore import tracking
     from healthscore.config import Config
-    from healthscore.pipelines import score_job
+    from healthscore.jobs.score import score_job
 
     model = joblib.load(Path(a.model) / "artifacts" / "health_model.joblib")
     loaded = tracking.LoadedModel(model=model, version="path:model", uri=a.model, run_id=None)

@@ -100,8 +100,7 @@ def simulated_run():
 def hand_scores(tmp_path, *, name: str = "Acme Corp", reason: str = "Champion left", csm: str = "Dana",
                 adjustment: float = -10.0) -> str:
     """A score-run directory for the golden model: accounts A-GOLD (scored twice) and A-NONE (no contract)."""
-    from healthscore.explain import CONTRIB_COLUMNS, driver_sentences
-    from healthscore.scoring import feature_points
+    from healthscore.explain import CONTRIB_COLUMNS, driver_sentences, feature_points
 
     model = golden_model()
     X = pd.DataFrame({"seat_utilization_30d": [0.34, 0.9], "urgent_tickets_90d": [3.0, 0.0]}, index=[0, 1])

@@ -10,13 +10,12 @@ import pandas as pd
 import pytest
 
 from healthscore.backtest import (
-    BANDS,
-    backtest_job,
     band_calibration,
     healthy_before_churn,
     renewal_by_decile,
 )
-from healthscore.config import config_from_dict
+from healthscore.config import BANDS, config_from_dict
+from healthscore.jobs.backtest import backtest_job
 
 SMALL = {"model": {"num_leaves_grid": [7], "min_child_samples_grid": [20], "reg_lambda_grid": [10.0],
                    "n_estimators": 120, "num_threads": 1}}
@@ -80,7 +79,7 @@ def test_renewal_by_decile_orders_by_probability():
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
     """A small drifting world and a champion trained on renewals decided before 2024-01-01."""
-    from healthscore.pipelines import train_job
+    from healthscore.jobs.train import train_job
     from healthscore.simulate import SimulationSpec, write_world
 
     root = tmp_path_factory.mktemp("backtest")

@@ -15,9 +15,9 @@ from healthscore.explain import (
     driver_sentences,
     feature_catalogue,
     feature_label,
+    feature_points,
     format_value,
 )
-from healthscore.scoring import feature_points
 
 # ---- golden: the two-stump model of tests/_explain_world.py, counted by hand -----------------------------
 

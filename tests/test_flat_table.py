@@ -269,7 +269,8 @@ def test_learned_model_on_a_real_slice_beats_the_scorecard_and_adds_up(iranian) 
 
 def test_both_real_tables_train_and_score_end_to_end(mlflow_store, iranian, pysurvival, capsys, monkeypatch) -> None:
     from healthscore.cli import main
-    from healthscore.pipelines import score_table_job, train_table_job
+    from healthscore.jobs.score import score_table_job
+    from healthscore.jobs.train import train_table_job
 
     iran_csv = mlflow_store / "iranian.csv"
     iranian.to_csv(iran_csv, index=False)
@@ -315,7 +316,7 @@ def test_both_real_tables_train_and_score_end_to_end(mlflow_store, iranian, pysu
     pys_csv = mlflow_store / "pys.csv"
     pys.to_csv(pys_csv, index=False)
     # the plots and HTML report were rendered for the Iranian run above; skip them here to keep the test fast
-    monkeypatch.setattr("healthscore.pipelines.write_training_artifacts", lambda result, out: {})
+    monkeypatch.setattr("healthscore.jobs.train.write_training_artifacts", lambda result, out: {})
     monkeypatch.setattr("healthscore.reports.global_report.write_global_report",
                         lambda result, path, X: Path(path).write_text("skipped") and path)
     fast = small_config(num_leaves_grid=[7], min_child_samples_grid=[20], reg_lambda_grid=[10.0], n_estimators=150)

@@ -12,7 +12,7 @@ from sklearn.metrics import roc_auc_score
 
 from healthscore.config import config_from_dict
 from healthscore.errors import ConfigError
-from healthscore.explain import predict_with_contributions
+from healthscore.explain import explain_frame
 from healthscore.model.calibrate import Calibrator
 from healthscore.model.linear import LinearBase
 from healthscore.model.train import TrainingSet, fit_health_model
@@ -103,7 +103,7 @@ def test_no_tree_model_explains_adds_up_and_survives_pickling() -> None:
     result = fit_health_model(ts, config=cfg)
     model = pickle.loads(pickle.dumps(result.model))
     assert model.linear is not None and not model.has_trees  # the start alone won the CV
-    out = predict_with_contributions(model, ts.features)
+    out = explain_frame(model, ts.features)
     points = out.filter(like="contrib_").sum(axis=1) + out["baseline"]
     np.testing.assert_allclose(points, 100 * out["probability"], atol=1e-9)
     X = model.prepare(ts.features)

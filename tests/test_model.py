@@ -8,7 +8,7 @@ import pytest
 
 from healthscore.config import Config, config_from_dict
 from healthscore.errors import HealthscoreError
-from healthscore.explain import points_from_log_odds
+from healthscore.explain import component_points, feature_points
 from healthscore.model.calibrate import Calibrator
 from healthscore.model.evaluate import binary_metrics, expected_calibration_error, top_decile_lift
 from healthscore.model.split import split_by_renewal_date, time_folds
@@ -142,10 +142,10 @@ def test_points_add_up_to_probability(trained):
     ts, result = trained
     m = result.model
     X = m.prepare(ts.features)
-    contrib, expected = m.contributions(X)
-    p = m.predict_proba(X)
-    pts = points_from_log_odds(m.component_contributions(contrib), p, m.baseline_points)
-    np.testing.assert_allclose(m.baseline_points + pts.sum(axis=1), 100 * p, atol=1e-6)
+    fpoints, p, baseline = feature_points(m, X)
+    np.testing.assert_allclose(p, m.predict_proba(X), rtol=0, atol=1e-12)
+    pts = component_points(fpoints, m.components)
+    np.testing.assert_allclose(baseline + pts.sum(axis=1), 100 * p, atol=1e-6)
 
 
 def test_split_keeps_contract_rows_together_and_orders_time():

@@ -34,7 +34,7 @@ def _kernel_in(tmp: Path) -> str:
 def test_review_notebook_runs_on_a_small_world(tmp_path, monkeypatch):
     from nbclient import NotebookClient
 
-    from healthscore.pipelines import train_job
+    from healthscore.jobs.train import train_job
     from healthscore.simulate import SimulationSpec, write_world
 
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from healthscore.config import config_from_dict
-from healthscore.explain import predict_with_contributions
+from healthscore.explain import explain_frame
 from healthscore.model.linear import ScorecardStart
 from healthscore.model.split import split_by_renewal_date
 from healthscore.model.train import TrainingSet, fit_health_model
@@ -100,7 +100,7 @@ def test_with_few_renewals_cv_may_choose_the_scorecard_and_says_so() -> None:
     assert chosen["start"] == "scorecard" and chosen["within_one_se"]
     assert any("few renewals" in w and "scorecard" in w for w in result.warnings)
     assert result.model.form == "scorecard start alone"
-    out = predict_with_contributions(result.model, ts.features)
+    out = explain_frame(result.model, ts.features)
     points = out.filter(like="contrib_").sum(axis=1) + out["baseline"]
     np.testing.assert_allclose(points, 100 * out["probability"], atol=1e-9)
 

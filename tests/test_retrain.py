@@ -17,8 +17,8 @@ import pytest
 
 from healthscore.config import RetrainConfig, config_from_dict
 from healthscore.errors import HealthscoreError, TrackingError
+from healthscore.model.gate import KEPT, PROMOTED, gate, holdout_mask, shuffle_labels, subset
 from healthscore.model.train import TrainingSet
-from healthscore.retrain import KEPT, PROMOTED, gate, holdout_mask, shuffle_labels, subset
 
 CHAMPION = {"log_loss": 0.400, "brier": 0.120, "roc_auc": 0.750}
 
@@ -98,8 +98,8 @@ BEFORE_DRIFT = date(2023, 7, 1)  # the world's midpoint: renewals decided later 
 @pytest.fixture(scope="module")
 def story(tmp_path_factory):
     """Champion v1 (before the drift) → retrain v2 (promoted) → retrain on shuffled outcomes v3 (kept)."""
-    from healthscore.pipelines import train_job
-    from healthscore.retrain import retrain_job
+    from healthscore.jobs.retrain import retrain_job
+    from healthscore.jobs.train import train_job
     from healthscore.simulate import SimulationSpec, write_world
 
     root = tmp_path_factory.mktemp("retrain")
@@ -190,7 +190,7 @@ def test_challenger_trained_on_shuffled_outcomes_is_kept_out(story, capsys):
 
 
 def test_a_person_can_override_and_it_is_recorded(story):
-    from healthscore.retrain import promote_job
+    from healthscore.jobs.retrain import promote_job
 
     with pytest.raises(HealthscoreError, match="--reason must say why"):
         promote_job("1", "  ", config=story["cfg"])

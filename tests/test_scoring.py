@@ -11,8 +11,11 @@ import pytest
 from healthscore.config import config_from_dict
 from healthscore.explain import CONTRIB_COLUMNS
 from healthscore.io import dataset_from_frames, load_dataset
-from healthscore.pipelines import score_job, train_job
-from healthscore.scoring import active_adjustments, attach_history, band_of, score_batch
+from healthscore.jobs.score import score_job
+from healthscore.jobs.train import train_job
+from healthscore.scoring import band_of, score_batch
+from healthscore.scoring.adjustments import active_adjustments
+from healthscore.scoring.alerts import add_alerts
 from healthscore.simulate import SimulationSpec, simulate, write_world
 
 AS_OF_1 = date(2024, 5, 1)
@@ -182,7 +185,7 @@ def test_scoring_in_small_chunks_gives_identical_frames(world):
 @pytest.mark.parametrize("seed", [0, 1])
 def test_float_text_is_exactly_numpy_str(seed):
     """The Arrow route writes every float as numpy's astype(str) does: whole numbers, exponents, -0.0, inf."""
-    from healthscore.scoring import _float_text
+    from healthscore.explain import _float_text
 
     rng = np.random.default_rng(seed)
     n = 20_000
@@ -227,7 +230,7 @@ def test_alert_on_planted_drop_names_the_movers():
     now.loc[0, "contrib_usage"] = -20.0
     prev = now.copy().assign(as_of=pd.Timestamp("2024-05-01"))
     prev.loc[0, ["score", "band", "contrib_usage"]] = [75.0, "watch", 0.0]
-    out = attach_history(now, prev, date(2024, 6, 1), cfg)
+    out = add_alerts(now, prev, date(2024, 6, 1), cfg)
     assert out.loc[0, "delta"] == -20
     assert "dropped 20 points" in out.loc[0, "alert"] and "watch → at_risk" in out.loc[0, "alert"]
     assert "usage -20.0" in out.loc[0, "alert"]

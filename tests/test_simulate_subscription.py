@@ -18,9 +18,10 @@ from sklearn.metrics import roc_auc_score
 
 from healthscore import simulate as b2b
 from healthscore.config import FeaturesConfig, config_from_dict
-from healthscore.io import TABLES, load_dataset, render_summary, summarise
+from healthscore.io import TABLES, load_dataset
+from healthscore.summary import render_summary, summarise
 from healthscore.simulate import SimulationSpec, World, simulate, write_world
-from healthscore.simulate_subscription import FEATURES, SEGMENTS, STICKY_FEATURES
+from healthscore.simulate.subscription import FEATURES, SEGMENTS, STICKY_FEATURES
 from healthscore.timeline import term_days, term_kinds
 
 SMALL = SimulationSpec(accounts=200, seed=3, months=24, business="subscription")
@@ -298,7 +299,8 @@ def test_cli_unknown_business_is_one_line_naming_the_choices(tmp_path) -> None:
 
 
 def test_pipeline_trains_with_short_lead_times_and_scores_every_account(tmp_path, mlflow_store) -> None:
-    from healthscore.pipelines import score_job, train_job
+    from healthscore.jobs.score import score_job
+    from healthscore.jobs.train import train_job
 
     spec = SimulationSpec(accounts=250, seed=5, start=date(2022, 1, 1), months=24, business="subscription")
     data = tmp_path / "data"

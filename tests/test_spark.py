@@ -21,8 +21,8 @@ pyspark = pytest.importorskip("pyspark")
 from healthscore.config import config_from_dict  # noqa: E402
 from healthscore.features import build_features  # noqa: E402
 from healthscore.io import load_dataset  # noqa: E402
-from healthscore.pipelines import train_job  # noqa: E402
-from healthscore.retrain import features_config_of  # noqa: E402
+from healthscore.jobs.train import train_job  # noqa: E402
+from healthscore.model.card import features_config_of  # noqa: E402
 from healthscore.simulate import SimulationSpec, simulate, write_world  # noqa: E402
 from healthscore.timeline import scoring_rows  # noqa: E402
 

@@ -74,8 +74,8 @@ def server(tmp_path_factory):
 
 def test_train_score_retrain_over_http(server, tmp_path, monkeypatch, capsys):
     from healthscore.cli import main
-    from healthscore.pipelines import train_job
-    from healthscore.retrain import retrain_job
+    from healthscore.jobs.retrain import retrain_job
+    from healthscore.jobs.train import train_job
     from healthscore.simulate import SimulationSpec, write_world
 
     monkeypatch.setenv("MLFLOW_TRACKING_URI", server["url"])

@@ -15,7 +15,8 @@ from rich.console import Console
 
 from _tiny_world import tiny_world_frames, write_world
 from healthscore.errors import DataError
-from healthscore.io import TABLES, dataset_from_frames, load_dataset, render_summary, summarise
+from healthscore.io import TABLES, dataset_from_frames, load_dataset
+from healthscore.summary import render_summary, summarise
 
 HEALTHSCORE = Path(sys.executable).parent / "healthscore"
 ALL_CSV = {name: "csv" for name in TABLES}

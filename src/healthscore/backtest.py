@@ -11,18 +11,19 @@ A model has seen the renewals it was trained on: rows decided before its ``train
 
 from __future__ import annotations
 
-import tempfile
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from healthscore.config import Config
+from healthscore.config import BANDS, Config
 from healthscore.errors import HealthscoreError
-
-BANDS = ("healthy", "watch", "at_risk")
+from healthscore.features import build_features
+from healthscore.model.card import ALL_DECIDED, features_config_of, seen_until
+from healthscore.model.evaluate import evaluate_predictions
+from healthscore.scoring import band_of
+from healthscore.timeline import training_rows
 
 
 @dataclass
@@ -39,13 +40,6 @@ class BacktestResult:
     warnings: list[str] = field(default_factory=list)
 
 
-@dataclass
-class BacktestOutcome:
-    result: BacktestResult
-    path: Path
-    run_id: str | None
-
-
 def backtest_predictions(ds, models: list[Any], *, config: Config) -> pd.DataFrame:
     """One row per (model version, decided contract, lead time): the point-in-time probability, score and band.
 
@@ -53,11 +47,6 @@ def backtest_predictions(ds, models: list[Any], *, config: Config) -> pd.DataFra
     training-row context (account_id, contract_id, as_of, lead_time_days, renewal_date, segment, label),
     model_version, probability, model_score, band, in_sample.
     """
-    from healthscore.features import build_features
-    from healthscore.retrain import features_config_of, seen_until
-    from healthscore.scoring import band_of
-    from healthscore.timeline import training_rows
-
     if not models:
         raise HealthscoreError("no model to backtest: pass --model URI or register a champion first")
     rows = training_rows(ds, lead_times=config.timeline.lead_times_days)
@@ -92,8 +81,6 @@ def _by_model(pred: pd.DataFrame):
 
 def backtest_metrics(pred: pd.DataFrame) -> pd.DataFrame:
     """AUC, Brier, log loss, ECE, lift per model version: overall and per segment, lead time, quarter, sample."""
-    from healthscore.model.evaluate import evaluate_predictions
-
     out = []
     for version, frame in _by_model(pred):
         groups = {
@@ -158,8 +145,6 @@ def run_backtest(ds, models: list[Any], *, config: Config) -> BacktestResult:
     pred = backtest_predictions(ds, models, config=config)
     leads = sorted(set(int(v) for v in config.timeline.lead_times_days))
     lead = 90 if 90 in leads else leads[len(leads) // 2]
-    from healthscore.retrain import seen_until
-
     warnings = []
     model_rows = []
     for loaded in models:
@@ -167,7 +152,7 @@ def run_backtest(ds, models: list[Any], *, config: Config) -> BacktestResult:
         part = pred[pred["model_version"] == str(loaded.version)]
         n_out = int((~part["in_sample"].astype(bool)).sum())
         model_rows.append({"model_version": str(loaded.version), "uri": loaded.uri,
-                           "learned_before": str(seen.date()) if seen is not None else "all decided",
+                           "learned_before": str(seen.date()) if seen is not None else ALL_DECIDED,
                            "rows": len(part), "out_of_sample_rows": n_out})
         if n_out == 0:
             warnings.append(f"model version {loaded.version} was trained on every renewal scored here: its "
@@ -182,71 +167,3 @@ def run_backtest(ds, models: list[Any], *, config: Config) -> BacktestResult:
         healthy_lead_days=lead,
         warnings=warnings,
     )
-
-
-def default_model_uris(model_name: str) -> list[str]:
-    """The champion, and the challenger when it is another version."""
-    from healthscore import tracking
-
-    aliases = tracking.model_aliases(model_name)
-    uris = []
-    seen: set[str] = set()
-    for alias in (tracking.CHAMPION, tracking.CHALLENGER):
-        version = aliases.get(alias)
-        if version is not None and version not in seen:
-            seen.add(version)
-            uris.append(f"models:/{model_name}@{alias}")
-    if not uris:
-        raise HealthscoreError(f"no champion of {model_name} is registered: train one first "
-                               "(healthscore train) or pass --model URI")
-    return uris
-
-
-def backtest_job(
-    data: str | Path,
-    *,
-    config: Config,
-    model_uris: list[str] | None = None,
-    out: str | Path = "backtest.html",
-    model_name: str | None = None,
-) -> BacktestOutcome:
-    """Backtest registered models on a dataset, write the HTML report and log it (with tables) to MLflow."""
-    from healthscore import tracking
-    from healthscore.io import load_dataset
-    from healthscore.io.write import write_table_atomic
-    from healthscore.reports.backtest import render_backtest_report
-
-    model_name = model_name or config.tracking.model_name
-    tracking.connect()
-    uris = list(model_uris) if model_uris else default_model_uris(model_name)
-    models = [tracking.load_model(uri) for uri in uris]
-    ds = load_dataset(data)
-    result = run_backtest(ds, models, config=config)
-    html = render_backtest_report(result, data_source=str(data), config=config)
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp_out = out.with_name(f".{out.name}.tmp")
-    tmp_out.write_text(html, encoding="utf-8")
-    tmp_out.replace(out)
-
-    overall = result.metrics[result.metrics["group"] == "all"]
-    metrics = {f"v{r.model_version}.{m}": float(getattr(r, m)) for r in overall.itertuples()
-               for m in ("roc_auc", "brier", "log_loss", "ece", "top_decile_lift", "n")}
-    for r in result.healthy_churn[result.healthy_churn["group"] == "all"].itertuples():
-        metrics[f"v{r.model_version}.healthy_before_churn_share"] = float(r.share)
-    with tracking.run(experiment=config.tracking.experiment, run_name="backtest") as active, \
-            tempfile.TemporaryDirectory() as tmp:
-        tracking.log_params_metrics(
-            {"models": ",".join(uris), "lead_times_days": list(config.timeline.lead_times_days),
-             "bands": [config.bands.healthy, config.bands.watch]},
-            metrics,
-            {"job": "backtest", "data_fingerprint": ds.fingerprint, "data_source": str(data),
-             "model_versions": ",".join(str(m.version) for m in models)},
-        )
-        tracking.log_artifact(out, "backtest")
-        for name in ("metrics", "bands", "healthy_churn", "deciles", "models"):
-            path = Path(tmp) / f"{name}.csv"
-            write_table_atomic(getattr(result, name), path)
-            tracking.log_artifact(path, "backtest")
-        run_id = active.info.run_id
-    return BacktestOutcome(result=result, path=out, run_id=run_id)

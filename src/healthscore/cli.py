@@ -114,7 +114,8 @@ def validate(data: DataOpt, config: ConfigOpt = None) -> None:
     touchpoint has, adjustment-rule segments no account has.
     """
     from healthscore.features.vocabulary import vocabulary_warnings
-    from healthscore.io import load_dataset, render_summary, summarise
+    from healthscore.io import load_dataset
+    from healthscore.summary import render_summary, summarise
 
     cfg = _config(config)
     ds = load_dataset(data)
@@ -211,7 +212,7 @@ def _source(data: Path | None, table: Path | None, table_only: dict[str, object]
 
 def _train_table(table: Path, *, id_column, target, churn_value, components, time_column, as_of, config,
                  model_name) -> None:
-    from healthscore.pipelines import train_table_job
+    from healthscore.jobs.train import train_table_job
     from healthscore.reports.console import evaluation_table, fit_summary, weights_table
 
     missing = [name for name, value in (("--target", target), ("--churn-value", churn_value)) if not value]
@@ -255,7 +256,7 @@ def train(
     quiet: QuietOpt = False,
 ) -> None:
     """Train as if today were --as-of: learn from decided renewals (or a --table's rows), calibrate, evaluate, log."""
-    from healthscore.pipelines import train_job
+    from healthscore.jobs.train import train_job
     from healthscore.reports.console import evaluation_table, fit_summary, group_table, weights_table
 
     _source(data, table, {"--id": id_column, "--target": target, "--churn-value": churn_value,
@@ -318,12 +319,12 @@ def score(
         "(repeat for several); every row names it in missing_tables.")] = None,
 ) -> None:
     """Score every account as of a date (or every row of a --table): probability, score, band, contributions."""
-    from healthscore.pipelines import score_job
+    from healthscore.jobs.score import score_job
     from healthscore.reports.console import at_risk_table, portfolio_summary
 
     _source(data, table, {"--id": id_column})
     if table is not None:
-        from healthscore.pipelines import score_table_job
+        from healthscore.jobs.score import score_table_job
 
         if allow_stale or allow_missing or as_of:
             raise HealthscoreError("--as-of, --allow-stale and --allow-missing only apply with --data")
@@ -367,7 +368,7 @@ def demo(
     config: ConfigOpt = None,
 ) -> None:
     """Simulate a world, train, register, score twice a month apart and write reports (local MLflow store)."""
-    from healthscore.pipelines import demo_job
+    from healthscore.jobs.demo import demo_job
 
     result = demo_job(out, config=_config(config), accounts=accounts, seed=seed, console=console,
                       progress=_progress(False))
@@ -406,25 +407,15 @@ def retrain(
     ] = None,
 ) -> None:
     """Train a challenger; promote it to champion only if it is no worse on the newest renewals."""
-    from rich.table import Table
-
     from healthscore.drift import drift_warnings
-    from healthscore.reports.backtest import fmt_number
-    from healthscore.retrain import retrain_job
+    from healthscore.jobs.retrain import retrain_job
+    from healthscore.reports.console import holdout_table
 
     cfg = _config(config)
     outcome = retrain_job(data, config=cfg, as_of=_parse_date(as_of, "--as-of") if as_of else None,
                           model_name=model_name or None, config_path=config, shuffle_labels_seed=shuffle_labels)
-    h = outcome.holdout
-    table = Table(title=f"Holdout: {h['contracts']} renewals ({h['churned_contracts']} churned) decided "
-                        f"{h['renewals_from']} to {h['renewals_to']}")
-    for col in ("metric", f"champion v{outcome.champion_version}", f"challenger v{outcome.version}",
-                "allowed worse by", "verdict"):
-        table.add_column(col, justify="left" if col in ("metric", "verdict") else "right")
-    for r in outcome.comparison.itertuples():
-        table.add_row(r.metric, fmt_number(r.champion, 4), fmt_number(r.challenger, 4), fmt_number(r.margin, 4),
-                      r.verdict)
-    console.print(table)
+    console.print(holdout_table(outcome.holdout, outcome.comparison, champion_version=outcome.champion_version,
+                                challenger_version=outcome.version))
     for line in outcome.reasons:
         console.print(f"  - {line}", markup=False)
     for note in outcome.notes:
@@ -444,7 +435,7 @@ def promote(
     model_name: ModelNameOpt = "",
 ) -> None:
     """A recorded human override: point the champion alias at VERSION."""
-    from healthscore.retrain import promote_job
+    from healthscore.jobs.retrain import promote_job
 
     outcome = promote_job(version, reason, config=_config(config), model_name=model_name or None)
     if not outcome.changed:
@@ -466,25 +457,12 @@ def backtest(
     model_name: ModelNameOpt = "",
 ) -> None:
     """Score past renewals point-in-time and compare with what happened: an HTML report, logged to MLflow."""
-    from rich.table import Table
-
-    from healthscore.backtest import backtest_job
-    from healthscore.reports.backtest import fmt_number, fmt_percent
+    from healthscore.jobs.backtest import backtest_job
+    from healthscore.reports.console import backtest_table
 
     outcome = backtest_job(data, config=_config(config), model_uris=model or None, out=out,
                            model_name=model_name or None)
-    r = outcome.result
-    for w in r.warnings:
+    for w in outcome.result.warnings:
         err_console.print(f"warning: {w}", markup=False)
-    table = Table(title="Backtest: point-in-time scores of past renewals")
-    for col in ("model", "rows", "ROC AUC", "Brier", "ECE", f"churned but healthy {r.healthy_lead_days}d before"):
-        table.add_column(col, justify="left" if col == "model" else "right")
-    hc = r.healthy_churn[r.healthy_churn["group"] == "all"].set_index("model_version")
-    shown = r.metrics[(r.metrics["group"] == "all") | (r.metrics["level"] == "out_of_sample")]
-    for m in shown.itertuples():
-        share = hc["share"].get(m.model_version, float("nan")) if m.group == "all" else float("nan")
-        label = f"v{m.model_version}" + (" (out of sample)" if m.group != "all" else "")
-        table.add_row(label, f"{int(m.n)}", fmt_number(m.roc_auc), fmt_number(m.brier), fmt_number(m.ece),
-                      fmt_percent(share))
-    console.print(table)
+    console.print(backtest_table(outcome.result))
     console.print(f"report written to {outcome.path} and logged to run {outcome.run_id}", markup=False)

@@ -15,7 +15,6 @@ keys it changes::
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import types
 import typing
 from dataclasses import dataclass, field
@@ -24,7 +23,7 @@ from typing import Any
 
 import yaml
 
-from healthscore.errors import ConfigError
+from healthscore.errors import ConfigError, did_you_mean
 
 COMPONENTS: tuple[str, ...] = (
     "usage",
@@ -35,6 +34,8 @@ COMPONENTS: tuple[str, ...] = (
     "feedback",
     "account",
 )
+#: the score's bands, best first (cut points: ``bands.healthy``, ``bands.watch``); the one band vocabulary
+BANDS: tuple[str, ...] = ("healthy", "watch", "at_risk")
 #: the input tables whose records happen over time (CONTRACT §1), checked for freshness
 EVENT_TABLES: tuple[str, ...] = ("usage_events", "tickets", "surveys", "touchpoints", "invoices", "adjustments")
 
@@ -360,8 +361,7 @@ def _build(cls: type, data: Any, prefix: str, problems: list[str]) -> Any:
     for key, value in data.items():
         where = f"{prefix}{key}"
         if key not in fields:
-            close = difflib.get_close_matches(str(key), fields, n=1)
-            hint = f"; did you mean '{prefix}{close[0]}'?" if close else f"; known keys: {', '.join(fields)}"
+            hint = did_you_mean(key, fields, prefix=prefix) or f"; known keys: {', '.join(fields)}"
             problems.append(f"unknown key '{where}'{hint}")
             continue
         kwargs[key] = _coerce(hints[key], value, where, problems)
@@ -543,8 +543,7 @@ def _check(cfg: Config, problems: list[str]) -> None:
                         f"{cfg.drift.psi_alert:g}")
     for table in cfg.freshness.max_lag_days_by_table:
         if table not in EVENT_TABLES:
-            close = difflib.get_close_matches(table, EVENT_TABLES, n=1)
-            hint = f"; did you mean '{close[0]}'?" if close else f"; use one of {', '.join(EVENT_TABLES)}"
+            hint = did_you_mean(table, EVENT_TABLES) or f"; use one of {', '.join(EVENT_TABLES)}"
             problems.append(f"freshness.max_lag_days_by_table: unknown table '{table}'{hint}")
     ops = (">", ">=", "<", "<=", "==")
     for i, rule in enumerate(cfg.adjustments.rules):
@@ -556,16 +555,14 @@ def _check(cfg: Config, problems: list[str]) -> None:
                                   ("features", "usage_by_feature", USAGE_BY_FEATURE)):
         value = getattr(getattr(cfg, section), key)
         if value not in allowed:
-            close = difflib.get_close_matches(str(value), allowed, n=1)
-            hint = f"; did you mean '{close[0]}'?" if close else ""
+            hint = did_you_mean(value, allowed)
             problems.append(f"{section}.{key}: use one of {', '.join(allowed)}, found {value!r}{hint}")
     for name, direction in cfg.model.monotone.items():
         if direction not in (-1, 0, 1):
             problems.append(f"model.monotone.{name}: use -1, 0 or 1, found {direction}")
     for comp in cfg.scorecard.weights:
         if comp not in COMPONENTS:
-            close = difflib.get_close_matches(comp, COMPONENTS, n=1)
-            hint = f"; did you mean '{close[0]}'?" if close else ""
+            hint = did_you_mean(comp, COMPONENTS)
             problems.append(f"scorecard.weights: unknown component '{comp}'{hint}")
     for comp in cfg.playbooks.by_component:
         if comp not in COMPONENTS:

@@ -2,7 +2,23 @@
 
 from __future__ import annotations
 
+import difflib
+from collections.abc import Iterable
 from dataclasses import dataclass, field
+
+
+def closest(word: object, choices: Iterable[object], *, n: int = 1, cutoff: float = 0.6) -> list[str]:
+    """The choices closest to a misspelt ``word`` (difflib's ratio, best first): the one did-you-mean search."""
+    return difflib.get_close_matches(str(word), [str(c) for c in choices], n=n, cutoff=cutoff)
+
+
+def did_you_mean(word: object, choices: Iterable[object], *, prefix: str = "", quoted: bool = True) -> str:
+    """``"; did you mean 'X'?"`` for the closest choice (``prefix`` before it), or ``""`` when none is close."""
+    close = closest(word, choices)
+    if not close:
+        return ""
+    name = f"{prefix}{close[0]}"
+    return f"; did you mean '{name}'?" if quoted else f"; did you mean {name}?"
 
 
 class HealthscoreError(Exception):

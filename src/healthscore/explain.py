@@ -20,28 +20,26 @@ from __future__ import annotations
 import functools
 import math
 import re
+import time
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from healthscore.config import COMPONENTS
+from healthscore.features import FEATURES, feature_spec
 
 CONTRIB_COLUMNS = tuple(f"contrib_{c}" for c in COMPONENTS)
+_CONTRIB_INDEX = {c: k for k, c in enumerate(COMPONENTS)}
 
 
-def points_from_log_odds(component_log_odds: pd.DataFrame, probability: np.ndarray, baseline: float) -> pd.DataFrame:
-    """Component contributions in score points such that ``baseline + Σ contrib = 100 · probability``."""
-    phi = component_log_odds.reindex(columns=list(COMPONENTS), fill_value=0.0).to_numpy(dtype=float)
-    points = spread_points(phi, probability, baseline)
-    return pd.DataFrame(points, columns=list(CONTRIB_COLUMNS), index=component_log_odds.index)
-
-
-def spread_points(phi: np.ndarray, probability: np.ndarray, baseline: float) -> np.ndarray:
+def _spread_points(phi: np.ndarray, probability: np.ndarray, baseline: float) -> np.ndarray:
     """The one rule for points: share ``100 · p − baseline`` in proportion to the log-odds columns of ``phi``.
 
-    Works for per-feature or per-component columns alike (grouping the feature points by component gives
-    the component points). Rows whose log-odds sum to ~0 share the (then ~0) difference equally.
+    Rows whose log-odds sum to ~0 share the (then ~0) difference equally.
     """
     total = 100.0 * np.asarray(probability, dtype=float) - baseline
     s = phi.sum(axis=1)
@@ -50,14 +48,34 @@ def spread_points(phi: np.ndarray, probability: np.ndarray, baseline: float) -> 
     return share * total[:, None]
 
 
-def predict_with_contributions(model, features: pd.DataFrame) -> pd.DataFrame:
-    """Probability, model score, baseline and per-component points for a raw feature frame."""
-    X = model.prepare(features)
+def feature_points(model, X: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray, float]:
+    """Per-feature contributions in points (they sum to 100·p − baseline), the probability and the baseline."""
     contrib, expected = model.contributions(X)
-    margin = contrib.sum(axis=1).to_numpy() + expected
+    phi = contrib.to_numpy(dtype=float)
+    margin = phi.sum(axis=1) + expected
     probability = model.calibrator.predict(margin)
     baseline = model.baseline_points
-    points = points_from_log_odds(model.component_contributions(contrib), probability, baseline)
+    points = _spread_points(phi, probability, baseline)
+    return pd.DataFrame(points, columns=contrib.columns, index=X.index), probability, baseline
+
+
+def component_points(fpoints: pd.DataFrame, components: dict[str, str]) -> pd.DataFrame:
+    """Per-feature points summed by component (``contrib_*`` columns), in feature order as a running sum.
+
+    Summing in the same order at any chunk size gives the same floats, so chunked scoring, the flat-table
+    path and the served model agree to the last bit.
+    """
+    points = fpoints.to_numpy(dtype=float)
+    out = np.zeros((len(fpoints), len(CONTRIB_COLUMNS)), dtype=float)
+    for j, f in enumerate(fpoints.columns):
+        out[:, _CONTRIB_INDEX[components.get(f, "account")]] += points[:, j]
+    return pd.DataFrame(out, index=fpoints.index, columns=list(CONTRIB_COLUMNS))
+
+
+def explain_frame(model, features: pd.DataFrame) -> pd.DataFrame:
+    """Probability, model score, baseline and per-component points for a raw feature frame (the served model)."""
+    X = model.prepare(features)
+    fpoints, probability, baseline = feature_points(model, X)
     out = pd.DataFrame(
         {
             "probability": probability,
@@ -66,7 +84,7 @@ def predict_with_contributions(model, features: pd.DataFrame) -> pd.DataFrame:
         },
         index=features.index,
     )
-    return pd.concat([out, points.set_axis(features.index)], axis=1)
+    return pd.concat([out, component_points(fpoints, model.components).set_axis(features.index)], axis=1)
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -89,6 +107,8 @@ def predict_with_contributions(model, features: pd.DataFrame) -> pd.DataFrame:
 # else of all training rows. A missing value reads "no data"; a categorical one has no reference.
 
 DRIVER_COLUMNS = ("driver_1", "driver_2", "driver_3", "positive_driver")
+#: the long explanation table: one row per scored account and feature
+EXPLANATION_COLUMNS = ("account_id", "feature", "component", "value", "contribution")
 
 #: words kept upper case when a column name is turned into a label
 _ACRONYMS = {"nps": "NPS", "csat": "CSAT", "ebr": "EBR", "arr": "ARR", "api": "API", "csm": "CSM", "qbr": "QBR", "avg": "average", "dau": "DAU", "mau": "MAU"}
@@ -108,8 +128,6 @@ class FeatureCatalogue(dict):
     whose names depend on a model's key product features, by reading the name."""
 
     def __missing__(self, name: str):
-        from healthscore.features import feature_spec
-
         spec = feature_spec(str(name))
         if spec is None:
             raise KeyError(name)
@@ -126,11 +144,7 @@ class FeatureCatalogue(dict):
 
 
 def feature_catalogue() -> dict:
-    """The registered FeatureSpecs by name (empty while the feature package is not importable)."""
-    try:
-        from healthscore.features import FEATURES
-    except ImportError:  # wording falls back to humanised column names; numbers are unaffected
-        return {}
+    """The registered FeatureSpecs by name."""
     return FeatureCatalogue({spec.name: spec for spec in FEATURES})
 
 
@@ -218,17 +232,6 @@ def _reference(model, feature: str, segment) -> tuple[float | None, str]:
     if "all" in refs:
         return refs["all"], "overall median"
     return None, ""
-
-
-def driver_sentence(label: str, value: str, points: float, reference: str | None = None,
-                    reference_kind: str = "") -> str:
-    """One reason: "Seat utilisation: 34% (segment median 71%) lowers the score by 12 points".
-
-    Points are whole below −1 and above 1 (a sentence, not a ledger: the report's tables carry the
-    decimals that add up), one decimal under 1 so small reasons don't read "0 points".
-    """
-    ref = f" ({reference_kind} {reference})" if reference is not None else ""
-    return f"{label}: {value}{ref}{_points_phrase(points, round(abs(points), 1) >= 1)}"
 
 
 def _points_phrase(points: float, whole: bool) -> str:
@@ -337,4 +340,141 @@ def _sentences(model, X: pd.DataFrame, names: list[str], specs: dict, seg: np.nd
                 references[key] = f" ({how} {format_value(reference, unit)})" if reference is not None else ""
             ref = references[key]
         text[c] = f"{label}: {format_value(value, unit, kind=kind)}{ref}{_points_phrase(p, w)}"
+    return text
+
+
+# --------------------------------------------------------------------------------------------------------
+# The batch engine: raw feature rows in, probability, points, the long explanation table and drivers out
+# --------------------------------------------------------------------------------------------------------
+
+#: scored rows per step: TreeSHAP, points and text work on one step's arrays at a time, so working memory
+#: stays that of 200k rows at any batch size (the results themselves still grow with the batch)
+CHUNK_ROWS = 200_000
+
+
+@dataclass
+class Explained:
+    """What scoring computes for scored rows: the model matrix, probability, points and explanations."""
+
+    X: pd.DataFrame
+    probability: np.ndarray
+    baseline: float
+    component_points: pd.DataFrame
+    explanations: pd.DataFrame
+    drivers: pd.DataFrame
+    #: seconds per step (prepare, contributions, explanations, drivers), for benchmarks and progress
+    timings: dict[str, float]
+
+
+def explain_rows(model, feats: pd.DataFrame, account_ids: np.ndarray, *, chunk_rows: int = CHUNK_ROWS,
+                 progress: Callable[[int, int], None] | None = None) -> Explained:
+    """Score raw feature rows and explain them: per-component points, long-format explanations, drivers.
+
+    Rows go through in steps of ``chunk_rows``; every output is the same, byte for byte, whatever the step
+    (each row's TreeSHAP, calibration and text depend on that row alone). ``progress(rows_done, rows_total)``
+    is called after each step.
+    """
+    t0 = time.perf_counter()
+    X = model.prepare(feats)
+    timings = {"prepare": time.perf_counter() - t0, "contributions": 0.0, "explanations": 0.0, "drivers": 0.0}
+    n = len(X)
+    names = list(model.feature_names)
+    k = len(names)
+    components = [model.components.get(f, "account") for f in names]
+    ids = pa.array(np.asarray(account_ids, dtype=object), pa.large_string())
+    probability = np.empty(n, dtype=float)
+    comp_points = []
+    contribution = np.empty(n * k, dtype=float)
+    text: dict[str, list] = {"account_id": [], "feature": [], "component": [], "value": []}
+    repeated: dict[int, tuple] = {}
+    drivers = []
+    baseline = model.baseline_points
+    step = max(1, int(chunk_rows))
+    for a in range(0, max(n, 1), step):
+        b = min(a + step, n)
+        t1 = time.perf_counter()
+        fpoints, step_probability, baseline = feature_points(model, X.iloc[a:b])
+        probability[a:b] = step_probability
+        points = fpoints.to_numpy(dtype=float)
+        t2 = time.perf_counter()
+        comp_points.append(component_points(fpoints, model.components))
+        contribution[a * k:b * k] = points.ravel()
+        m = b - a
+        if m not in repeated:
+            # feature and component names repeat identically for every step of the same size: one Arrow
+            # array serves them all, so the long table's two widest columns cost one step's bytes, not n's
+            col = np.tile(np.arange(k, dtype=np.int64), m)
+            repeated[m] = (pa.array(names, pa.large_string()).take(col),
+                           pa.array(components, pa.large_string()).take(col))
+        feature_text, component_text = repeated[m]
+        text["feature"].append(feature_text)
+        text["component"].append(component_text)
+        text["account_id"].append(ids.slice(a, m).take(np.repeat(np.arange(m, dtype=np.int64), k)))
+        text["value"].append(_value_text(X.iloc[a:b], names))
+        t3 = time.perf_counter()
+        drivers.append(driver_sentences(model, X.iloc[a:b], fpoints))
+        t4 = time.perf_counter()
+        for key, seconds in (("contributions", t2 - t1), ("explanations", t3 - t2), ("drivers", t4 - t3)):
+            timings[key] += seconds
+        if progress is not None:
+            progress(b, n)
+    t5 = time.perf_counter()
+    explanations = pd.DataFrame(
+        {**{c: pa.chunked_array(chunks, pa.large_string()).to_pandas() for c, chunks in text.items()},
+         "contribution": contribution},
+        columns=list(EXPLANATION_COLUMNS), copy=False,
+    )
+    timings["explanations"] += time.perf_counter() - t5
+    return Explained(X=X, probability=probability, baseline=baseline,
+                     component_points=pd.concat(comp_points) if len(comp_points) > 1 else comp_points[0],
+                     explanations=explanations, drivers=pd.concat(drivers) if len(drivers) > 1 else drivers[0],
+                     timings=timings)
+
+
+def _value_text(X: pd.DataFrame, names: list[str]):
+    """The long table's ``value`` cells for these rows, row by row (account, then feature), as Arrow text.
+
+    Built as Arrow columns with index arithmetic, never a Python object per cell, so text costs bytes, not
+    objects (pandas 3 gets ``str`` columns; 2.x ``object``).
+    """
+    n, k = len(X), len(names)
+    if not k:
+        return pa.array([], pa.large_string())
+    values = pa.concat_arrays([_column_text(X[name]) for name in names])
+    # column-major concatenation: cell (i, j) sits at j * n + i
+    return values.take(np.tile(np.arange(k, dtype=np.int64) * n, n) + np.repeat(np.arange(n, dtype=np.int64), k))
+
+
+def _column_text(col: pd.Series):
+    """A column as Arrow text, ``str(value)`` per cell (shortest round-trip repr for floats), missing null."""
+    if isinstance(col.dtype, pd.CategoricalDtype):
+        codes = col.cat.codes.to_numpy()
+        cats = pa.array([str(c) for c in col.cat.categories], pa.large_string())
+        return cats.take(pa.array(codes, mask=codes < 0))
+    return _float_text(col.to_numpy(dtype="float64", na_value=np.nan))
+
+
+def _float_text(v: np.ndarray):
+    """``str(x)`` of each float as Arrow text, NaN null: numpy's ``astype(str)`` (the shortest round-trip repr,
+    as Python writes it), 3–5× faster.
+
+    Arrow's float-to-text finds the same shortest digits but writes whole numbers without ".0" and turns
+    to exponents at other lengths than Python. So whole numbers are written from their int64 value plus
+    ".0", and any cell Arrow writes with an exponent, or Python would (below 1e-4, from 1e16 on), or that
+    is −0.0 or infinite, is written by numpy.
+    """
+    missing = np.isnan(v)
+    text = pc.cast(pa.array(v, mask=missing), pa.large_string())
+    with np.errstate(invalid="ignore"):
+        size = np.abs(v)
+        whole = np.isfinite(v) & (v == np.trunc(v)) & (size < 1e16) & ~((v == 0) & np.signbit(v))
+    if whole.any():
+        digits = pc.cast(pa.array(np.where(whole, v, 0).astype(np.int64)), pa.large_string())
+        suffix, sep = pa.scalar(".0", pa.large_string()), pa.scalar("", pa.large_string())
+        text = pc.if_else(pa.array(whole), pc.binary_join_element_wise(digits, suffix, sep), text)
+    exponent = pc.fill_null(pc.match_substring(text, "e"), False).to_numpy(zero_copy_only=False)
+    with np.errstate(invalid="ignore"):
+        odd = ~missing & ~whole & ((size < 1e-4) | (size >= 1e16) | exponent)
+    if odd.any():
+        text = pc.replace_with_mask(text, pa.array(odd), pa.array(v[odd].astype(str), pa.large_string()))
     return text

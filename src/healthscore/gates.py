@@ -19,7 +19,6 @@ them.
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date
@@ -27,7 +26,9 @@ from datetime import date
 import pandas as pd
 
 from healthscore.config import EVENT_TABLES, Config
-from healthscore.errors import HealthscoreError
+from healthscore.errors import HealthscoreError, did_you_mean
+from healthscore.features import FEATURES
+from healthscore.summary import data_ends
 
 #: pandas timestamps (nanoseconds) cover 1677-09-22 to 2262-04-11; dates outside cannot be scored
 FIRST_DATE, LAST_DATE = date(1900, 1, 1), date(2262, 4, 10)
@@ -83,8 +84,6 @@ class Readiness:
 
 def tables_learned(model) -> dict[str, list[str]]:
     """Input tables the model learned from → the components they feed (see the module docstring)."""
-    from healthscore.features import FEATURES
-
     specs = {f.name: f for f in FEATURES}
     dists = getattr(model, "reference_distributions", None) or {}
     components = getattr(model, "components", {}) or {}
@@ -113,8 +112,6 @@ def _days_without_data(as_of: pd.Timestamp, end: pd.Timestamp | None) -> int | N
 
 def assess(ds, as_of: date, model, config: Config) -> Readiness:
     """The gates' findings, without refusing anything (``check`` refuses)."""
-    from healthscore.io.summary import data_ends
-
     T = pd.Timestamp(as_of)
     learned = tables_learned(model)
     checked = [t for t in EVENT_TABLES if t in learned and ds.table(t) is not None]
@@ -135,8 +132,6 @@ def assess(ds, as_of: date, model, config: Config) -> Readiness:
 def check(ds, as_of: date, model, config: Config, *, allow_stale: bool = False,
           allow_missing: Iterable[str] = ()) -> tuple[Readiness, list[str]]:
     """Refuse (GateError listing every problem) or return the findings and notes for the run's output."""
-    from healthscore.io.summary import data_ends
-
     allow_missing = tuple(allow_missing)
     problems: list[str] = []
     fixes: list[str] = []
@@ -146,8 +141,8 @@ def check(ds, as_of: date, model, config: Config, *, allow_stale: bool = False,
         if table not in learned and table in EVENT_TABLES:
             notes.append(f"--allow-missing {table}: the model did not learn from {table}, so it is not needed")
         elif table not in EVENT_TABLES:
-            close = difflib.get_close_matches(table, EVENT_TABLES, n=1)
-            hint = f"; did you mean {close[0]}?" if close else f"; the optional tables are {', '.join(EVENT_TABLES)}"
+            hint = (did_you_mean(table, EVENT_TABLES, quoted=False)
+                    or f"; the optional tables are {', '.join(EVENT_TABLES)}")
             problems.append(f"--allow-missing {table}: not an optional table{hint}")
 
     T = pd.Timestamp(as_of)

@@ -14,6 +14,8 @@ from datetime import date, datetime
 import numpy as np
 import pandas as pd
 
+from healthscore.errors import HealthscoreError
+
 #: outcome value meaning the customer renewed (label 1); ``churned`` is label 0; empty is not decided
 RENEWED = "renewed"
 CHURNED = "churned"
@@ -153,8 +155,6 @@ def training_rows(ds, *, lead_times: Sequence[int], decided_before: date | None 
 def no_training_rows_reason(ds, *, as_of: date | None = None):
     """The error for a dataset that gives no training rows, saying why: no outcomes at all, none decided
     before ``as_of`` (with the first decision date), or every observation before its contract's start."""
-    from healthscore.errors import HealthscoreError
-
     c = ds.contracts
     outcome = c["outcome"].astype("string") if "outcome" in c.columns else pd.Series(pd.NA, index=c.index)
     decided = outcome.isin([RENEWED, CHURNED]).fillna(False).astype(bool).to_numpy()
@@ -209,3 +209,17 @@ def scoring_rows(ds, as_of: date) -> pd.DataFrame:
     out["arr"] = found["arr"].to_numpy(dtype="float64")
     out["seats"] = found["seats"].to_numpy(dtype="float64")
     return out[list(SCORING_COLUMNS)]
+
+
+def data_end(ds) -> date:
+    """The day after the latest event or contract start in the dataset: "now" for a dataset without --as-of."""
+    stamps = []
+    for table, column in (("contracts", "start_date"), ("usage_events", "ts"), ("tickets", "opened_at"),
+                          ("touchpoints", "ts"), ("surveys", "responded_at"), ("invoices", "issued_at")):
+        frame = ds.table(table)
+        if frame is not None and column in frame and len(frame):
+            stamps.append(pd.to_datetime(frame[column]).max())
+    stamps = [s for s in stamps if pd.notna(s)]
+    if not stamps:
+        raise HealthscoreError("the dataset has no dated rows; pass --as-of")
+    return (max(stamps).normalize() + pd.Timedelta(days=1)).date()

@@ -9,7 +9,7 @@ import subprocess
 import tempfile
 import urllib.error
 import urllib.request
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -17,6 +17,8 @@ import joblib
 import pandas as pd
 
 from healthscore.errors import TrackingError
+from healthscore.explain import CONTRIB_COLUMNS, explain_frame
+from healthscore.io.lock import FileLock
 
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 # An unreachable server must be reported fast, not after minutes of retries (PITFALLS).
@@ -68,8 +70,6 @@ def store_lock(uri: str | None = None) -> contextlib.AbstractContextManager:
     alias moved, so that concurrent commands neither race the schema migration nor both take
     ``champion``.
     """
-    from healthscore.io.lock import FileLock
-
     path = sqlite_path(uri or tracking_uri())
     if path is None:
         return contextlib.nullcontext()
@@ -162,9 +162,7 @@ class HealthScorePyfunc(PythonModel):
         self.health_model = joblib.load(context.artifacts["health_model"])
 
     def predict(self, context, model_input: pd.DataFrame, params: dict | None = None) -> pd.DataFrame:
-        from healthscore.explain import predict_with_contributions
-
-        return predict_with_contributions(self.health_model, model_input).reset_index(drop=True)
+        return explain_frame(self.health_model, model_input).reset_index(drop=True)
 
 
 @dataclass(frozen=True)
@@ -188,13 +186,11 @@ def log_model(
     from mlflow.models import infer_signature
     from mlflow.types import ColSpec, Schema
 
-    from healthscore.explain import predict_with_contributions
-
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "health_model.joblib"
         joblib.dump(health_model, path)
-        example = _plain_frame(input_example.reset_index(drop=True))
-        signature = infer_signature(example, predict_with_contributions(health_model, example))
+        example = plain_frame(input_example.reset_index(drop=True))
+        signature = infer_signature(example, explain_frame(health_model, example))
         # Every input column optional: a scoring batch legitimately has missing values (no surveys yet, ...).
         signature.inputs = Schema(
             [ColSpec("string" if c in health_model.categories else "double", c, required=False)
@@ -226,7 +222,7 @@ def log_model(
     return version, alias
 
 
-def _plain_frame(frame: pd.DataFrame) -> pd.DataFrame:
+def plain_frame(frame: pd.DataFrame) -> pd.DataFrame:
     """Categories as plain text and numbers as float64: the types a pyfunc signature can carry."""
     out = frame.copy()
     for col in out.columns:
@@ -247,7 +243,7 @@ def _requirements() -> list[str]:
     return pins
 
 
-def load_model(uri: str, *, model_name: str = "healthscore") -> LoadedModel:
+def load_model(uri: str) -> LoadedModel:
     """Load a HealthModel from a model URI (models:/NAME@ALIAS, models:/NAME/VERSION, runs:/…, or a path)."""
     connect(open_store=uri.startswith(("models:/", "runs:/")))  # a model folder needs no store
     try:
@@ -280,6 +276,52 @@ def _resolve_version(uri: str) -> tuple[str, str | None]:
         run_id = uri[len("runs:/"):].split("/", 1)[0]
         return f"run:{run_id[:8]}", run_id
     return f"path:{Path(uri).name}", None
+
+
+@dataclass
+class RunRecord:
+    """What one run logs, prepared by a job: the one recipe (``log_run``) logs it the same way for every job."""
+
+    experiment: str
+    run_name: str
+    params: dict[str, Any]
+    metrics: dict[str, float]
+    tags: dict[str, str]
+    #: artifact name (``folder/file.json``) → a JSON-able dict
+    dicts: dict[str, Any] = field(default_factory=dict)
+    #: artifact folder → files on disk to log there, in order
+    files: dict[str, list[Path]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class LoggedRun:
+    run_id: str
+    #: the registered version and the alias it got, when the run logged a model
+    version: str | None = None
+    alias: str | None = None
+
+
+def log_run(record: RunRecord, *, model: Any = None, input_example: pd.DataFrame | None = None,
+            model_name: str | None = None) -> LoggedRun:
+    """Start (or join) the run, log params, metrics, tags, dicts and files; log and register ``model`` if given."""
+    with run(experiment=record.experiment, run_name=record.run_name) as active:
+        log_params_metrics(record.params, record.metrics, record.tags)
+        for name, data in record.dicts.items():
+            mlflow.log_dict(data, name)
+        for folder, paths in record.files.items():
+            for path in paths:
+                mlflow.log_artifact(str(path), artifact_path=folder)
+        version = alias = None
+        if model is not None:
+            version, alias = log_model(model, input_example=input_example, model_name=model_name)
+        return LoggedRun(run_id=active.info.run_id, version=version, alias=alias)
+
+
+def log_files(run_id: str, folder: str, paths: list[Path]) -> None:
+    """Add files to a finished run (e.g. a report that names the version the run registered)."""
+    client = MlflowClient()
+    for path in paths:
+        client.log_artifact(run_id, str(path), artifact_path=folder)
 
 
 def log_params_metrics(params: dict[str, Any], metrics: dict[str, float], tags: dict[str, str]) -> None:
@@ -338,6 +380,28 @@ def model_aliases(model_name: str) -> dict[str, str]:
         return {}
 
 
-def log_metrics(metrics: dict[str, float]) -> None:
-    """Log finite metrics in the active run (NaN dropped)."""
-    mlflow.log_metrics({k: float(v) for k, v in metrics.items() if v == v})
+# -- Spark: the registered model as a Spark UDF (needs the spark environment, docs/spark.md) -------------
+
+def score_spark(spark, features, model_uri: str, *, feature_names: list[str] | None = None):
+    """Score a Spark DataFrame of raw features with the registered model via ``mlflow.pyfunc.spark_udf``.
+
+    Returns ``features`` plus ``probability``, ``model_score``, ``baseline`` and ``contrib_*`` (the pyfunc's
+    outputs). ``feature_names`` defaults to the model signature's inputs.
+    """
+    from pyspark.sql import functions as F
+
+    if feature_names is None:
+        signature = mlflow.models.get_model_info(model_uri).signature
+        feature_names = signature.inputs.input_names()
+    result_type = ", ".join(
+        ["probability double", "model_score bigint", "baseline double", *(f"{c} double" for c in CONTRIB_COLUMNS)]
+    )
+    udf = mlflow.pyfunc.spark_udf(spark, model_uri, result_type=result_type, env_manager="local")
+    scored = features.withColumn("_healthscore", udf(F.struct(*[F.col(c) for c in feature_names])))
+    outputs = ["probability", "model_score", "baseline", *CONTRIB_COLUMNS]
+    return scored.select("*", *[F.col(f"_healthscore.{c}").alias(c) for c in outputs]).drop("_healthscore")
+
+
+def features_to_spark(spark, features: pd.DataFrame):
+    """A raw feature frame as a Spark DataFrame: categories as text, numbers as double (the pyfunc's input)."""
+    return spark.createDataFrame(plain_frame(features))

@@ -37,6 +37,7 @@ from typing import Any
 
 import pandas as pd
 
+from healthscore import __version__
 from healthscore.errors import HealthscoreError
 from healthscore.io.lock import FileLock
 from healthscore.io.write import fsync_dir, sha256_file, write_table_atomic, write_text_atomic
@@ -337,8 +338,6 @@ class OutputDir:
                 path = write_table_atomic(frame, writing)
                 files[file_name] = {"rows": int(len(frame)), "bytes": path.stat().st_size,
                                     "sha256": sha256_file(path)}
-            from healthscore import __version__
-
             manifest = {"format": MANIFEST_FORMAT, "batch": name, "as_of": as_of,
                         "created_at": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
                         "healthscore_version": __version__, **info, "files": files}

@@ -32,7 +32,7 @@ import pandas as pd
 import pyarrow as pa
 from pandas.api import types as ptypes
 
-from healthscore.errors import DataError, HealthscoreError, Problem
+from healthscore.errors import DataError, HealthscoreError, Problem, closest
 
 MISSING_TOKENS = frozenset({"", "na", "n/a", "nan", "null", "#n/a", "<na>", "?"})
 TRUE_TOKENS = frozenset({"yes", "y", "true", "t"})
@@ -339,10 +339,9 @@ def id_values(frame: pd.DataFrame, id_column: str | None, *, table: str) -> pd.S
 
 def missing_column_problem(table: str, column: str, columns: list[str], option: str) -> Problem:
     """A Problem for an option naming a column the table does not have, with a did-you-mean."""
-    import difflib
 
     by_norm = {_fold(c): c for c in map(str, columns)}
-    close = [by_norm[_fold(column)]] if _fold(column) in by_norm else difflib.get_close_matches(column, columns, n=1)
+    close = [by_norm[_fold(column)]] if _fold(column) in by_norm else closest(column, columns)
     hint = f"did you mean {close[0]!r}?" if close else f"columns are: {', '.join(map(repr, columns[:20]))}"
     if option == "--id" and not close:
         hint += "; a table without an id column can omit --id (rows are then numbered 1, 2, … in file order)"

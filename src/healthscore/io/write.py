@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
+import shutil
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
+from typing import IO
 
 import pandas as pd
 import pyarrow as pa
@@ -55,29 +59,18 @@ def _write_csv(df: pd.DataFrame, handle) -> None:
     neutralise_csv_cells(df).to_csv(handle, index=False, lineterminator="\r\n")
 
 
-def write_table_atomic(df: pd.DataFrame, path: str | os.PathLike[str]) -> Path:
-    """Write ``df`` to ``path`` (.parquet or .csv) via a temporary file and ``os.replace``; return the path.
-
-    A crash midway leaves any previous file intact. The same frame always gives the same bytes
-    (fixed compression, no index, no write time in the metadata). CSV text cells are neutralised.
-    """
+def write_atomic(path: str | os.PathLike[str], write: Callable[[IO], None], *, binary: bool) -> Path:
+    """The one temp-then-replace step of every writer (``write`` may be any function of a file handle): ``write(handle)`` fills a temporary file beside
+    ``path``, which is synced and renamed over it. On any failure the temporary file is removed and a
+    previous file at ``path`` is left as it was. Returns ``path``."""
     target = Path(path)
-    suffix = target.suffix.lower()
-    if suffix not in (".parquet", ".csv"):
-        raise ValueError(f"cannot write {target.name}: the file name must end in .parquet or .csv")
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
     try:
-        if suffix == ".parquet":
-            with os.fdopen(fd, "wb") as handle:
-                _write_parquet(df, handle)
-                handle.flush()
-                os.fsync(handle.fileno())
-        else:
-            with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
-                _write_csv(df, handle)
-                handle.flush()
-                os.fsync(handle.fileno())
+        with (os.fdopen(fd, "wb") if binary else os.fdopen(fd, "w", encoding="utf-8", newline="")) as handle:
+            write(handle)
+            handle.flush()
+            os.fsync(handle.fileno())
         # mkstemp makes the file private (0600); give it the permissions a plain open() would
         umask = os.umask(0)
         os.umask(umask)
@@ -92,32 +85,39 @@ def write_table_atomic(df: pd.DataFrame, path: str | os.PathLike[str]) -> Path:
     return target
 
 
+def write_table_atomic(df: pd.DataFrame, path: str | os.PathLike[str]) -> Path:
+    """Write ``df`` to ``path`` (.parquet or .csv) via a temporary file and ``os.replace``; return the path.
+
+    A crash midway leaves any previous file intact. The same frame always gives the same bytes
+    (fixed compression, no index, no write time in the metadata). CSV text cells are neutralised.
+    """
+    suffix = Path(path).suffix.lower()
+    if suffix not in (".parquet", ".csv"):
+        raise ValueError(f"cannot write {Path(path).name}: the file name must end in .parquet or .csv")
+    if suffix == ".parquet":
+        return write_atomic(path, lambda handle: _write_parquet(df, handle), binary=True)
+    return write_atomic(path, lambda handle: _write_csv(df, handle), binary=False)
+
+
+def write_arrow_atomic(table: pa.Table, path: str | os.PathLike[str]) -> Path:
+    """An Arrow table (e.g. one carrying schema metadata) as Parquet, atomically, with the house compression."""
+    return write_atomic(path, lambda handle: pq.write_table(table, handle, compression=PARQUET_COMPRESSION),
+                               binary=True)
+
+
 def write_text_atomic(text: str, path: str | os.PathLike[str]) -> Path:
-    """Write UTF-8 text to ``path`` via a synced temporary file and ``os.replace`` (for small JSON files)."""
-    target = Path(path)
-    fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp_name, 0o666 & ~umask)
-        os.replace(tmp_name, target)
-    except BaseException:
-        try:
-            os.unlink(tmp_name)
-        except FileNotFoundError:
-            pass
-        raise
-    return target
+    """Write UTF-8 text (reports, JSON) to ``path`` via a synced temporary file and ``os.replace``."""
+    return write_atomic(path, lambda handle: handle.write(text), binary=False)
+
+
+def copy_file_atomic(source: str | os.PathLike[str], path: str | os.PathLike[str]) -> Path:
+    """Copy a file's bytes to ``path`` atomically."""
+    with open(source, "rb") as src:
+        return write_atomic(path, lambda handle: shutil.copyfileobj(src, handle), binary=True)
 
 
 def sha256_file(path: str | os.PathLike[str]) -> str:
     """Hex sha256 of a file's bytes."""
-    import hashlib
-
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):

@@ -32,14 +32,14 @@ class Calibrator:
 
     isotonic_min_rows: int = 1000
     seed: int = 42
-    method_: str = ""
-    coef_: float = 1.0
-    intercept_: float = 0.0
-    isotonic_: IsotonicRegression | None = None
+    # fitted by ``fit`` (scikit-learn's convention: the constructor takes parameters only)
+    method_: str = field(default="", init=False)
+    coef_: float = field(default=1.0, init=False)
+    intercept_: float = field(default=0.0, init=False)
     #: the interpolated isotonic map: block centres (margins) and their calibrated probabilities
-    iso_x_: np.ndarray | None = None
-    iso_y_: np.ndarray | None = None
-    cv_log_loss_: dict[str, float] = field(default_factory=dict)
+    iso_x_: np.ndarray | None = field(default=None, init=False)
+    iso_y_: np.ndarray | None = field(default=None, init=False)
+    cv_log_loss_: dict[str, float] = field(default_factory=dict, init=False)
 
     def fit(self, margin: np.ndarray, y: np.ndarray) -> Calibrator:
         margin = np.asarray(margin, dtype=float)
@@ -60,9 +60,11 @@ class Calibrator:
 
     def predict(self, margin: np.ndarray) -> np.ndarray:
         """Calibrated P(renew) for raw margins, clipped to [1e-4, 1 - 1e-4] so log loss stays finite."""
+        if not self.method_:
+            raise RuntimeError("this Calibrator is not fitted yet: call fit(margin, y) first")
         margin = np.asarray(margin, dtype=float)
         if self.method_ == "isotonic":
-            p = np.interp(margin, self.iso_x_, self.iso_y_) if self.iso_x_ is not None else self.isotonic_.predict(margin)
+            p = np.interp(margin, self.iso_x_, self.iso_y_)
         else:
             p = 1.0 / (1.0 + np.exp(-(self.coef_ * margin + self.intercept_)))
         return np.clip(p, EPS, 1 - EPS)

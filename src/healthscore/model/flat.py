@@ -23,7 +23,6 @@ seed, and stratified K-fold CV inside the training part.
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import hashlib
 from dataclasses import dataclass, field
 from datetime import date
@@ -35,7 +34,14 @@ import pandas as pd
 from sklearn.model_selection import train_test_split
 
 from healthscore.config import COMPONENTS, Config, read_yaml_file
-from healthscore.errors import ConfigError, DataError, HealthscoreError, ModelMismatchError, Problem
+from healthscore.errors import (
+    ConfigError,
+    DataError,
+    HealthscoreError,
+    ModelMismatchError,
+    Problem,
+    did_you_mean,
+)
 from healthscore.io.table import (
     ROW_NUMBER,
     CoercionReport,
@@ -85,7 +91,7 @@ def components_from_dict(data: Any, *, source: str = "components") -> ComponentS
         raise ConfigError(f"{source}: expected a mapping with keys {', '.join(SPEC_KEYS)}, found {type(data).__name__}")
     for key in data:
         if key not in SPEC_KEYS:
-            problems.append(f"unknown key '{key}'{_did_you_mean(str(key), SPEC_KEYS)}")
+            problems.append(f"unknown key '{key}'{did_you_mean(str(key), SPEC_KEYS)}")
     columns: dict[str, str] = {}
     raw = data.get("components") or {}
     if not isinstance(raw, dict):
@@ -93,7 +99,7 @@ def components_from_dict(data: Any, *, source: str = "components") -> ComponentS
         raw = {}
     for component, cols in raw.items():
         if component not in COMPONENTS:
-            problems.append(f"components: unknown component '{component}'{_did_you_mean(str(component), COMPONENTS)}"
+            problems.append(f"components: unknown component '{component}'{did_you_mean(str(component), COMPONENTS)}"
                             f" (components are {', '.join(COMPONENTS)})")
             continue
         cols = [cols] if isinstance(cols, str) else cols
@@ -131,11 +137,6 @@ def components_from_dict(data: Any, *, source: str = "components") -> ComponentS
                          exclude=lists["exclude"], source=source)
 
 
-def _did_you_mean(word: str, choices) -> str:
-    close = difflib.get_close_matches(word, list(choices), n=1)
-    return f"; did you mean '{close[0]}'?" if close else ""
-
-
 @dataclass
 class TableTrainingSet:
     """A TrainingSet from a flat table, with what was done to the table and what scoring will need."""
@@ -156,6 +157,31 @@ def table_fingerprint(path: str | Path) -> str:
         for chunk in iter(lambda: handle.read(1 << 20), b""):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+def _rows_to_learn(frame: pd.DataFrame, label: np.ndarray, *, target: str, time_column: str | None,
+                   as_of: date | None, id_column: str | None, table: str, report: CoercionReport
+                   ) -> tuple[np.ndarray, pd.Series | None]:
+    """Decided rows (before ``as_of`` by ``time_column``), without exact copies when there is no id; and the times."""
+    keep = ~np.isnan(label)
+    if (~keep).any():
+        report.notes.append(f"{int((~keep).sum())} rows with an empty {target!r} are not decided yet: left out")
+    times = None
+    if time_column is not None:
+        times = _parse_times(frame[time_column], table=table, column=time_column)
+        if as_of is not None:
+            early = (times < pd.Timestamp(as_of)).to_numpy()
+            if (keep & ~early).any():
+                report.notes.append(f"{int((keep & ~early).sum())} decided rows with {time_column} on or after "
+                                    f"{as_of} are left out (training as if today were {as_of})")
+            keep &= early
+    if id_column is None:
+        dup = frame.duplicated(keep="first").to_numpy() & keep
+        if dup.any():
+            report.notes.append(f"{int(dup.sum())} rows are exact copies of an earlier row (no --id to tell them "
+                                "apart): dropped")
+            keep &= ~dup
+    return keep, times
 
 
 def training_set_from_table(
@@ -184,25 +210,9 @@ def training_set_from_table(
     report = CoercionReport()
     ids = id_values(frame, id_column, table=table)
     label = churn_labels(frame[target], churn_value, table=table, column=target)
-    keep = ~np.isnan(label)
-    if (~keep).any():
-        report.notes.append(f"{int((~keep).sum())} rows with an empty {target!r} are not decided yet: left out")
-    times = None
-    if time_column is not None:
-        times = _parse_times(frame[time_column], table=table, column=time_column)
-        if as_of is not None:
-            early = (times < pd.Timestamp(as_of)).to_numpy()
-            if (keep & ~early).any():
-                report.notes.append(f"{int((keep & ~early).sum())} decided rows with {time_column} on or after "
-                                    f"{as_of} are left out (training as if today were {as_of})")
-            keep &= early
+    keep, times = _rows_to_learn(frame, label, target=target, time_column=time_column, as_of=as_of,
+                                 id_column=id_column, table=table, report=report)
     used = [c for c in frame.columns if c not in {id_column, target, time_column, *spec.exclude}]
-    if id_column is None:
-        dup = frame.duplicated(keep="first").to_numpy() & keep
-        if dup.any():
-            report.notes.append(f"{int(dup.sum())} rows are exact copies of an earlier row (no --id to tell them "
-                                "apart): dropped")
-            keep &= ~dup
     for col in spec.exclude:
         report.add(col, "dropped", "left out: excluded in the components file")
     kept = frame.loc[keep]

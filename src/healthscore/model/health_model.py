@@ -68,6 +68,11 @@ class HealthModel:
         start = "scorecard start" if type(self.linear).__name__ == "ScorecardStart" else "logistic start"
         return f"{start} + {trees} trees" if trees else f"{start} alone"
 
+    def use_booster(self, booster: lgb.Booster | None) -> None:
+        """Set the fitted booster: kept as text (the portable, pickled form) and live for predictions."""
+        self.booster_text = booster.model_to_string() if booster is not None else ""
+        self._booster = booster
+
     @property
     def booster(self) -> lgb.Booster | None:
         """The LightGBM booster, or None when the model is its linear start alone."""

@@ -31,7 +31,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from healthscore.model.baselines import logistic_baseline, regression_input
+from healthscore.model.baselines import Scorecard, logistic_baseline, regression_input
+from healthscore.model.calibrate import platt
 
 
 @dataclass
@@ -133,11 +134,6 @@ class LinearBase:
             out[name] = parts[:, cols].sum(axis=1)
         return out
 
-    def coefficients(self) -> pd.DataFrame:
-        """The design columns with their source feature and weight (for reports)."""
-        names = list(self.pipeline.named_steps["pre"].get_feature_names_out()) if self.used else []
-        return pd.DataFrame({"column": names, "feature": self.source, "weight": self.coef})
-
 
 def _design_sources(pipeline, used: list[str], categorical: list[str]) -> list[str]:
     """The feature each design column of ``logistic_baseline``'s ColumnTransformer comes from, in order."""
@@ -186,9 +182,6 @@ class ScorecardStart:
     def fit(cls, X: pd.DataFrame, y: np.ndarray, *, weights: dict[str, float], components: dict[str, str],
             directions: dict[str, int]) -> ScorecardStart:
         """Fit the percentiles on ``X`` and the scale ``b`` (never negative) and offset ``a`` on ``y``."""
-        from healthscore.model.baselines import Scorecard
-        from healthscore.model.calibrate import platt
-
         card = Scorecard(weights=weights, components=components, directions=directions).fit(X)
         base = cls(feature_names=list(X.columns), scorecard=card, weights=card.feature_weights())
         y = np.asarray(y, dtype=int)

@@ -15,12 +15,16 @@ import pandas as pd
 from sklearn.metrics import log_loss
 
 from healthscore.config import COMPONENTS, Config, FeaturesConfig
+from healthscore.drift import score_reference
+from healthscore.features import build_features, feature_specs, resolve_key_features
+from healthscore.features.time_to_value import SegmentAdoptionCurve
 from healthscore.model.baselines import Scorecard, logistic_baseline, logistic_proba
 from healthscore.model.calibrate import Calibrator, calibrated_losses
 from healthscore.model.evaluate import evaluate_predictions, reliability_table
 from healthscore.model.health_model import HealthModel, combined_margin
 from healthscore.model.linear import LinearBase, ScorecardStart
 from healthscore.model.split import split_by_renewal_date, time_folds
+from healthscore.timeline import no_training_rows_reason, training_rows
 
 
 @dataclass
@@ -134,6 +138,85 @@ def start_fitters(config: Config, *, categorical: list[str], monotone: dict[str,
     return out
 
 
+def _fold_starts(fitters: dict[str, Callable | None], X: pd.DataFrame, y: np.ndarray,
+                 folds: list[tuple[np.ndarray, np.ndarray]]) -> dict[str, list[tuple[np.ndarray, np.ndarray]]]:
+    """Per fitted start and fold: its margins on the fold's training and validation rows.
+
+    A scorecard start with no weighted feature (or whose hand weights rank the wrong way here) is a
+    constant start in disguise, and is dropped.
+    """
+    inits: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {}
+    for name, fit in fitters.items():
+        if fit is None:
+            continue
+        inits[name] = []
+        for tr, va in folds:
+            start = fit(X.iloc[tr], y[tr])
+            if name == "scorecard" and not start.weights:
+                break
+            inits[name].append((start.margin(X.iloc[tr]), start.margin(X.iloc[va])))
+        else:
+            continue
+        del inits[name]
+    return inits
+
+
+def _candidate(start: str, leaves: int, min_child: int, lam: float, fraction: float, per_row: list[np.ndarray],
+               raw: list[float], iters: list[int], n_estimators: int) -> tuple[dict[str, Any], np.ndarray]:
+    """One row of the CV table, and every validation row's calibrated loss (folds in order)."""
+    losses = np.concatenate(per_row) if per_row else np.zeros(0)
+    return {
+        "start": start,
+        "linear_start": start != "constant",
+        "num_leaves": leaves,
+        "min_child_samples": min_child,
+        "lambda_l2": lam,
+        "tree_fraction": fraction,
+        "cv_log_loss": float(losses.mean()) if len(losses) else float("inf"),
+        "cv_raw_log_loss": float(np.mean(raw)) if raw else float("inf"),
+        "best_iterations": int(np.median(iters)) if iters else (0 if fraction == 0 else n_estimators),
+        "folds": len(per_row),
+    }, losses
+
+
+def _tree_checkpoints(params: dict[str, Any], start: str, X: pd.DataFrame, y: np.ndarray,
+                      folds: list[tuple[np.ndarray, np.ndarray]], inits: dict, config: Config,
+                      isotonic_rows: float) -> tuple[list[float], dict[float, tuple[list[int], list[np.ndarray]]]]:
+    """Trees on one start and tree setting, fold by fold: raw losses, and per checkpoint trees and row losses.
+
+    Early stopping watches the raw loss; the calibrated loss is measured at fractions of that number (more
+    trees may only be bending the margin's shape, which calibration does anyway, at a cost in ranking).
+    Each fraction is its own candidate, the same for every fold, so no fold picks its own best checkpoint
+    on its own validation rows. A constant start keeps at least MIN_TREES (the number it will be fitted
+    with), a fitted one 1.
+    """
+    m = config.model
+    raw_losses = []
+    at: dict[float, tuple[list[int], list[np.ndarray]]] = {f: ([], []) for f in TREE_CHECKPOINTS}
+    for k, (tr, va) in enumerate(folds):
+        init_tr, init_va = inits[start][k] if start in inits else (None, None)
+        dtr = lgb.Dataset(X.iloc[tr], y[tr], init_score=init_tr, free_raw_data=False)
+        dva = lgb.Dataset(X.iloc[va], y[va], init_score=init_va, reference=dtr)
+        booster = lgb.train(
+            {**params, "metric": "binary_logloss"},
+            dtr,
+            num_boost_round=m.n_estimators,
+            valid_sets=[dva],
+            callbacks=[lgb.early_stopping(m.early_stopping_rounds, verbose=False)],
+        )
+        raw_losses.append(booster.best_score["valid_0"]["binary_logloss"])
+        best_trees = booster.best_iteration or m.n_estimators
+        floor = MIN_TREES if start == "constant" else 1
+        for f in TREE_CHECKPOINTS:
+            n = min(booster.current_iteration(), max(floor, min(best_trees, round(best_trees * f))))
+            margin_va = booster.predict(X.iloc[va], raw_score=True, num_iteration=n)
+            if init_va is not None:
+                margin_va = margin_va + init_va
+            at[f][0].append(n)
+            at[f][1].append(calibrated_losses(margin_va, y[va], seed=m.seed, isotonic_min_rows=isotonic_rows))
+    return raw_losses, at
+
+
 def select_params(
     X: pd.DataFrame, y: np.ndarray, dates: pd.Series, base: dict[str, Any], config: Config,
     *, folds: list[tuple[np.ndarray, np.ndarray]] | None = None, categorical: list[str] | None = None,
@@ -169,82 +252,25 @@ def select_params(
     monotone = dict(zip(X.columns, base.get("monotone_constraints", [0] * X.shape[1])))
     fitters = start_fitters(config, categorical=categorical or [], monotone=monotone, components=components,
                             directions=directions)
-    # per fitted start and fold: its margins on the fold's training and validation rows
-    inits: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {}
-    for name, fit in fitters.items():
-        if fit is None:
-            continue
-        inits[name] = []
-        for tr, va in folds:
-            start = fit(X.iloc[tr], y[tr])
-            if name == "scorecard" and not start.weights:
-                break  # no weighted feature with a direction, or the hand weights rank the wrong way here
-            inits[name].append((start.margin(X.iloc[tr]), start.margin(X.iloc[va])))
-        else:
-            continue
-        del inits[name]  # a scorecard start that is a constant start in disguise is not a candidate
+    inits = _fold_starts(fitters, X, y, folds)
     fitters = {name: fit for name, fit in fitters.items() if fit is None or name in inits or not folds}
-    rows = []
-    row_losses: list[np.ndarray] = []  # per candidate: every validation row's calibrated loss, folds in order
-    def add(start: str, leaves: int, min_child: int, lam: float, fraction: float, per_row: list[np.ndarray],
-            raw: list[float], iters: list[int]) -> None:
-        losses = np.concatenate(per_row) if per_row else np.zeros(0)
-        rows.append({
-            "start": start,
-            "linear_start": start != "constant",
-            "num_leaves": leaves,
-            "min_child_samples": min_child,
-            "lambda_l2": lam,
-            "tree_fraction": fraction,
-            "cv_log_loss": float(losses.mean()) if len(losses) else float("inf"),
-            "cv_raw_log_loss": float(np.mean(raw)) if raw else float("inf"),
-            "best_iterations": int(np.median(iters)) if iters else (0 if fraction == 0 else m.n_estimators),
-            "folds": len(per_row),
-        })
-        row_losses.append(losses)
-
+    candidates: list[tuple[dict[str, Any], np.ndarray]] = []
     grid = itertools.product(fitters, m.num_leaves_grid, m.min_child_samples_grid, m.reg_lambda_grid)
     for start, leaves, min_child, lam in grid:
         params = {**base, "num_leaves": leaves, "min_child_samples": min_child, "lambda_l2": lam}
-        raw_losses = []
-        # per checkpoint (a fraction of each fold's early-stopped trees): trees and per-row losses by fold
-        at: dict[float, tuple[list[int], list[np.ndarray]]] = {f: ([], []) for f in TREE_CHECKPOINTS}
-        for k, (tr, va) in enumerate(folds):
-            init_tr, init_va = inits[start][k] if start in inits else (None, None)
-            dtr = lgb.Dataset(X.iloc[tr], y[tr], init_score=init_tr, free_raw_data=False)
-            dva = lgb.Dataset(X.iloc[va], y[va], init_score=init_va, reference=dtr)
-            booster = lgb.train(
-                {**params, "metric": "binary_logloss"},
-                dtr,
-                num_boost_round=m.n_estimators,
-                valid_sets=[dva],
-                callbacks=[lgb.early_stopping(m.early_stopping_rounds, verbose=False)],
-            )
-            raw_losses.append(booster.best_score["valid_0"]["binary_logloss"])
-            best_trees = booster.best_iteration or m.n_estimators
-            # early stopping watched the raw loss; the calibrated loss is measured at fractions of that
-            # number (more trees may only be bending the margin's shape, which calibration does anyway, at
-            # a cost in ranking). Each fraction is its own candidate, the same for every fold, so no fold
-            # picks its own best checkpoint on its own validation rows.
-            # a constant start keeps at least MIN_TREES (the number it will be fitted with), a fitted one 1
-            floor = MIN_TREES if start == "constant" else 1
-            for f in TREE_CHECKPOINTS:
-                n = min(booster.current_iteration(), max(floor, min(best_trees, round(best_trees * f))))
-                margin_va = booster.predict(X.iloc[va], raw_score=True, num_iteration=n)
-                if init_va is not None:
-                    margin_va = margin_va + init_va
-                at[f][0].append(n)
-                at[f][1].append(calibrated_losses(margin_va, y[va], seed=m.seed, isotonic_min_rows=isotonic_rows))
+        raw_losses, at = _tree_checkpoints(params, start, X, y, folds, inits, config, isotonic_rows)
         for f in TREE_CHECKPOINTS:
-            add(start, leaves, min_child, lam, f, at[f][1], raw_losses, at[f][0])
+            candidates.append(_candidate(start, leaves, min_child, lam, f, at[f][1], raw_losses, at[f][0],
+                                         m.n_estimators))
     for start, margins in inits.items():  # each fitted start alone: no trees (the tree settings do not matter)
         if not folds:
             continue
         per_row = [calibrated_losses(init[1], y[va], seed=m.seed, isotonic_min_rows=isotonic_rows)
                    for (_, va), init in zip(folds, margins)]
         raw = [log_loss(y[va], _sigmoid(init[1]), labels=[0, 1]) for (_, va), init in zip(folds, margins)]
-        add(start, m.num_leaves_grid[0], m.min_child_samples_grid[0], m.reg_lambda_grid[0], 0.0, per_row, raw, [0])
-    table = _one_standard_error(pd.DataFrame(rows), row_losses)
+        candidates.append(_candidate(start, m.num_leaves_grid[0], m.min_child_samples_grid[0], m.reg_lambda_grid[0],
+                                     0.0, per_row, raw, [0], m.n_estimators))
+    table = _one_standard_error(pd.DataFrame([row for row, _ in candidates]), [loss for _, loss in candidates])
     best = table.iloc[0]
     chosen = {
         **base,
@@ -402,8 +428,7 @@ def _fit_rows(model: HealthModel, X: pd.DataFrame, y: np.ndarray, rows: np.ndarr
     Xf, yf = X[rows], y[rows]
     start, booster = fit_margin(Xf, yf, params, n_trees, start_fit=start_fit)
     model.linear = start
-    model.booster_text = booster.model_to_string() if booster is not None else ""
-    model._booster = booster
+    model.use_booster(booster)
     _, expected = model.contributions(X.iloc[:1])
     model.metadata["expected_margin"] = float(expected[0])
     if calibration == "cross_fit":
@@ -422,8 +447,6 @@ def _fit_rows(model: HealthModel, X: pd.DataFrame, y: np.ndarray, rows: np.ndarr
     segments = ts.rows["segment"] if "segment" in ts.rows else None
     model.references = _references(Xf, segments[rows] if segments is not None else None, ts.categorical)
     model.reference_distributions = _distributions(Xf, ts.categorical, bins=config.drift.bins)
-    from healthscore.drift import score_reference
-
     model.metadata["score_reference"] = score_reference(model, Xf, bins=config.drift.bins)
     return n_calibration
 
@@ -504,6 +527,142 @@ def rows_text(d: dict[str, Any] | None) -> str:
     return text
 
 
+@dataclass
+class _Rows:
+    """Which rows the evaluated model learns from, calibrates on and is tested on."""
+
+    is_train: np.ndarray
+    is_cal: np.ndarray
+    is_test: np.ndarray
+    #: how the map is calibrated: "holdout" (the calibration part) or "cross_fit" (out-of-fold margins)
+    mode: str
+    ordered: bool
+
+
+def _rows(ts: TrainingSet, config: Config) -> _Rows:
+    part = ts.part if ts.part is not None else split_by_renewal_date(ts.rows, config.split)
+    part = pd.Series(np.asarray(part), index=ts.rows.index)
+    is_cal = (part == "calibration").to_numpy()
+    ordered = "renewal_date" in ts.rows
+    mode = config.model.calibration_rows
+    if mode == "auto":
+        mode = "holdout" if ordered else "cross_fit"
+    # the rows the booster learns from: the training part, plus the calibration part when calibrating by
+    # cross-fitting (the map is then fitted on out-of-fold margins of those same rows)
+    is_train = (part == "train").to_numpy() | (is_cal if mode == "cross_fit" else False)
+    return _Rows(is_train=is_train, is_cal=is_cal, is_test=(part == "test").to_numpy(), mode=mode, ordered=ordered)
+
+
+def _fit_evaluated(ts: TrainingSet, r: _Rows, config: Config, warnings: list[str]):
+    """The evaluated model: settings chosen by CV inside the training rows, fitted, calibrated; and its CV table."""
+    y = np.asarray(ts.label, dtype=int)
+    model = _new_model(ts, r.is_train, config)
+    X = model.prepare(ts.features)
+    feature_names = model.feature_names
+    base = _base_params(config)
+    constraints, mono_warnings = _monotone(feature_names, config, ts.categorical)
+    warnings += mono_warnings
+    base["monotone_constraints"] = constraints
+    if r.ordered:
+        dates = pd.to_datetime(ts.rows["renewal_date"])
+        folds = selection_folds(dates[r.is_train], config.model.cv_folds,
+                                min_train_share=config.model.cv_min_train_share)
+    else:
+        # no time order (a flat table without --time): stratified K-fold inside the rows learnt from
+        dates = pd.Series(np.arange(len(y)), index=ts.rows.index)
+        folds = stratified_folds(y[r.is_train], config.model.cv_folds, seed=config.model.seed)
+    # the final map may be isotonic only with enough calibration rows; CV judges candidates by the same maps
+    n_cal_rows = sum(len(va) for _, va in folds) if r.mode == "cross_fit" else int(r.is_cal.sum())
+    directions = {f: int(ts.directions.get(f, 0)) for f in feature_names}
+    params, n_trees, cv_table, start_name = select_params(
+        X[r.is_train], y[r.is_train], dates[r.is_train], base, config, folds=folds, categorical=ts.categorical,
+        allow_isotonic=n_cal_rows >= config.model.isotonic_min_rows, components=model.components,
+        directions=directions)
+    if not np.isfinite(cv_table["cv_log_loss"]).any():
+        warnings.append("too few churned or retained rows to cross-validate (each fold needs 2 of each): the "
+                        f"first candidate was used with {n_trees} trees, untuned. Add history or lower model.cv_folds.")
+    start_fit = start_fitters(config, categorical=ts.categorical, monotone=dict(zip(feature_names, constraints)),
+                              components=model.components, directions=directions).get(start_name)
+    n_calibration = _fit_rows(model, X, y, r.is_train, ts, params=params, n_trees=n_trees, start_fit=start_fit,
+                              config=config, calibration=r.mode, folds=folds, cal_rows=r.is_cal)
+    model.params = {**{k: v for k, v in params.items() if k != "monotone_constraints"}, "num_boost_round": n_trees,
+                    "linear_start": start_name != "constant", "start": start_name}
+    if start_name == "scorecard":
+        warnings.append(f"few renewals to learn weights from ({int((y[r.is_train] == 0).sum())} churned rows): CV "
+                        "chose the hand-weighted scorecard as the start"
+                        + (f", with {n_trees} trees on top" if n_trees else ", calibrated, with no trees")
+                        + ". The ranking stays close to the scorecard's; more renewal history lets it learn more.")
+    model.metadata.update({
+        "linear_start": start_name != "constant",
+        "start": start_name,
+        "form": model.form,
+        "linear_dropped": dict(model.linear.dropped) if model.linear is not None else {},
+        "calibration_rows": r.mode,
+        "calibration_method": model.calibrator.method_,
+        "calibration_cv_log_loss": dict(model.calibrator.cv_log_loss_),
+        "monotone": {f: c for f, c in zip(feature_names, constraints) if c},
+        "n_train": int(r.is_train.sum()),
+        "n_calibration": n_calibration,
+        "n_test": int(r.is_test.sum()),
+    })
+    if ts.features_config is not None:  # the vocabulary the features were built with: scoring rebuilds them so
+        model.metadata["features_config"] = dataclasses.asdict(ts.features_config)
+    return model, X, cv_table, n_calibration, directions
+
+
+def _evaluate_on_test(model: HealthModel, X: pd.DataFrame, ts: TrainingSet, r: _Rows, config: Config,
+                      directions: dict[str, int]) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """The model, the scorecard, the logistic baseline (fitted on the same rows) and the truth on the test slice."""
+    y = np.asarray(ts.label, dtype=int)
+    Xt, yt = X[r.is_test], y[r.is_test]
+    preds = {"healthscore": model.predict_proba(Xt), "healthscore_raw": _sigmoid(model.margin(Xt))}
+    scorecard = Scorecard(weights=config.scorecard.weights, components=model.components,
+                          directions=directions).fit(X[r.is_train])
+    preds["scorecard"] = scorecard.predict_proba(Xt)
+    logit = logistic_baseline(X[r.is_train], y[r.is_train], categorical=ts.categorical, seed=config.model.seed)
+    preds["logistic"] = logistic_proba(logit, Xt)
+    if ts.truth is not None:
+        truth = np.asarray(ts.truth, dtype=float)[r.is_test]
+        if not np.isnan(truth).any():
+            preds["truth"] = truth
+    rows_t = ts.rows[r.is_test]
+    groups = {g: rows_t[g].astype(str).reset_index(drop=True) for g in ts.group_columns if g in rows_t}
+    evaluation = evaluate_predictions(yt, preds, groups)
+    reliability = pd.concat(
+        [reliability_table(yt, p).assign(model=name) for name, p in preds.items() if name != "healthscore_raw"],
+        ignore_index=True,
+    )
+    test_predictions = rows_t.reset_index(drop=True).assign(label=yt, **{f"p_{k}": v for k, v in preds.items()})
+    return evaluation, reliability, test_predictions
+
+
+def _sizes(ts: TrainingSet, r: _Rows, n_calibration: int, n_features: int) -> dict[str, int]:
+    sizes = {
+        "rows_train": int(r.is_train.sum()),
+        "rows_calibration": n_calibration,
+        "rows_test": int(r.is_test.sum()),
+        "features": n_features,
+    }
+    if "contract_id" in ts.rows:
+        for name, mask in (("train", r.is_train), ("calibration", r.is_cal), ("test", r.is_test)):
+            if name == "calibration" and r.mode == "cross_fit":
+                continue  # calibrated on out-of-fold margins of the training rows: no separate contracts
+            sizes[f"contracts_{name}"] = int(ts.rows.loc[mask, "contract_id"].nunique())
+    return sizes
+
+
+def _learned_weights(final: HealthModel, X_test: pd.DataFrame, config: Config) -> pd.DataFrame:
+    """The registered model's mean |contribution| per component on the test-slice rows, as shares of 100."""
+    contrib, _ = final.contributions(X_test)
+    comp = final.component_contributions(contrib).abs().mean()
+    learned = 100 * comp / comp.sum() if comp.sum() > 0 else comp
+    return pd.DataFrame({
+        "component": list(COMPONENTS),
+        "learned_weight": [float(learned.get(c, 0.0)) for c in COMPONENTS],
+        "hand_weight": [float(config.scorecard.weights.get(c, 0.0)) for c in COMPONENTS],
+    })
+
+
 def fit_health_model(ts: TrainingSet, *, config: Config) -> TrainResult:
     """Evaluate the procedure on a time-ordered split, then refit it on every row (the registered model).
 
@@ -518,113 +677,15 @@ def fit_health_model(ts: TrainingSet, *, config: Config) -> TrainResult:
     The dataset and flat-table paths share this.
     """
     warnings: list[str] = []
-    part = ts.part if ts.part is not None else split_by_renewal_date(ts.rows, config.split)
-    part = pd.Series(np.asarray(part), index=ts.rows.index)
-    is_cal = (part == "calibration").to_numpy()
-    is_test = (part == "test").to_numpy()
-    y = np.asarray(ts.label, dtype=int)
-    ordered = "renewal_date" in ts.rows
-    mode = config.model.calibration_rows
-    if mode == "auto":
-        mode = "holdout" if ordered else "cross_fit"
-    # the rows the booster learns from: the training part, plus the calibration part when calibrating by
-    # cross-fitting (the map is then fitted on out-of-fold margins of those same rows)
-    is_train = (part == "train").to_numpy() | (is_cal if mode == "cross_fit" else False)
+    r = _rows(ts, config)
+    model, X, cv_table, n_calibration, directions = _fit_evaluated(ts, r, config, warnings)
+    evaluation, reliability, test_predictions = _evaluate_on_test(model, X, ts, r, config, directions)
+    sizes = _sizes(ts, r, n_calibration, len(model.feature_names))
+    evaluated = {"learned_from": _describe_rows(ts, r.is_train), "metrics_from": _describe_rows(ts, r.is_test)}
 
-    model = _new_model(ts, is_train, config)
-    X = model.prepare(ts.features)
-    feature_names = model.feature_names
-    base = _base_params(config)
-    constraints, mono_warnings = _monotone(feature_names, config, ts.categorical)
-    warnings += mono_warnings
-    base["monotone_constraints"] = constraints
-    seed = config.model.seed
-    if ordered:
-        dates = pd.to_datetime(ts.rows["renewal_date"])
-        folds = selection_folds(dates[is_train], config.model.cv_folds,
-                                min_train_share=config.model.cv_min_train_share)
-    else:
-        # no time order (a flat table without --time): stratified K-fold inside the rows learnt from
-        dates = pd.Series(np.arange(len(y)), index=ts.rows.index)
-        folds = stratified_folds(y[is_train], config.model.cv_folds, seed=seed)
-    # the final map may be isotonic only with enough calibration rows; CV judges candidates by the same maps
-    n_cal_rows = sum(len(va) for _, va in folds) if mode == "cross_fit" else int(is_cal.sum())
-    directions = {f: int(ts.directions.get(f, 0)) for f in feature_names}
-    params, n_trees, cv_table, start_name = select_params(
-        X[is_train], y[is_train], dates[is_train], base, config, folds=folds, categorical=ts.categorical,
-        allow_isotonic=n_cal_rows >= config.model.isotonic_min_rows, components=model.components,
-        directions=directions)
-    if not np.isfinite(cv_table["cv_log_loss"]).any():
-        warnings.append("too few churned or retained rows to cross-validate (each fold needs 2 of each): the "
-                        f"first candidate was used with {n_trees} trees, untuned. Add history or lower model.cv_folds.")
-    monotone = dict(zip(feature_names, constraints))
-    start_fit = start_fitters(config, categorical=ts.categorical, monotone=monotone, components=model.components,
-                              directions=directions).get(start_name)
-    fit_args = {"params": params, "n_trees": n_trees, "start_fit": start_fit, "config": config}
-    n_calibration = _fit_rows(model, X, y, is_train, ts, calibration=mode, folds=folds, cal_rows=is_cal, **fit_args)
-    model.params = {**{k: v for k, v in params.items() if k != "monotone_constraints"}, "num_boost_round": n_trees,
-                    "linear_start": start_name != "constant", "start": start_name}
-    if start_name == "scorecard":
-        warnings.append(f"few renewals to learn weights from ({int((y[is_train] == 0).sum())} churned rows): CV "
-                        "chose the hand-weighted scorecard as the start"
-                        + (f", with {n_trees} trees on top" if n_trees else ", calibrated, with no trees")
-                        + ". The ranking stays close to the scorecard's; more renewal history lets it learn more.")
-    model.metadata.update(
-        {
-            "linear_start": start_name != "constant",
-            "start": start_name,
-            "form": model.form,
-            "linear_dropped": dict(model.linear.dropped) if model.linear is not None else {},
-            "calibration_rows": mode,
-            "calibration_method": model.calibrator.method_,
-            "calibration_cv_log_loss": dict(model.calibrator.cv_log_loss_),
-            "monotone": {f: c for f, c in zip(feature_names, constraints) if c},
-            "n_train": int(is_train.sum()),
-            "n_calibration": n_calibration,
-            "n_test": int(is_test.sum()),
-        }
-    )
-    if ts.features_config is not None:  # the vocabulary the features were built with: scoring rebuilds them so
-        model.metadata["features_config"] = dataclasses.asdict(ts.features_config)
-
-    # --- evaluation on the test slice: the model, the baselines, the truth --------------------------------
-    Xt, yt = X[is_test], y[is_test]
-    preds = {"healthscore": model.predict_proba(Xt), "healthscore_raw": _sigmoid(model.margin(Xt))}
-    scorecard = Scorecard(weights=config.scorecard.weights, components=model.components,
-                          directions=directions).fit(X[is_train])
-    preds["scorecard"] = scorecard.predict_proba(Xt)
-    logit = logistic_baseline(X[is_train], y[is_train], categorical=ts.categorical, seed=seed)
-    preds["logistic"] = logistic_proba(logit, Xt)
-    if ts.truth is not None:
-        truth = np.asarray(ts.truth, dtype=float)[is_test]
-        if not np.isnan(truth).any():
-            preds["truth"] = truth
-    rows_t = ts.rows[is_test]
-    groups = {g: rows_t[g].astype(str).reset_index(drop=True) for g in ts.group_columns if g in rows_t}
-    evaluation = evaluate_predictions(yt, preds, groups)
-    reliability = pd.concat(
-        [reliability_table(yt, p).assign(model=name) for name, p in preds.items() if name != "healthscore_raw"],
-        ignore_index=True,
-    )
-    test_predictions = rows_t.reset_index(drop=True).assign(
-        label=yt, **{f"p_{k}": v for k, v in preds.items()}
-    )
-    sizes = {
-        "rows_train": int(is_train.sum()),
-        "rows_calibration": n_calibration,
-        "rows_test": int(is_test.sum()),
-        "features": len(feature_names),
-    }
-    if "contract_id" in ts.rows:
-        for name, mask in (("train", is_train), ("calibration", is_cal), ("test", is_test)):
-            if name == "calibration" and mode == "cross_fit":
-                continue  # calibrated on out-of-fold margins of the training rows: no separate contracts
-            sizes[f"contracts_{name}"] = int(ts.rows.loc[mask, "contract_id"].nunique())
-    evaluated = {"learned_from": _describe_rows(ts, is_train), "metrics_from": _describe_rows(ts, is_test)}
-
-    # --- refit: the same procedure on every row; this model is registered and scores accounts --------------
+    # refit: the same procedure on every row; this model is registered and scores accounts
     final = model
-    if config.model.refit and is_test.any() and len(np.unique(y)) == 2:
+    if config.model.refit and r.is_test.any() and len(np.unique(np.asarray(ts.label))) == 2:
         final = refit(ts, model, config=config)
         sizes["rows_refit"] = final.metadata["n_train"]
         sizes["rows_refit_calibration"] = final.metadata["n_calibration"]
@@ -636,23 +697,12 @@ def fit_health_model(ts: TrainingSet, *, config: Config) -> TrainResult:
                                              "calibrated_rows": n_calibration}
     else:
         model.metadata.update({"refit": False, "refit_wanted": bool(config.model.refit), **evaluated})
-
-    # learned weights: the registered model's mean |contribution| per component on the test-slice rows
-    contrib, _ = final.contributions(final.prepare(ts.features[is_test]) if final is not model else Xt)
-    comp = final.component_contributions(contrib).abs().mean()
-    learned = 100 * comp / comp.sum() if comp.sum() > 0 else comp
-    weights = pd.DataFrame(
-        {
-            "component": list(COMPONENTS),
-            "learned_weight": [float(learned.get(c, 0.0)) for c in COMPONENTS],
-            "hand_weight": [float(config.scorecard.weights.get(c, 0.0)) for c in COMPONENTS],
-        }
-    )
+    X_test = final.prepare(ts.features[r.is_test]) if final is not model else X[r.is_test]
     return TrainResult(
         model=final,
         evaluation=evaluation,
         reliability=reliability,
-        component_weights=weights,
+        component_weights=_learned_weights(final, X_test, config),
         cv_results=cv_table,
         test_predictions=test_predictions,
         sizes=sizes,
@@ -673,14 +723,8 @@ def training_set_from_dataset(ds, *, config: Config, as_of: date | None = None, 
     Key product features not configured are learned here, on the training accounts' events before the latest
     training observation (``vocabulary.resolve_key_features``), and returned in ``features_config``.
     """
-    from healthscore.features import build_features, feature_specs, resolve_key_features
-    from healthscore.features.time_to_value import SegmentAdoptionCurve
-    from healthscore.timeline import training_rows
-
     rows = training_rows(ds, lead_times=config.timeline.lead_times_days, decided_before=as_of)
     if rows.empty:
-        from healthscore.timeline import no_training_rows_reason
-
         raise no_training_rows_reason(ds, as_of=as_of)
     fcfg = resolve_key_features(ds, config.features, cutoff=pd.Timestamp(rows["as_of"].max()).date(),
                                 accounts=rows["account_id"])

@@ -15,7 +15,6 @@ replaces control characters.
 
 from __future__ import annotations
 
-import difflib
 import math
 import re
 from dataclasses import dataclass, field
@@ -25,9 +24,11 @@ import numpy as np
 import pandas as pd
 
 from healthscore.config import COMPONENTS
-from healthscore.errors import HealthscoreError
+from healthscore.errors import HealthscoreError, closest
 from healthscore.explain import CONTRIB_COLUMNS, feature_catalogue, feature_label, format_value
+from healthscore.io.output import read_tables
 from healthscore.reports._html import png_data_uri, template_env
+from healthscore.reports.plots import plt  # the Agg backend, selected before pyplot is imported
 
 COMPONENT_LABELS = {
     "usage": "Usage",
@@ -246,8 +247,6 @@ def load_account(scores_dir: str | Path, account_id: str) -> AccountExplanation:
     Reads the output folder's current batch (CONTRACT §6), every file checked against its manifest, so
     the header, features and history shown always come from one complete batch.
     """
-    from healthscore.io.output import read_tables
-
     d = Path(scores_dir)
     batch, tables = read_tables(d, ("scores.parquet", "history.parquet", "explanations.parquet"))
     scores = tables["scores.parquet"]
@@ -261,7 +260,7 @@ def load_account(scores_dir: str | Path, account_id: str) -> AccountExplanation:
     ids = scores["account_id"].astype(str)
     hit = scores[ids == str(account_id)]
     if hit.empty:
-        close = difflib.get_close_matches(str(account_id), ids.tolist(), n=3)
+        close = closest(account_id, ids.tolist(), n=3)
         hint = f"; did you mean {', '.join(close)}?" if close else "."
         raise HealthscoreError(
             f"account {account_id!r} is not in {d / 'scores.parquet'} ({len(scores)} accounts, as of "
@@ -485,8 +484,6 @@ def _change_table(exp: AccountExplanation, Table, t):
 # ---- HTML -----------------------------------------------------------------------------------------------
 
 def _history_plot(history: pd.DataFrame) -> str | None:
-    from healthscore.reports.plots import plt  # the Agg backend, selected before pyplot is imported
-
     h = history[pd.to_numeric(history.get("score"), errors="coerce").notna()]
     if len(h) < 2:
         return None

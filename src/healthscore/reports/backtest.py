@@ -1,73 +1,20 @@
-"""The backtest report (and the helpers the retrain report shares): self-contained HTML with embedded plots.
-
-Templates autoescape every value (dataset paths, segment names and URIs are untrusted text); plots are PNG
-data URIs, so the file opens anywhere without a network and without scripts.
-"""
+"""The backtest report: self-contained HTML with embedded plots (helpers in ``reports._html``)."""
 
 from __future__ import annotations
 
-import base64
-import math
 import tempfile
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from healthscore.config import Config
-
-
-def template_env():
-    """The jinja2 environment over ``reports/templates`` with autoescaping and the number filters."""
-    import jinja2
-
-    env = jinja2.Environment(
-        loader=jinja2.PackageLoader("healthscore.reports", "templates"),
-        autoescape=True,
-        undefined=jinja2.StrictUndefined,
-        trim_blocks=True,
-        lstrip_blocks=True,
-    )
-    env.filters["num"] = fmt_number
-    env.filters["pct"] = fmt_percent
-    return env
-
-
-def fmt_number(value: Any, digits: int = 3) -> str:
-    """A number with ``digits`` decimals; missing or NaN as an en dash."""
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        return "–"
-    return "–" if math.isnan(v) else f"{v:.{digits}f}"
-
-
-def fmt_percent(value: Any, digits: int = 1) -> str:
-    """A share as a percentage; missing or NaN as an en dash."""
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        return "–"
-    return "–" if math.isnan(v) else f"{100 * v:.{digits}f}%"
-
-
-def png_data_uri(path: Path) -> str:
-    """A PNG file as a ``data:`` URI for an ``<img src>``."""
-    return "data:image/png;base64," + base64.b64encode(Path(path).read_bytes()).decode("ascii")
-
-
-def records(frame: pd.DataFrame | None) -> list[dict[str, Any]]:
-    """Rows as dicts for a template (None or empty → empty list)."""
-    if frame is None or frame.empty:
-        return []
-    return frame.to_dict(orient="records")
+from healthscore.config import BANDS, Config
+from healthscore.reports import plots
+from healthscore.reports._html import png_data_uri, records, template_env
 
 
 def decile_plot(deciles: pd.DataFrame, path: Path) -> Path:
     """Observed renewal rate per decile of predicted probability, one bar group per model version."""
-    from healthscore.reports import plots
-
     plt = plots.plt
     fig, ax = plt.subplots(figsize=(6.5, 4))
     versions = list(dict.fromkeys(deciles["model_version"]))
@@ -88,9 +35,6 @@ def decile_plot(deciles: pd.DataFrame, path: Path) -> Path:
 
 def band_plot(bands: pd.DataFrame, path: Path) -> Path:
     """Observed renewal rate (bars) and mean predicted probability (dashes) per band, per model version."""
-    from healthscore.backtest import BANDS
-    from healthscore.reports import plots
-
     plt = plots.plt
     fig, ax = plt.subplots(figsize=(6.5, 4))
     b = bands[(bands["sample"] == "all") & (bands["lead_time_days"] == "all")]
@@ -111,8 +55,6 @@ def band_plot(bands: pd.DataFrame, path: Path) -> Path:
 
 def render_backtest_report(result, *, data_source: str, config: Config) -> str:
     """The backtest as one self-contained HTML page."""
-    from healthscore.reports import plots
-
     pred = result.predictions
     y = pred.drop_duplicates(["contract_id", "lead_time_days"])
     first = pred[pred["model_version"] == pred["model_version"].iloc[0]]

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import math
-
 import pandas as pd
 from rich.table import Table
+
+from healthscore.model.train import rows_text
+from healthscore.reports._html import fmt_number, fmt_percent
 
 MODEL_LABELS = {
     "healthscore": "healthscore (calibrated)",
@@ -16,14 +17,8 @@ MODEL_LABELS = {
 }
 
 
-def _fmt(value: float, digits: int = 3) -> str:
-    return "–" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.{digits}f}"
-
-
 def fit_summary(result, held_out: str) -> str:
     """What the metrics measure and what the registered model learned from: rows, form, calibration."""
-    from healthscore.model.train import rows_text
-
     evaluated = result.evaluated_model or result.model
     sizes = result.sizes
     if evaluated.metadata.get("calibration_rows") == "cross_fit":
@@ -55,12 +50,12 @@ def evaluation_table(evaluation: pd.DataFrame, *, title: str = "Evaluation on th
         t.add_row(
             MODEL_LABELS.get(r["model"], r["model"]),
             f"{int(r['n'])}",
-            _fmt(r["roc_auc"]),
-            _fmt(r["pr_auc_churn"]),
-            _fmt(r["brier"]),
-            _fmt(r["log_loss"]),
-            _fmt(r["ece"]),
-            _fmt(r["top_decile_lift"], 2),
+            fmt_number(r["roc_auc"]),
+            fmt_number(r["pr_auc_churn"]),
+            fmt_number(r["brier"]),
+            fmt_number(r["log_loss"]),
+            fmt_number(r["ece"]),
+            fmt_number(r["top_decile_lift"], 2),
         )
     return t
 
@@ -72,8 +67,8 @@ def group_table(evaluation: pd.DataFrame, group: str, *, model: str = "healthsco
         t.add_column(col, justify="left" if col == group else "right")
     rows = evaluation[(evaluation["group"] == group) & (evaluation["model"] == model)]
     for _, r in rows.iterrows():
-        t.add_row(str(r["level"]), f"{int(r['n'])}", _fmt(r["renewal_rate"]), _fmt(r["roc_auc"]), _fmt(r["brier"]),
-                  _fmt(r["ece"]), _fmt(r["top_decile_lift"], 2))
+        t.add_row(str(r["level"]), f"{int(r['n'])}", fmt_number(r["renewal_rate"]), fmt_number(r["roc_auc"]), fmt_number(r["brier"]),
+                  fmt_number(r["ece"]), fmt_number(r["top_decile_lift"], 2))
     return t
 
 
@@ -113,3 +108,33 @@ def portfolio_summary(portfolio: pd.DataFrame) -> Table:
                   f"{r['expected_arr_at_risk']:,.0f}", f"{int(r['accounts_healthy'])}", f"{int(r['accounts_watch'])}",
                   f"{int(r['accounts_at_risk'])}")
     return t
+
+
+def holdout_table(holdout: dict, comparison: pd.DataFrame, *, champion_version, challenger_version) -> Table:
+    """retrain's comparison on the holdout: each gate metric for champion and challenger, margin, verdict."""
+    h = holdout
+    table = Table(title=f"Holdout: {h['contracts']} renewals ({h['churned_contracts']} churned) decided "
+                        f"{h['renewals_from']} to {h['renewals_to']}")
+    for col in ("metric", f"champion v{champion_version}", f"challenger v{challenger_version}",
+                "allowed worse by", "verdict"):
+        table.add_column(col, justify="left" if col in ("metric", "verdict") else "right")
+    for r in comparison.itertuples():
+        table.add_row(r.metric, fmt_number(r.champion, 4), fmt_number(r.challenger, 4), fmt_number(r.margin, 4),
+                      r.verdict)
+    return table
+
+
+def backtest_table(result) -> Table:
+    """backtest's summary: per model version (and its out-of-sample rows) AUC, Brier, ECE, churned-but-healthy."""
+    r = result
+    table = Table(title="Backtest: point-in-time scores of past renewals")
+    for col in ("model", "rows", "ROC AUC", "Brier", "ECE", f"churned but healthy {r.healthy_lead_days}d before"):
+        table.add_column(col, justify="left" if col == "model" else "right")
+    hc = r.healthy_churn[r.healthy_churn["group"] == "all"].set_index("model_version")
+    shown = r.metrics[(r.metrics["group"] == "all") | (r.metrics["level"] == "out_of_sample")]
+    for m in shown.itertuples():
+        share = hc["share"].get(m.model_version, float("nan")) if m.group == "all" else float("nan")
+        label = f"v{m.model_version}" + (" (out of sample)" if m.group != "all" else "")
+        table.add_row(label, f"{int(m.n)}", fmt_number(m.roc_auc), fmt_number(m.brier), fmt_number(m.ece),
+                      fmt_percent(share))
+    return table

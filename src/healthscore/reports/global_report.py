@@ -14,9 +14,12 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import shap
 
 from healthscore.config import COMPONENTS
-from healthscore.explain import feature_catalogue, feature_label
+from healthscore.explain import feature_catalogue, feature_label, feature_points
+from healthscore.model.split import split_by_renewal_date
+from healthscore.model.train import rows_text
 from healthscore.reports import plots
 from healthscore.reports._html import png_data_uri, template_env
 from healthscore.reports.account import COMPONENT_LABELS
@@ -26,16 +29,12 @@ from healthscore.reports.plots import plt
 
 def _rows_learned(model) -> dict[str, str]:
     """The model card's two row sets in words: what the registered model learned from, what metrics measure."""
-    from healthscore.model.train import rows_text
-
     return {label: rows_text(model.metadata[key]) for key, label in
             (("learned_from", "learned from"), ("metrics_from", "metrics from")) if model.metadata.get(key)}
 
 
 def test_slice_matrix(result, training_set, config) -> pd.DataFrame:
     """The prepared model matrix of the test slice (the newest renewals), split exactly as training split it."""
-    from healthscore.model.split import split_by_renewal_date
-
     part = training_set.part if training_set.part is not None else split_by_renewal_date(training_set.rows,
                                                                                           config.split)
     mask = (pd.Series(np.asarray(part), index=training_set.rows.index) == "test").to_numpy()
@@ -56,16 +55,11 @@ def _numeric(X: pd.DataFrame) -> pd.DataFrame:
 
 def _file_uri(make_plot) -> str:
     """Run a plots.* function that saves a PNG to a path and return the PNG as a data URI."""
-    import base64
-
     with tempfile.TemporaryDirectory() as tmp:
-        path = make_plot(Path(tmp) / "plot.png")
-        return "data:image/png;base64," + base64.b64encode(Path(path).read_bytes()).decode("ascii")
+        return png_data_uri(make_plot(Path(tmp) / "plot.png"))
 
 
 def _summary_plot(phi: np.ndarray, Xn: pd.DataFrame, labels: list[str], *, seed: int, max_display: int) -> str:
-    import shap
-
     shap.summary_plot(phi, Xn.to_numpy(), feature_names=labels, max_display=max_display, show=False,
                       plot_size=(8.0, 0.32 * min(max_display, len(labels)) + 1.6),
                       rng=np.random.default_rng(seed), color_bar_label="feature value (low → high)")
@@ -110,8 +104,6 @@ def _dependence_plot(name: str, label: str, phi: np.ndarray, X: pd.DataFrame) ->
 def global_report_context(result, X: pd.DataFrame | None, *, max_rows: int = 2000, top_dependence: int = 6,
                           max_display: int = 15, seed: int = 0) -> dict:
     """Everything the global template shows (tables and data-URI images), computed from a TrainResult."""
-    from healthscore.scoring import feature_points
-
     model = result.model
     specs = feature_catalogue()
     ev = result.evaluation[result.evaluation["group"] == "all"]

@@ -10,7 +10,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from healthscore.reports.backtest import png_data_uri, records, template_env
+from healthscore.reports import plots
+from healthscore.reports._html import png_data_uri, records, template_env
 
 
 def render_retrain_report(
@@ -33,8 +34,6 @@ def render_retrain_report(
     as_of: date | None,
 ) -> str:
     """One self-contained HTML page comparing champion and challenger on the held-out renewals."""
-    from healthscore.reports import plots
-
     names = {"champion": f"champion v{champion_version}", "challenger": f"challenger v{challenger_version}"}
     labelled = {names[k]: v for k, v in preds.items()}
     with tempfile.TemporaryDirectory() as tmp:

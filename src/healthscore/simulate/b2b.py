@@ -1,7 +1,7 @@
 """The synthetic B2B SaaS world with known truth: eight tables as in CONTRACT §1, plus ``truth``.
 
 This is the ``b2b`` business, the default; ``SimulationSpec(business="subscription")`` simulates a world of
-another shape instead (monthly to annual self-serve terms, usage only: ``simulate_subscription``).
+another shape instead (monthly to annual self-serve terms, usage only: ``simulate.subscription``).
 
 Every account carries a hidden health ``h`` (roughly standard normal; higher is healthier) that moves
 month by month as a mean-reverting random walk around the account's own baseline, with occasional
@@ -50,17 +50,13 @@ after it.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from datetime import date
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from healthscore.errors import HealthscoreError
-from healthscore.io.schema import TABLES
-from healthscore.timeline import TERM_KINDS, term_days, term_kinds
 
 #: the shapes of world ``simulate`` can build: ``b2b`` (this module, the default) and ``subscription``
 BUSINESSES: tuple[str, ...] = ("b2b", "subscription")
@@ -266,12 +262,8 @@ def _renewal_logit(
     )
 
 
-def simulate(spec: SimulationSpec) -> World:
-    """Simulate one world of ``spec.business``: its tables of CONTRACT §1 plus the truth behind each renewal."""
-    if spec.business == "subscription":
-        from healthscore.simulate_subscription import simulate_subscription
-
-        return simulate_subscription(spec)
+def simulate_b2b(spec: SimulationSpec) -> World:
+    """Simulate one b2b world: its eight tables of CONTRACT §1 plus the truth behind each renewal."""
     return _Simulation(spec).run()
 
 
@@ -812,95 +804,3 @@ def _truth_frame(parts: list[dict[str, np.ndarray]], contracts: pd.DataFrame) ->
 
 # ----------------------------------------------------------------------------------------------------------
 # writing
-
-
-def _arrow_table(df: pd.DataFrame, name: str, *, csv: bool):
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
-    table = pa.Table.from_pandas(df, preserve_index=False)
-    kinds = {c.name: c.kind for c in TABLES[name].columns} if name in TABLES else {}
-    if not csv:
-        return table.replace_schema_metadata(None)
-    for i, col in enumerate(table.column_names):
-        if kinds.get(col) == "date":
-            table = table.set_column(i, col, pc.cast(table[col], pa.timestamp("s")).cast(pa.date32()))
-        elif pa.types.is_timestamp(table.schema.field(col).type):
-            # whole seconds: the simulator draws none finer, and ISO text without a fraction reads everywhere
-            seconds = pc.cast(table[col], pa.timestamp("s"))
-            table = table.set_column(i, col, pc.strftime(seconds, format="%Y-%m-%dT%H:%M:%S"))
-    return table.replace_schema_metadata(None)
-
-
-def _write_parquet(table, path: Path) -> None:
-    import pyarrow.parquet as pq
-
-    pq.write_table(
-        table, path, compression="zstd", coerce_timestamps="us", allow_truncated_timestamps=False,
-        row_group_size=1_000_000, use_dictionary=True, write_statistics=True, version="2.6",
-    )
-
-
-def write_world(spec: SimulationSpec | World, out: str | Path, *, fmt: str = "parquet"):
-    """Simulate (unless given a World) and write ``<table>.parquet|csv`` plus ``truth.parquet``; return a summary.
-
-    Files are written through a temporary name and renamed, so a crash leaves no half-written table.
-    A table file of the other format left by an earlier run in ``out`` is removed, since a directory with
-    both ``usage_events.csv`` and ``usage_events.parquet`` is ambiguous to the reader; so is a file of a
-    table this world does not have (a b2b world's ``tickets`` under a subscription world). The business is
-    ``spec.business``. Same seed, same bytes.
-    """
-    from rich.table import Table as RichTable
-
-    if fmt not in ("parquet", "csv"):
-        raise HealthscoreError(f"--format must be parquet or csv, found {fmt!r}")
-    world = spec if isinstance(spec, World) else simulate(spec)
-    out = Path(out)
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise HealthscoreError(f"cannot create output directory {out}: {exc}") from None
-    other = "csv" if fmt == "parquet" else "parquet"
-    for name, df in [*world.tables.items(), ("truth", world.truth)]:
-        as_csv = fmt == "csv" and name != "truth"
-        table = _arrow_table(df, name, csv=as_csv)
-        path = out / f"{name}.{'csv' if as_csv else 'parquet'}"
-        tmp = path.with_name(f".{path.name}.tmp")
-        if as_csv:
-            import pyarrow.csv as pcsv
-
-            pcsv.write_csv(table, tmp)
-        else:
-            _write_parquet(table, tmp)
-        os.replace(tmp, path)
-        if name != "truth":
-            (out / f"{name}.{other}").unlink(missing_ok=True)
-    for name in TABLES.keys() - world.tables.keys():
-        for ext in ("parquet", "csv"):
-            (out / f"{name}.{ext}").unlink(missing_ok=True)
-
-    contracts = world.tables["contracts"]
-    decided = contracts["outcome"].notna()
-    rate = float((contracts.loc[decided, "outcome"] == "renewed").mean()) if decided.any() else float("nan")
-    s = world.spec
-    summary = RichTable(
-        title=f"Simulated {s.business} world → {out} (seed {s.seed}, {s.start} + {s.months} months"
-        f"{', drift' if s.drift else ''})"
-    )
-    summary.add_column("table")
-    summary.add_column("rows", justify="right")
-    for name, df in world.tables.items():
-        summary.add_row(f"{name}.{fmt}", f"{len(df):,}")
-    summary.add_row("truth.parquet", f"{len(world.truth):,}")
-    summary.caption = f"{int(decided.sum()):,} decided contracts, renewal rate {rate:.1%}" + _churn_per_term(contracts)
-    return summary
-
-
-def _churn_per_term(contracts: pd.DataFrame) -> str:
-    """``; churn per term: monthly 3.9%, annual 17.0%`` over decided contracts (empty when none is decided)."""
-    decided = contracts[contracts["outcome"].notna()]
-    if decided.empty:
-        return ""
-    churned = (decided["outcome"] == "churned").groupby(term_kinds(term_days(decided)), sort=False).mean()
-    order = [k for k, _ in TERM_KINDS if k in churned.index]
-    return "; churn per term: " + ", ".join(f"{k} {churned[k]:.1%}" for k in order)

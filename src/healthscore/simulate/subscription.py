@@ -53,7 +53,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from healthscore.simulate import (
+from healthscore.simulate.b2b import (
     _SEC_DAY,
     SimulationSpec,
     World,

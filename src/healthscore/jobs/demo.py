@@ -1,0 +1,72 @@
+"""``demo``: the README's main job on a simulated world: simulate, validate, train, register, score, report."""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from healthscore.config import Config
+from healthscore.io import load_dataset
+from healthscore.jobs.backtest import backtest_job
+from healthscore.jobs.score import score_job
+from healthscore.jobs.train import train_job
+from healthscore.reports.account import load_account, write_account_html
+from healthscore.reports.console import (
+    at_risk_table,
+    evaluation_table,
+    fit_summary,
+    group_table,
+    portfolio_summary,
+    weights_table,
+)
+from healthscore.reports.progress import NO_PROGRESS, Progress
+from healthscore.simulate import SimulationSpec, write_world
+from healthscore.summary import render_summary, summarise
+
+
+def demo_job(out: str | Path, *, config: Config, accounts: int = 2000, seed: int = 7, console=None,
+             progress: Progress = NO_PROGRESS) -> dict[str, Any]:
+    """The README's main job: simulate, validate, train, register, score twice a month apart, write reports."""
+    def say(obj) -> None:
+        if console is not None:
+            console.print(obj)
+
+    out = Path(out)
+    data = out / "data"
+    spec = SimulationSpec(accounts=accounts, seed=seed, start=date(2022, 1, 1), months=36)
+    say(f"[bold]1/4 simulate[/bold] {accounts} accounts over {spec.months} months → {data}")
+    write_world(spec, data)
+    say("[bold]2/4 validate[/bold]")
+    ds = load_dataset(data)
+    say(render_summary(summarise(ds, lead_times=config.timeline.lead_times_days)))
+    say("[bold]3/4 train[/bold] (time-ordered split, CV-chosen LightGBM, calibration, MLflow)")
+    reports = out / "reports"
+    trained = train_job(data, config=config, report_dir=reports, progress=progress)
+    r = trained.result
+    say(fit_summary(r, "newer renewals"))
+    say(evaluation_table(r.evaluation))
+    say(group_table(r.evaluation, "lead_time_days"))
+    say(weights_table(r.component_weights))
+    say(f"registered {trained.model_name} version {trained.version} as @{trained.alias}")
+    end = pd.Timestamp(spec.start) + pd.DateOffset(months=spec.months)
+    dates = [(end - pd.DateOffset(months=1)).date(), end.date()]
+    say(f"[bold]4/4 score[/bold] as of {dates[0]} and {dates[1]} with version {trained.version}")
+    scores_dir = out / "scores"
+    for as_of in dates:
+        scored = score_job(data, as_of=as_of, out=scores_dir, config=config,
+                           model_uri=f"models:/{trained.model_name}/{trained.version}", progress=progress)
+    say(at_risk_table(scored.batch.scores))
+    say(portfolio_summary(scored.batch.portfolio))
+    s = scored.batch.scores
+    worst = s[s["status"] == "scored"].sort_values(["score", "account_id"], kind="stable")["account_id"].head(10)
+    for account_id in worst:
+        write_account_html(load_account(scores_dir, account_id), reports / "accounts" / f"{account_id}.html")
+    backtest_job(data, config=config, model_uris=[f"models:/{trained.model_name}/{trained.version}"],
+                 out=reports / "backtest.html", model_name=trained.model_name)
+    say(f"reports: {reports / 'model_report.html'} (the model), {reports / 'backtest.html'} (scores of past "
+        f"renewals vs what happened) and {len(worst)} account reports in {reports / 'accounts'}")
+    return {"data": data, "scores": scores_dir, "reports": reports, "train": trained, "score": scored,
+            "dates": dates}

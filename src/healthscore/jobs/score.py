@@ -1,0 +1,119 @@
+"""``score``: every account as of a date (or every row of a flat table), written as one batch (CONTRACT §4, §6)."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from healthscore import gates, tracking
+from healthscore.config import Config
+from healthscore.io import load_dataset
+from healthscore.io.output import OutputDir
+from healthscore.io.table import read_table
+from healthscore.model.flat import features_for_scoring
+from healthscore.reports.progress import NO_PROGRESS, Progress
+from healthscore.scoring import ScoreBatch, score_batch, score_table, write_batch
+
+
+@dataclass
+class ScoreOutcome:
+    batch: ScoreBatch
+    paths: dict[str, Path]
+    model_version: str
+    #: what the run wants the user to know: a stale lock taken over, leftovers removed, gates overridden
+    notes: list[str] = dataclasses.field(default_factory=list)
+    readiness: Any = None  # gates.Readiness
+
+
+@dataclass
+class TableScoreOutcome:
+    scores: pd.DataFrame
+    explanations: pd.DataFrame
+    paths: dict[str, Path]
+    model_version: str
+    report: Any  # io.table.CoercionReport
+
+
+def champion_uri(model_uri: str | None, model_name: str | None, config: Config) -> str:
+    """The model to score with: ``--model``, else the champion of ``--model-name`` (or the configured name)."""
+    return model_uri or f"models:/{model_name or config.tracking.model_name}@champion"
+
+
+def score_job(
+    data: str | Path,
+    *,
+    as_of: date,
+    out: str | Path,
+    config: Config,
+    model_uri: str | None = None,
+    model_name: str | None = None,
+    progress: Progress = NO_PROGRESS,
+    lock_timeout: float = 0.0,
+    allow_stale: bool = False,
+    allow_missing: tuple[str, ...] = (),
+) -> ScoreOutcome:
+    """Score every account as of a date with a registered model; write CONTRACT §4's outputs as one batch.
+
+    The output folder is checked (writable, room for about twice the last batch) and locked before any
+    work, and stays locked until the new batch is current (CONTRACT §6): a second run into the same
+    folder waits up to ``lock_timeout`` seconds, then fails. The gates (``gates.check``) run once model
+    and data are loaded, before scoring.
+    """
+    gates.check_date(as_of)
+    uri = champion_uri(model_uri, model_name, config)
+    out = Path(out)
+    with OutputDir(out, lock_timeout=lock_timeout, keep_batches=config.output.keep_batches) as od:
+        with progress.step(f"loading model {uri}"):
+            loaded = tracking.load_model(uri)
+        with progress.step(f"loading data from {data}"):
+            ds = load_dataset(data)
+        readiness, notes = gates.check(ds, as_of, loaded.model, config, allow_stale=allow_stale,
+                                       allow_missing=allow_missing)
+        previous = od.current.read("history.parquet") if od.current is not None else None
+        with progress.step(f"scoring {len(ds.accounts):,} accounts as of {as_of} (features, model, explanations)",
+                           total=len(ds.accounts)):
+            batch = score_batch(ds, as_of, loaded, config, previous_history=previous, progress=progress.advance,
+                                readiness=readiness)
+        with progress.step(f"writing outputs to {out}"):
+            info = {"model_uri": uri, "data_source": str(data), "data_fingerprint": ds.fingerprint,
+                    **readiness.manifest()}
+            paths = write_batch(batch, od, info=info)
+    return ScoreOutcome(batch=batch, paths=paths, model_version=loaded.version,
+                        notes=[*ds.warnings, *od.notes, *notes], readiness=readiness)
+
+
+def score_table_job(
+    table: str | Path,
+    *,
+    out: str | Path,
+    config: Config,
+    id_column: str | None = None,
+    model_uri: str | None = None,
+    model_name: str | None = None,
+    lock_timeout: float = 0.0,
+) -> TableScoreOutcome:
+    """Score every row of a flat table with a model trained by ``train_table_job``; write scores as one batch.
+
+    One output row per input row, in input order, keyed ``account_id`` (the ``--id`` column's value, or the
+    row's 1-based position when there is none); a row with every feature empty gets status ``no_features``.
+    The output folder is checked and locked first and the files are published as one batch, as for
+    ``score_job``.
+    """
+    uri = champion_uri(model_uri, model_name, config)
+    with OutputDir(Path(out), lock_timeout=lock_timeout, keep_batches=config.output.keep_batches) as od:
+        loaded = tracking.load_model(uri)
+        ids, feats, report = features_for_scoring(read_table(table), loaded.model, id_column=id_column,
+                                                  table=Path(table).name)
+        scored = score_table(ids, feats, loaded, config)
+        published = od.publish({"scores.parquet": scored.scores, "scores.csv": scored.scores,
+                                "explanations.parquet": scored.explanations},
+                               as_of=None, info={"model_version": loaded.version, "model_uri": uri,
+                                                 "table": str(table), "accounts": int(len(scored.scores))})
+        paths = {name: od.root / name for name in published.files}
+    return TableScoreOutcome(scores=scored.scores, explanations=scored.explanations, paths=paths,
+                             model_version=loaded.version, report=report)
