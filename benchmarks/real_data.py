@@ -43,10 +43,10 @@ import pandas as pd
 from sklearn.model_selection import StratifiedKFold, train_test_split
 
 from healthscore.config import COMPONENTS, Config
-from healthscore.io.table import read_table
+from healthscore.io.flat_table import read_table
 from healthscore.model.baselines import logistic_baseline, logistic_proba, regression_input
 from healthscore.model.evaluate import binary_metrics
-from healthscore.model.flat import load_components, spearman_direction, training_set_from_table
+from healthscore.model.flat_table import load_components, spearman_direction, training_set_from_table
 from healthscore.model.train import fit_health_model
 
 VERBOSE = bool(os.environ.get('HS_BENCH_VERBOSE'))

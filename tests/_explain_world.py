@@ -21,6 +21,7 @@ from datetime import date
 
 import pandas as pd
 
+from _fast import fast_model
 from healthscore.features import FeatureSpec
 from healthscore.model.calibrate import Calibrator
 from healthscore.model.health_model import HealthModel
@@ -84,8 +85,7 @@ def simulated_run():
     ds = dataset_from_frames(world.tables)
     # no usage-by-feature columns: on 250 accounts the shares displace seat utilisation, the monotone
     # feature whose explanation test_low_seat_utilisation_lowers_the_usage_contribution checks
-    config = config_from_dict({"model": {"num_leaves_grid": [7], "min_child_samples_grid": [20],
-                                         "reg_lambda_grid": [1.0], "n_estimators": 100, "num_threads": 1},
+    config = config_from_dict({"model": fast_model(reg_lambda_grid=[1.0], n_estimators=100),
                                "features": {"usage_by_feature": "off"}})
     ts = training_set_from_dataset(ds, config=config, truth=world.truth)
     result = fit_health_model(ts, config=config)

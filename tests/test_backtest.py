@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from _fast import fast_model
 from healthscore.backtest import (
     band_calibration,
     healthy_before_churn,
@@ -17,8 +18,7 @@ from healthscore.backtest import (
 from healthscore.config import BANDS, config_from_dict
 from healthscore.jobs.backtest import backtest_job
 
-SMALL = {"model": {"num_leaves_grid": [7], "min_child_samples_grid": [20], "reg_lambda_grid": [10.0],
-                   "n_estimators": 120, "num_threads": 1}}
+SMALL = {"model": fast_model()}
 
 
 def _story() -> pd.DataFrame:

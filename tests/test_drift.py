@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from _fast import fast_model
 from healthscore.config import DriftConfig, config_from_dict
 from healthscore.drift import (
     EPSILON,
@@ -145,8 +146,7 @@ def _synthetic(n: int, seed: int) -> TrainingSet:
 
 
 def test_a_fitted_model_sees_a_shifted_feature_and_its_score_move():
-    cfg = config_from_dict({"model": {"num_leaves_grid": [7], "min_child_samples_grid": [20],
-                                      "reg_lambda_grid": [10.0], "n_estimators": 60, "num_threads": 1}})
+    cfg = config_from_dict({"model": fast_model(n_estimators=60)})
     ts = _synthetic(2000, seed=0)
     model = fit_health_model(ts, config=cfg).model
     model.metadata["score_reference"] = score_reference(model, model.prepare(ts.features))

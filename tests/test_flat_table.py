@@ -17,8 +17,15 @@ import pytest
 from healthscore.config import COMPONENTS, config_from_dict
 from healthscore.errors import ConfigError, DataError, HealthscoreError, ModelMismatchError
 from healthscore.explain import CONTRIB_COLUMNS
-from healthscore.io.table import CoercionReport, apply_plan, churn_labels, id_values, infer_plan, read_table
-from healthscore.model.flat import (
+from healthscore.io.flat_table import (
+    CoercionReport,
+    apply_plan,
+    churn_labels,
+    id_values,
+    infer_plan,
+    read_table,
+)
+from healthscore.model.flat_table import (
     components_from_dict,
     features_for_scoring,
     load_components,

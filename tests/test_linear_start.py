@@ -10,11 +10,12 @@ import pandas as pd
 import pytest
 from sklearn.metrics import roc_auc_score
 
+from _fast import fast_model
 from healthscore.config import config_from_dict
 from healthscore.errors import ConfigError
 from healthscore.explain import explain_frame
 from healthscore.model.calibrate import Calibrator
-from healthscore.model.linear import LinearBase
+from healthscore.model.linear import LinearStart
 from healthscore.model.train import TrainingSet, fit_health_model
 
 
@@ -34,7 +35,7 @@ def test_linear_contributions_are_exact_and_grouped_by_feature() -> None:
     X, rng = _frame(800, 0)
     index = 1.5 * X["a"] - np.nan_to_num(X["b"]) + (X["plan"] == "pro") * 0.8
     y = (rng.random(800) < 1 / (1 + np.exp(-index))).astype(int)
-    lin = LinearBase.fit(X, y, categorical=["plan"], monotone={})
+    lin = LinearStart.fit(X, y, categorical=["plan"], monotone={})
     contrib = lin.contributions(X)
     assert list(contrib.columns) == ["a", "b", "c", "plan"]
     # SHAP of a linear model: expected value + Σ per-feature contributions = the margin, on every row
@@ -47,7 +48,7 @@ def test_linear_contributions_are_exact_and_grouped_by_feature() -> None:
 def test_wrong_signed_coefficient_is_left_out_of_the_linear_part() -> None:
     X, rng = _frame(1500, 1)
     y = (rng.random(1500) < 1 / (1 + np.exp(-(2.0 * X["a"] - 1.0 * X["c"])))).astype(int)
-    lin = LinearBase.fit(X, y, categorical=["plan"], monotone={"c": 1, "a": 1})  # c is declared, wrongly, +1
+    lin = LinearStart.fit(X, y, categorical=["plan"], monotone={"c": 1, "a": 1})  # c is declared, wrongly, +1
     assert "c" not in lin.used and "a" in lin.used
     assert "monotone" in lin.dropped["c"]
     assert (lin.contributions(X)["c"] == 0).all()
@@ -56,7 +57,7 @@ def test_wrong_signed_coefficient_is_left_out_of_the_linear_part() -> None:
 def test_scoring_values_outside_the_training_range_are_clipped() -> None:
     X, rng = _frame(600, 2)
     y = (rng.random(600) < 1 / (1 + np.exp(-2 * X["a"]))).astype(int)
-    lin = LinearBase.fit(X, y, categorical=["plan"], monotone={})
+    lin = LinearStart.fit(X, y, categorical=["plan"], monotone={})
     wild = X.iloc[[0, 0]].copy()
     wild["a"] = [X["a"].max(), 1e9]
     m = lin.margin(wild)
@@ -81,8 +82,7 @@ def _link_set(n: int, seed: int, *, interaction: bool) -> TrainingSet:
                        group_columns=())
 
 
-FAST = {"model": {"num_leaves_grid": [7], "min_child_samples_grid": [20], "reg_lambda_grid": [1.0],
-                  "n_estimators": 200, "num_threads": 1}}
+FAST = {"model": fast_model(reg_lambda_grid=[1.0], n_estimators=200)}
 
 
 def test_cv_keeps_the_linear_start_for_a_linear_index_and_adds_trees_for_an_interaction() -> None:

@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from _fast import fast_model
 from healthscore.config import Config, config_from_dict
 from healthscore.errors import HealthscoreError
 from healthscore.explain import component_points, feature_points
@@ -49,8 +50,8 @@ def synthetic_set(n_contracts: int = 3000, seed: int = 0) -> tuple[TrainingSet, 
 
 def small_config() -> Config:
     return config_from_dict(
-        {"model": {"num_leaves_grid": [7], "min_child_samples_grid": [20], "reg_lambda_grid": [1.0, 10.0],
-                   "n_estimators": 150, "num_threads": 1, "monotone": {"usage_x": 1, "tickets_x": -1}}}
+        {"model": fast_model(reg_lambda_grid=[1.0, 10.0], n_estimators=150,
+                              monotone={"usage_x": 1, "tickets_x": -1})}
     )
 
 

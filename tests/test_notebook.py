@@ -9,11 +9,11 @@ from pathlib import Path
 import nbformat
 import pytest
 
+from _fast import fast_model
 from healthscore.config import config_from_dict
 
 NOTEBOOK = Path(__file__).resolve().parents[1] / "notebooks" / "review_model.ipynb"
-SMALL = {"model": {"num_leaves_grid": [7], "min_child_samples_grid": [20], "reg_lambda_grid": [10.0],
-                   "n_estimators": 120, "num_threads": 1}}
+SMALL = {"model": fast_model()}
 
 
 def test_notebook_is_committed_without_outputs():

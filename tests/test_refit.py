@@ -9,14 +9,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from _fast import fast_model
 from healthscore.config import config_from_dict
 from healthscore.explain import explain_frame
 from healthscore.model.linear import ScorecardStart
 from healthscore.model.split import split_by_renewal_date
 from healthscore.model.train import TrainingSet, fit_health_model
 
-FAST = {"model": {"num_leaves_grid": [7], "min_child_samples_grid": [20], "reg_lambda_grid": [1.0],
-                  "n_estimators": 60, "early_stopping_rounds": 10, "num_threads": 1}}
+FAST = {"model": fast_model(reg_lambda_grid=[1.0], n_estimators=60, early_stopping_rounds=10)}
 
 
 def _dated_set(n: int, seed: int, *, signal: float = 1.0) -> TrainingSet:

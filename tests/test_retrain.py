@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from _fast import fast_model
 from healthscore.config import RetrainConfig, config_from_dict
 from healthscore.errors import HealthscoreError, TrackingError
 from healthscore.model.gate import KEPT, PROMOTED, gate, holdout_mask, shuffle_labels, subset
@@ -89,8 +90,7 @@ def test_shuffled_labels_are_a_seeded_permutation_and_leave_the_input_alone():
 # --------------------------------------------------------------------------------------------------------
 # end to end on a drifting world
 
-SMALL = {"model": {"num_leaves_grid": [7], "min_child_samples_grid": [20], "reg_lambda_grid": [10.0],
-                   "n_estimators": 150, "num_threads": 1}}
+SMALL = {"model": fast_model(n_estimators=150)}
 WORLD = {"accounts": 1000, "seed": 2, "months": 36}
 BEFORE_DRIFT = date(2023, 7, 1)  # the world's midpoint: renewals decided later follow the drifted rules
 

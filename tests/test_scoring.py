@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from _fast import fast_model
 from healthscore.config import config_from_dict
 from healthscore.explain import CONTRIB_COLUMNS
 from healthscore.io import dataset_from_frames, load_dataset
@@ -24,8 +25,7 @@ AS_OF_2 = date(2024, 6, 1)
 
 def small_config():
     return config_from_dict(
-        {"model": {"num_leaves_grid": [7], "min_child_samples_grid": [20], "reg_lambda_grid": [10.0],
-                   "n_estimators": 120, "num_threads": 1}}
+        {"model": fast_model()}
     )
 
 

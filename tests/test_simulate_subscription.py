@@ -16,12 +16,13 @@ import pytest
 from rich.console import Console
 from sklearn.metrics import roc_auc_score
 
+from _fast import fast_model
 from healthscore import simulate as b2b
 from healthscore.config import FeaturesConfig, config_from_dict
 from healthscore.io import TABLES, load_dataset
-from healthscore.summary import render_summary, summarise
 from healthscore.simulate import SimulationSpec, World, simulate, write_world
 from healthscore.simulate.subscription import FEATURES, SEGMENTS, STICKY_FEATURES
+from healthscore.summary import render_summary, summarise
 from healthscore.timeline import term_days, term_kinds
 
 SMALL = SimulationSpec(accounts=200, seed=3, months=24, business="subscription")
@@ -307,8 +308,7 @@ def test_pipeline_trains_with_short_lead_times_and_scores_every_account(tmp_path
     write_world(spec, data)
     cfg = config_from_dict({
         "timeline": {"lead_times_days": [7, 14]},
-        "model": {"num_leaves_grid": [7], "min_child_samples_grid": [20], "reg_lambda_grid": [10.0],
-                  "n_estimators": 120, "num_threads": 1},
+        "model": fast_model(),
     })
     trained = train_job(data, config=cfg)
     rows = trained.result.test_predictions

@@ -20,11 +20,11 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from _fast import fast_model
 from healthscore.config import config_from_dict
 
 BIN = Path(sys.executable).parent
-SMALL = {"model": {"num_leaves_grid": [7], "min_child_samples_grid": [20], "reg_lambda_grid": [10.0],
-                   "n_estimators": 120, "num_threads": 1}}
+SMALL = {"model": fast_model()}
 
 
 def _free_port() -> int:

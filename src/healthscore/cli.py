@@ -29,7 +29,11 @@ err_console = Console(stderr=True, highlight=False, width=None if sys.stderr.isa
 
 DataOpt = Annotated[Path, typer.Option("--data", help="Dataset directory (CONTRACT §1): CSV and/or Parquet files.")]
 ConfigOpt = Annotated[Optional[Path], typer.Option("--config", help="YAML config over the defaults.")]
-AsOfOpt = Annotated[Optional[str], typer.Option("--as-of", help="Observation date, YYYY-MM-DD.")]
+#: --as-of means "today" for every command: for features/score, the observation date (only data before it is
+#: used); for train/retrain, the date training pretends is today (only renewals decided before it are learned)
+TrainAsOfOpt = Annotated[Optional[str], typer.Option(
+    "--as-of", help="Train as if today were this date (YYYY-MM-DD): learn only from renewals decided before it, "
+    "from data before it. Default: every decided renewal.")]
 ModelOpt = Annotated[
     str, typer.Option("--model", help="MLflow model URI (models:/NAME@ALIAS, runs:/..., or a local path).")
 ]
@@ -127,7 +131,8 @@ def validate(data: DataOpt, config: ConfigOpt = None) -> None:
 @app.command()
 def features(
     data: DataOpt,
-    as_of: Annotated[str, typer.Option("--as-of", help="Observation date, YYYY-MM-DD.")],
+    as_of: Annotated[str, typer.Option("--as-of", help="Observation date (YYYY-MM-DD): features from data "
+                                       "before this day only.")],
     out: Annotated[Path, typer.Option("--out", help="Output file: .parquet or .csv.")],
     config: ConfigOpt = None,
 ) -> None:
@@ -241,7 +246,7 @@ def _train_table(table: Path, *, id_column, target, churn_value, components, tim
 @app.command()
 def train(
     data: OptDataOpt = None,
-    as_of: AsOfOpt = None,
+    as_of: TrainAsOfOpt = None,
     config: ConfigOpt = None,
     model_name: ModelNameOpt = "",
     table: TableOpt = None,
@@ -300,7 +305,8 @@ def _print_aliases(model_name: str, version: str, alias: str) -> None:
 def score(
     out: Annotated[Path, typer.Option("--out", help="Output directory (scores, explanations, history, portfolio).")],
     data: OptDataOpt = None,
-    as_of: Annotated[Optional[str], typer.Option("--as-of", help="Observation date, YYYY-MM-DD (with --data).")]
+    as_of: Annotated[Optional[str], typer.Option("--as-of", help="Observation date (YYYY-MM-DD, with --data): "
+                                                 "score every account from data before this day only.")]
     = None,
     model: Annotated[Optional[str], typer.Option("--model", help="Model URI; default models:/NAME@champion.")] = None,
     config: ConfigOpt = None,
@@ -399,7 +405,7 @@ def explain(
 @app.command()
 def retrain(
     data: DataOpt,
-    as_of: AsOfOpt = None,
+    as_of: TrainAsOfOpt = None,
     config: ConfigOpt = None,
     model_name: ModelNameOpt = "",
     shuffle_labels: Annotated[

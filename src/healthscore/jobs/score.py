@@ -13,9 +13,9 @@ import pandas as pd
 from healthscore import gates, tracking
 from healthscore.config import Config
 from healthscore.io import load_dataset
+from healthscore.io.flat_table import read_table
 from healthscore.io.output import OutputDir
-from healthscore.io.table import read_table
-from healthscore.model.flat import features_for_scoring
+from healthscore.model.flat_table import features_for_scoring
 from healthscore.reports.progress import NO_PROGRESS, Progress
 from healthscore.scoring import ScoreBatch, score_batch, score_table, write_batch
 

@@ -13,10 +13,10 @@ import pandas as pd
 from healthscore import tracking
 from healthscore.config import Config
 from healthscore.io import load_dataset
-from healthscore.io.table import read_table
+from healthscore.io.flat_table import read_table
 from healthscore.io.write import copy_file_atomic
 from healthscore.model.card import ModelCard, as_of_text
-from healthscore.model.flat import load_components, table_fingerprint, training_set_from_table
+from healthscore.model.flat_table import load_components, table_fingerprint, training_set_from_table
 from healthscore.model.train import TrainResult, fit_health_model, rows_text, training_set_from_dataset
 from healthscore.reports import plots
 from healthscore.reports.global_report import test_slice_matrix, write_global_report

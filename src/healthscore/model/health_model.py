@@ -12,10 +12,10 @@ import pandas as pd
 from healthscore.config import COMPONENTS
 from healthscore.errors import ModelMismatchError
 from healthscore.model.calibrate import Calibrator
-from healthscore.model.linear import LinearBase
+from healthscore.model.linear import LinearStart
 
 
-def combined_margin(linear: LinearBase | None, booster: lgb.Booster | None, X: pd.DataFrame) -> np.ndarray:
+def combined_margin(linear: LinearStart | None, booster: lgb.Booster | None, X: pd.DataFrame) -> np.ndarray:
     """Log-odds of renewal: the linear start's (0 without one) plus the trees' raw score (0 without trees)."""
     out = np.zeros(len(X)) if linear is None else linear.margin(X)
     return (out + booster.predict(X, raw_score=True)) if booster is not None else out
@@ -46,7 +46,7 @@ class HealthModel:
     params: dict[str, Any] = field(default_factory=dict)
     metadata: dict[str, Any] = field(default_factory=dict)
     #: the booster's linear start (None: a constant start, LightGBM's default)
-    linear: LinearBase | None = None
+    linear: LinearStart | None = None
     _booster: lgb.Booster | None = field(default=None, repr=False, compare=False)
 
     # -- pickling: keep the booster as text so the artefact is portable across processes --------------

@@ -36,7 +36,7 @@ from healthscore.model.calibrate import platt
 
 
 @dataclass
-class LinearBase:
+class LinearStart:
     """The fitted linear part: use ``margin`` for log-odds and ``contributions`` for exact per-feature SHAP."""
 
     feature_names: list[str]
@@ -54,7 +54,7 @@ class LinearBase:
 
     @classmethod
     def fit(cls, X: pd.DataFrame, y: np.ndarray, *, categorical: list[str], monotone: dict[str, int],
-            seed: int = 42) -> LinearBase:
+            seed: int = 42) -> LinearStart:
         """Fit on the model matrix (as ``HealthModel.prepare`` returns it), honouring ``monotone``."""
         names = list(X.columns)
         cat = [c for c in categorical if c in names]

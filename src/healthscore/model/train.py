@@ -22,7 +22,7 @@ from healthscore.model.baselines import Scorecard, logistic_baseline, logistic_p
 from healthscore.model.calibrate import Calibrator, calibrated_losses
 from healthscore.model.evaluate import evaluate_predictions, reliability_table
 from healthscore.model.health_model import HealthModel, combined_margin
-from healthscore.model.linear import LinearBase, ScorecardStart
+from healthscore.model.linear import LinearStart, ScorecardStart
 from healthscore.model.split import split_by_renewal_date, time_folds
 from healthscore.timeline import no_training_rows_reason, training_rows
 
@@ -130,7 +130,7 @@ def start_fitters(config: Config, *, categorical: list[str], monotone: dict[str,
     if m.linear_start in ("auto", "off"):
         out["constant"] = None
     if m.linear_start in ("auto", "on"):
-        out["linear"] = lambda X, y: LinearBase.fit(X, y, categorical=categorical, monotone=monotone, seed=m.seed)
+        out["linear"] = lambda X, y: LinearStart.fit(X, y, categorical=categorical, monotone=monotone, seed=m.seed)
     if m.scorecard_start == "auto" and m.linear_start == "auto" and components and directions:
         out["scorecard"] = lambda X, y: ScorecardStart.fit(
             X, y, weights=config.scorecard.weights, components=components,

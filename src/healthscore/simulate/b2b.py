@@ -210,6 +210,19 @@ def _within(counts: np.ndarray) -> np.ndarray:
     return np.arange(total) - np.repeat(starts, counts)
 
 
+def _arrivals(r: np.random.Generator, n: int, world_days: int, start_day: int, *, early_share: float) -> np.ndarray:
+    """Each account's first start day: an early wave over the first year (``early_share`` of accounts), then a
+    steady trickle until a few weeks before the world's end."""
+    early = r.random(n) < early_share
+    first_year = max(min(365, world_days - 20), 1)
+    arrival = np.where(
+        early,
+        r.integers(0, first_year, n),
+        first_year + np.floor(r.random(n) * max(world_days - 20 - first_year, 1)).astype(np.int64),
+    )
+    return start_day + np.minimum(arrival, world_days - 1)
+
+
 class _Events:
     """Columns collected month by month, concatenated once at the end."""
 
@@ -306,15 +319,7 @@ class _Simulation:
         n_prospects = max(1, round(0.03 * n)) if n >= 10 else 0
         self.prospect = np.zeros(n, bool)
         self.prospect[r.choice(n, size=n_prospects, replace=False)] = True
-        # arrivals: an early wave over the first year, then a steady trickle until a few weeks before the end
-        early = r.random(n) < 0.55
-        first_year = max(min(365, world_days - 20), 1)
-        arrival = np.where(
-            early,
-            r.integers(0, first_year, n),
-            first_year + np.floor(r.random(n) * max(world_days - 20 - first_year, 1)).astype(np.int64),
-        )
-        self.first_start = start_day + np.minimum(arrival, world_days - 1)
+        self.first_start = _arrivals(r, n, world_days, start_day, early_share=0.55)
         self.created = np.where(self.prospect, start_day + r.integers(0, world_days, n), self.first_start)
         self.industry = r.choice(len(INDUSTRIES), size=n)
         # CSMs cover segments unevenly: the first two hold most enterprise and mid_market books

@@ -59,6 +59,7 @@ from healthscore.simulate.b2b import (
     World,
     _accounts_frame,
     _add_months,
+    _arrivals,
     _contracts_frame,
     _Events,
     _rep,
@@ -194,15 +195,7 @@ class _Subscription:
         self.free = np.zeros(n, bool)
         if n >= 10:
             self.free[r.choice(n, size=max(1, round(_FREE_SHARE * n)), replace=False)] = True
-        # sign-ups: a wave over the first year, then a steady trickle until a few weeks before the end
-        early = r.random(n) < 0.45
-        first_year = max(min(365, world_days - 20), 1)
-        arrival = np.where(
-            early,
-            r.integers(0, first_year, n),
-            first_year + np.floor(r.random(n) * max(world_days - 20 - first_year, 1)).astype(np.int64),
-        )
-        self.first_start = start_day + np.minimum(arrival, world_days - 1)
+        self.first_start = _arrivals(r, n, world_days, start_day, early_share=0.45)  # sign-ups
         self.created = np.where(self.free, start_day + r.integers(0, world_days, n), self.first_start)
         self.industry = r.choice(len(INDUSTRIES), size=n)
         self.csm = np.where(seg == 2, r.integers(0, len(CSMS), n), -1)

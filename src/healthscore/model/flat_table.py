@@ -23,7 +23,6 @@ seed, and stratified K-fold CV inside the training part.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -42,7 +41,7 @@ from healthscore.errors import (
     Problem,
     did_you_mean,
 )
-from healthscore.io.table import (
+from healthscore.io.flat_table import (
     ROW_NUMBER,
     CoercionReport,
     ColumnPlan,
@@ -52,6 +51,7 @@ from healthscore.io.table import (
     infer_plan,
     missing_column_problem,
 )
+from healthscore.io.write import sha256_file
 from healthscore.model.split import split_by_renewal_date
 from healthscore.model.train import TrainingSet
 
@@ -152,11 +152,7 @@ class TableTrainingSet:
 
 def table_fingerprint(path: str | Path) -> str:
     """sha256 of the table file's bytes."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+    return sha256_file(path)
 
 
 def _rows_to_learn(frame: pd.DataFrame, label: np.ndarray, *, target: str, time_column: str | None,
