@@ -2,25 +2,29 @@
 
 from __future__ import annotations
 
+import functools
 import math
+from datetime import date
 from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from _fast import fast_model
+from _fast import fast_config, fast_model
 from healthscore.config import DriftConfig, config_from_dict
 from healthscore.drift import (
     EPSILON,
     SCORE_ROW,
     categorical_shares,
+    chance_psi,
     drift_warnings,
     feature_psi,
     level_of,
     numeric_reference,
     numeric_shares,
     psi,
+    psi_parts,
     psi_table,
     score_reference,
 )
@@ -127,8 +131,11 @@ def test_drift_warnings_name_flagged_rows_only():
     table = pd.DataFrame({"feature": ["a", SCORE_ROW, "c"], "component": ["usage", "score", "billing"],
                           "psi": [0.4, 0.12, 0.01], "level": ["alert", "warn", "ok"]})
     lines = drift_warnings(table)
-    assert lines == ["drift alert: a (usage) PSI 0.40 against the model's training rows",
-                     "drift warn: model score (score) PSI 0.12 against the model's training rows"]
+    assert lines == ["drift alert: a (usage) values PSI 0.40 against the model's reference batch",
+                     "drift warn: model score (score) values PSI 0.12 against the model's reference batch"]
+    stalled = table.assign(psi_value=[0.01, 0.12, 0.0], psi_missing=[0.9, 0.0, 0.0],
+                           missing_reference=[0.02, 0.0, 0.0], missing_current=[0.41, 0.0, 0.0])
+    assert drift_warnings(stalled)[0] == "drift alert: a (usage) missing 2% → 41% against the model's reference batch"
     assert drift_warnings(None) == [] and drift_warnings(table.iloc[:0]) == []
     assert drift_warnings(table, limit=1)[-1].startswith("… and 1 more")
 
@@ -163,12 +170,86 @@ def test_a_fitted_model_sees_a_shifted_feature_and_its_score_move():
     assert feature_psi(model.reference_distributions["usage"], moved["usage"]) == shifted.loc["usage", "psi"]
 
 
-def test_days_to_renewal_shifts_by_design_and_does_not_warn():
-    # training rows sit 30/90/180 days before renewal; a batch has accounts anywhere in their term
+def test_calendar_features_are_tracked_and_never_warn():
+    # a batch has accounts anywhere in their term; the reference batch was another day's mix
     model = SimpleNamespace(
         reference_distributions={"days_to_renewal": numeric_reference(np.repeat([30.0, 90.0, 180.0], 10), bins=3)},
         components={"days_to_renewal": "account"}, metadata={})
     batch = pd.DataFrame({"days_to_renewal": np.linspace(1, 365, 50)})
     row = psi_table(model, batch).iloc[0]
-    assert row["psi"] > 0.25 and row["level"] == "expected" and "fixed lead times" in row["note"]
+    assert row["psi"] > 0.25 and row["level"] == "tracked" and "renewal calendar" in row["note"]
     assert drift_warnings(psi_table(model, batch)) == []
+    cfg = config_from_dict({"drift": {"psi_warn": 0.5, "psi_alert": 1.0}}).drift
+    assert [level_of(v, cfg) for v in (0.3, 0.6, 1.2)] == ["ok", "warn", "alert"]
+
+
+def test_value_and_missing_parts_are_told_apart():
+    ref = numeric_reference(np.arange(1000, dtype=float), bins=10)
+    same_values_more_missing = np.concatenate([np.arange(0, 1000, 2, dtype=float), np.full(500, np.nan)])
+    value, missing, bins = psi_parts(ref, same_values_more_missing)
+    assert value < 0.01 and missing > 1.0 and bins == 10
+    moved_values = np.arange(500, 1500, dtype=float)
+    value, missing, _ = psi_parts(ref, moved_values)
+    assert value > 1.0 and missing < 1e-9
+
+
+def test_chance_level_falls_with_sample_size_and_spares_small_batches():
+    assert chance_psi(10, 200, 200, chance=0.001) > chance_psi(10, 20_000, 20_000, chance=0.001)
+    # the same population drawn twice, small: PSI by chance alone is above the 0.1 rule of thumb, yet no warning
+    rng = np.random.default_rng(0)
+    ref = numeric_reference(rng.normal(size=150), bins=10)
+    model = SimpleNamespace(reference_distributions={"x": ref}, components={"x": "usage"}, metadata={})
+    rows = [psi_table(model, pd.DataFrame({"x": rng.normal(size=150)})).iloc[0] for _ in range(20)]
+    assert max(r["psi"] for r in rows) > 0.1
+    assert all(r["level"] == "ok" for r in rows)
+
+
+# -- worlds: a stable one stays quiet, a stalled feed and a drifting world do not -------------------------
+
+@functools.cache
+def _world_model(drift: bool, as_of: date):
+    from healthscore.io import dataset_from_frames
+    from healthscore.model.train import fit_health_model, training_set_from_dataset
+    from healthscore.simulate import SimulationSpec, simulate
+
+    world = simulate(SimulationSpec(accounts=800, seed=4, months=42, drift=drift))
+    cfg = fast_config()
+    ds = dataset_from_frames(world.tables)
+    model = fit_health_model(training_set_from_dataset(ds, config=cfg, as_of=as_of), config=cfg).model
+    return world, ds, model, cfg
+
+
+def _flagged(ds, as_of, model, cfg) -> pd.DataFrame:
+    from healthscore.scoring import batch_drift
+
+    table = batch_drift(ds, as_of, model, cfg)
+    return table[table["level"].isin(["warn", "alert"])]
+
+
+@pytest.mark.parametrize("months_after", [1, 3, 6])
+def test_a_stable_world_raises_no_drift_months_after_training(months_after):
+    _, ds, model, cfg = _world_model(False, date(2024, 7, 1))
+    when = (pd.Timestamp("2024-07-01") + pd.DateOffset(months=months_after)).date()
+    flagged = _flagged(ds, when, model, cfg)
+    assert flagged.empty, flagged[["feature", "psi_value", "psi_missing", "level"]].to_string()
+    assert model.metadata["drift_reference"]["population"] == "batch at the training cutoff"
+
+
+def test_a_stalled_usage_feed_alerts_on_usage():
+    from healthscore.io import dataset_from_frames
+
+    world, _, model, cfg = _world_model(False, date(2024, 7, 1))
+    when = date(2024, 10, 1)
+    tables = dict(world.tables)
+    ev = tables["usage_events"]
+    tables["usage_events"] = ev[pd.to_datetime(ev["ts"]) < pd.Timestamp(when) - pd.Timedelta(days=21)]
+    flagged = _flagged(dataset_from_frames(tables), when, model, cfg)
+    alerts = flagged[flagged["level"] == "alert"]
+    assert {"days_since_last_activity", "active_days_30d"} <= set(alerts["feature"])
+    assert set(alerts["component"]) >= {"usage"}
+
+
+def test_a_drifting_world_is_flagged_a_year_on():
+    # trained before the world's midpoint (2023-10); its accounts then churn by other rules and the book moves
+    _, ds, model, cfg = _world_model(True, date(2023, 9, 1))
+    assert not _flagged(ds, date(2025, 1, 1), model, cfg).empty

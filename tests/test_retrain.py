@@ -152,7 +152,7 @@ def test_holdout_is_the_newest_renewals_and_the_challenger_never_saw_them(story)
 
 def test_drift_shows_against_the_champions_training_rows(story):
     drift = story["newer"].drift
-    assert drift is not None and set(drift["level"]) <= {"ok", "warn", "alert", "expected", "n/a"}
+    assert drift is not None and set(drift["level"]) <= {"ok", "warn", "alert", "tracked", "n/a"}
     assert (drift["level"] == "alert").any()
     # the champion learned from first-term renewals only: term-over-term changes were always missing then
     row = drift.set_index("feature").loc["arr_change_pct_vs_previous_term"]

@@ -258,6 +258,9 @@ class DriftConfig:
     psi_warn: float = 0.1
     psi_alert: float = 0.25
     bins: int = 10
+    #: a part of a feature's PSI (values, missing share) is flagged only above the PSI two samples of one
+    #: population reach with this probability (chance alone; sample-size aware, see ``drift``)
+    chance: float = 0.001
 
 
 @dataclass(frozen=True)
@@ -486,6 +489,7 @@ RANGES: dict[str, Range] = {
     "retrain.holdout_share": _r(0, 1, "a share of the newest renewals", low_open=True, high_open=True),
     "drift.psi_warn": _r(0, None, "PSI; psi_warn < psi_alert", low_open=True),
     "drift.psi_alert": _r(0, None, "PSI; psi_warn < psi_alert", low_open=True),
+    "drift.chance": _r(0, 1, "a probability", low_open=True, high_open=True),
     "drift.bins": _r(2, 100, "bins"),
     "freshness.max_lag_days": _r(0, 3650, "days without data"),
     "freshness.max_lag_days_by_table.*": _r(0, 3650, "days without data"),

@@ -15,7 +15,7 @@ import pandas as pd
 from sklearn.metrics import log_loss
 
 from healthscore.config import COMPONENTS, Config, FeaturesConfig
-from healthscore.drift import score_reference
+from healthscore.drift import categorical_reference, numeric_reference, score_reference
 from healthscore.features import build_features, feature_specs, resolve_key_features
 from healthscore.features.time_to_value import SegmentAdoptionCurve
 from healthscore.model.baselines import Scorecard, logistic_baseline, logistic_proba
@@ -24,7 +24,7 @@ from healthscore.model.evaluate import evaluate_predictions, reliability_table
 from healthscore.model.health_model import HealthModel, combined_margin
 from healthscore.model.linear import LinearStart, ScorecardStart
 from healthscore.model.split import split_by_renewal_date, time_folds
-from healthscore.timeline import no_training_rows_reason, training_rows
+from healthscore.timeline import data_end, no_training_rows_reason, scoring_rows, training_rows
 
 
 @dataclass
@@ -50,6 +50,9 @@ class TrainingSet:
     #: the feature settings the features were built with, key product features resolved (learned at training
     #: unless configured): store this one with the model, scoring rebuilds features from it. None: a flat table
     features_config: FeaturesConfig | None = None
+    #: the population later batches are compared with for drift: every active account's raw features as it
+    #: would have been scored at the training cutoff (None: the training rows, as for a flat table)
+    reference_features: pd.DataFrame | None = None
 
 
 @dataclass
@@ -381,19 +384,10 @@ def _references(X: pd.DataFrame, segments: pd.Series | None, categorical: list[s
 
 
 def _distributions(X: pd.DataFrame, categorical: list[str], bins: int = 10) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for name in X.columns:
-        col = X[name]
-        if name in categorical:
-            shares = col.astype("object").fillna("<missing>").value_counts(normalize=True).sort_index()
-            out[name] = {"kind": "categorical", "shares": {str(k): float(v) for k, v in shares.items()}}
-        else:
-            values = pd.to_numeric(col, errors="coerce").to_numpy(dtype=float)
-            present = values[~np.isnan(values)]
-            edges = np.unique(np.quantile(present, np.linspace(0, 1, bins + 1))) if len(present) else np.array([])
-            out[name] = {"kind": "numeric", "edges": edges.tolist(), "values": np.sort(present)[:: max(1, len(present) // 2000)].tolist(),
-                         "missing_share": float(np.isnan(values).mean()) if len(values) else 0.0}
-    return out
+    """Each feature's reference distribution for drift (``drift.numeric_reference``/``categorical_reference``)."""
+    return {name: categorical_reference(X[name]) if name in categorical else
+            numeric_reference(pd.to_numeric(X[name], errors="coerce").to_numpy(dtype=float), bins=bins)
+            for name in X.columns}
 
 
 def _new_model(ts: TrainingSet, rows: np.ndarray, config: Config) -> HealthModel:
@@ -446,8 +440,12 @@ def _fit_rows(model: HealthModel, X: pd.DataFrame, y: np.ndarray, rows: np.ndarr
         n_calibration = int(cal_rows.sum())
     segments = ts.rows["segment"] if "segment" in ts.rows else None
     model.references = _references(Xf, segments[rows] if segments is not None else None, ts.categorical)
-    model.reference_distributions = _distributions(Xf, ts.categorical, bins=config.drift.bins)
-    model.metadata["score_reference"] = score_reference(model, Xf, bins=config.drift.bins)
+    # drift compares a batch with a batch: the accounts as scored at the cutoff, else the training rows
+    Xr = model.prepare(ts.reference_features) if ts.reference_features is not None else Xf
+    model.reference_distributions = _distributions(Xr, ts.categorical, bins=config.drift.bins)
+    model.metadata["score_reference"] = score_reference(model, Xr, bins=config.drift.bins)
+    model.metadata["drift_reference"] = {"rows": int(len(Xr)), "population": "batch at the training cutoff"
+                                         if ts.reference_features is not None else "training rows"}
     return n_calibration
 
 
@@ -744,4 +742,12 @@ def training_set_from_dataset(ds, *, config: Config, as_of: date | None = None, 
         truth=truth_series,
         fitted_transformer=SegmentAdoptionCurve,
         features_config=fcfg,
+        reference_features=_reference_batch(ds, as_of, fcfg),
     )
+
+
+def _reference_batch(ds, as_of: date | None, fcfg: FeaturesConfig) -> pd.DataFrame | None:
+    """Raw features of every account scored as of the training cutoff (``as_of``, else the data's end)."""
+    rows = scoring_rows(ds, as_of or data_end(ds))
+    scored = rows[rows["status"] == "scored"]
+    return build_features(ds, scored, config=fcfg).reset_index(drop=True) if len(scored) else None
