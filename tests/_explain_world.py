@@ -115,7 +115,7 @@ def hand_scores(tmp_path, *, name: str = "Acme Corp", reason: str = "Champion le
             "account_id": "A-GOLD", "name": name, "segment": "smb", "csm": csm, "as_of": pd.Timestamp(as_of),
             "status": "scored", "contract_id": "C-1", "renewal_date": pd.Timestamp("2024-09-30"), "arr": 12000.0,
             "probability": p, "model_score": model_score, "adjustment": adj,
-            "adjustment_reasons": f"{adj:+.0f} {reason}" if adj else None,
+            "adjustment_reasons": f"{reason}: {adj:+.0f}" if adj else None,
             "score": min(100.0, max(0.0, model_score + adj)), "band": "at_risk" if i == 0 else "healthy",
             "baseline": baseline, "contrib_usage": fpoints.iloc[i, 0], "contrib_support": fpoints.iloc[i, 1],
             **{c: 0.0 for c in CONTRIB_COLUMNS if c not in ("contrib_usage", "contrib_support")},

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import date
 
 import numpy as np
@@ -118,7 +119,11 @@ def test_portfolio_rolls_up_arr_and_risk(world):
     scored = batch.scores[batch.scores["status"] == "scored"]
     total = p[p["dimension"] == "all"].iloc[0]
     assert total["accounts"] == len(scored)
-    assert total["expected_arr_at_risk"] == pytest.approx((scored["arr"] * (1 - scored["probability"])).sum(), abs=0.05)
+    expected = (scored["arr"] * (1 - scored["probability"])).sum()
+    assert total["expected_arr_at_risk_model"] == pytest.approx(expected, abs=0.05)
+    for band in ("healthy", "watch", "at_risk"):  # the final bands, ARR and counts alike
+        assert total[f"arr_{band}"] == pytest.approx(scored.loc[scored["band"] == band, "arr"].sum())
+        assert total[f"accounts_{band}"] == (scored["band"] == band).sum()
     seg = p[p["dimension"] == "segment"]
     assert seg["accounts"].sum() == len(scored)
     assert set(p["dimension"]) == {"all", "segment", "csm", "renewal_quarter"}
@@ -237,7 +242,84 @@ def test_alert_on_planted_drop_names_the_movers():
     assert pd.isna(out.loc[1, "alert"])
 
 
+def test_alert_splits_a_drop_into_adjustment_and_model_points():
+    # the final score fell 53: a CSM adjustment of −49 and the model's own −4 (usage −5.4, support +1.4)
+    cfg = config_from_dict({})
+    now = pd.DataFrame({"account_id": ["A"], "model_score": [66.0], "adjustment": [-49.0], "score": [17.0],
+                        "band": ["at_risk"], "adjustment_reasons": ["Customer was acquired (csm.ana): -49"],
+                        **{c: [0.0] for c in CONTRIB_COLUMNS}})
+    now.loc[0, ["contrib_usage", "contrib_support"]] = [-5.4, 1.4]
+    prev = now.copy().assign(as_of=pd.Timestamp("2024-05-01"))
+    prev.loc[0, ["model_score", "adjustment", "score", "band", "contrib_usage", "contrib_support"]] = \
+        [70.0, 0.0, 70.0, "healthy", 0.0, 0.0]
+    alert = add_alerts(now, prev, date(2024, 6, 1), cfg).loc[0, "alert"]
+    assert alert == ("dropped 53 points; band healthy → at_risk: adjustments -49 (Customer was acquired "
+                     "(csm.ana): -49), model -4 (usage -5.4)")
+
+
+def test_adjustment_reasons_never_start_with_a_formula_character(tmp_path):
+    from healthscore.io.write import FORMULA_PREFIXES
+
+    world = simulate(SimulationSpec(accounts=150, seed=3, months=30))
+    ds = dataset_from_frames(world.tables)
+    from healthscore.scoring.adjustments import apply_adjustments
+
+    out = pd.DataFrame({"account_id": ds.accounts["account_id"].astype(str), "status": "scored",
+                        "segment": ds.accounts["segment"].astype(str), "model_score": 50.0})
+    out = apply_adjustments(out, ds, pd.DataFrame(index=out.index), date(2024, 6, 1), small_config())
+    reasons = out["adjustment_reasons"].dropna()
+    assert len(reasons) > 0
+    assert not reasons.str.startswith(FORMULA_PREFIXES).any()
+    assert reasons.str.contains(r": [+-]\d+", regex=True).all()
+
+
 def test_bands_cut_points():
     cfg = config_from_dict({"bands": {"healthy": 80, "watch": 60}})
     got = band_of(pd.Series([80.0, 79.9, 60.0, 59.9, np.nan]), cfg).tolist()
     assert got == ["healthy", "watch", "watch", "at_risk", None]
+
+
+def _documented_columns() -> dict[str, list[str]]:
+    """The column lists of docs/CONTRACT.md's "Every column of every output file"."""
+    import re
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[1] / "docs" / "CONTRACT.md").read_text(encoding="utf-8")
+    section = text.split("### Every column of every output file", 1)[1].split("\n## ", 1)[0]
+    table = section.split("`scores.parquet`, `scores.csv` (`--data`):", 1)[1].split("`history.parquet`:", 1)[0]
+    out = {"scores": [line.split("|")[1].strip() for line in table.splitlines()
+                      if line.startswith("| ") and not line.startswith("| column")]}
+    for name, head in (("history", "`history.parquet`:"), ("explanations", "`explanations.parquet`:"),
+                       ("portfolio", "`portfolio.csv`"), ("drift", "`drift.csv`")):
+        paragraph = section.split(head, 1)[1].split("\n\n", 1)[0]
+        paragraph = paragraph.split("):", 1)[1] if paragraph.lstrip().startswith("(") else paragraph
+        while re.search(r"\([^()]*\)", paragraph):  # remarks in parentheses, nested ones too
+            paragraph = re.sub(r"\([^()]*\)", "", paragraph)
+        out[name] = [c.strip().rstrip(".").strip() for c in paragraph.replace("\n", " ").split(",") if c.strip()]
+    return out
+
+
+def test_every_written_column_is_documented_in_the_contract_in_order(world):
+    documented = _documented_columns()
+    out = world["out"]
+    written = {
+        "scores": list(pd.read_parquet(out / "scores.parquet").columns),
+        "history": list(pd.read_parquet(out / "history.parquet").columns),
+        "explanations": list(pd.read_parquet(out / "explanations.parquet").columns),
+        "portfolio": list(pd.read_csv(out / "portfolio.csv").columns),
+        "drift": list(pd.read_csv(out / "drift.csv").columns),
+    }
+    assert list(pd.read_csv(out / "scores.csv").columns) == written["scores"]
+    for name, columns in written.items():
+        assert columns == documented[name], name
+
+
+def test_csv_numbers_are_rounded_for_a_spreadsheet_and_parquet_keeps_them(world):
+    out = world["out"]
+    csv, parquet = pd.read_csv(out / "scores.csv"), pd.read_parquet(out / "scores.parquet")
+    scored = parquet["status"] == "scored"
+    assert (csv.loc[scored, "probability"] == parquet.loc[scored, "probability"].round(4)).all()
+    assert (parquet.loc[scored, "probability"] != parquet.loc[scored, "probability"].round(4)).any()
+    assert (csv["arr"].dropna() == csv["arr"].dropna().round(2)).all()
+    text = (out / "scores.csv").read_text(encoding="utf-8")
+    assert not re.search(r"\d\.\d{5,}", text)  # no float noise anywhere in the file

@@ -48,6 +48,26 @@ def neutralise_csv_cells(df: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
+#: decimals of a batch's CSV cells: money to the cent, other fractions (probabilities, points, PSI) to 4 places;
+#: Parquet keeps full precision
+MONEY_DECIMALS = 2
+FRACTION_DECIMALS = 4
+
+
+def is_money(column: str) -> bool:
+    """Columns holding an amount of money: ``arr``, ``arr_<band>``, ``expected_arr_at_risk_model``, ``*_amount``."""
+    return column == "arr" or column.startswith(("arr_", "expected_arr")) or column.endswith("_amount")
+
+
+def round_for_csv(df: pd.DataFrame) -> pd.DataFrame:
+    """A copy with float columns rounded for a spreadsheet: money to 2 decimals, other floats to 4."""
+    out = df.copy(deep=False)
+    for column in out.columns:
+        if ptypes.is_float_dtype(out[column].dtype):
+            out[column] = out[column].round(MONEY_DECIMALS if is_money(str(column)) else FRACTION_DECIMALS)
+    return out
+
+
 def _write_parquet(df: pd.DataFrame, handle) -> None:
     table = pa.Table.from_pandas(df, preserve_index=False)
     pq.write_table(table, handle, compression=PARQUET_COMPRESSION)

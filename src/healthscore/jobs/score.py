@@ -15,6 +15,7 @@ from healthscore.config import Config
 from healthscore.io import load_dataset
 from healthscore.io.flat_table import read_table
 from healthscore.io.output import OutputDir
+from healthscore.io.write import round_for_csv
 from healthscore.model.flat_table import features_for_scoring
 from healthscore.reports.progress import NO_PROGRESS, Progress
 from healthscore.scoring import ScoreBatch, score_batch, score_table, write_batch
@@ -36,7 +37,7 @@ class TableScoreOutcome:
     explanations: pd.DataFrame
     paths: dict[str, Path]
     model_version: str
-    report: Any  # io.table.CoercionReport
+    report: Any  # io.flat_table.CoercionReport
 
 
 def champion_uri(model_uri: str | None, model_name: str | None, config: Config) -> str:
@@ -110,7 +111,7 @@ def score_table_job(
         ids, feats, report = features_for_scoring(read_table(table), loaded.model, id_column=id_column,
                                                   table=Path(table).name)
         scored = score_table(ids, feats, loaded, config)
-        published = od.publish({"scores.parquet": scored.scores, "scores.csv": scored.scores,
+        published = od.publish({"scores.parquet": scored.scores, "scores.csv": round_for_csv(scored.scores),
                                 "explanations.parquet": scored.explanations},
                                as_of=None, info={"model_version": loaded.version, "model_uri": uri,
                                                  "table": str(table), "accounts": int(len(scored.scores))})

@@ -41,7 +41,7 @@ class TrainOutcome:
 
 @dataclass
 class TableTrainOutcome(TrainOutcome):
-    report: Any  # io.table.CoercionReport: what was done to each column
+    report: Any  # io.flat_table.CoercionReport: what was done to each column
 
 
 def summary_metrics(result: TrainResult) -> dict[str, float]:

@@ -172,13 +172,18 @@ def _date(x) -> str:
 
 
 def _parse_adjustments(reasons: str, total: float) -> list[tuple[float, str]]:
-    """Split ``adjustment_reasons`` ("+5 reason | -10 reason") into (points, reason); one line if it won't add up."""
+    """Split ``adjustment_reasons`` ("reason: +5 | reason: -10"; batches written before December 2026: "+5 reason") into
+    (points, reason); one line if it won't add up."""
     parts = []
     for piece in reasons.split(" | ") if reasons else []:
-        m = re.match(r"^([+-]?\d+(?:\.\d+)?) (.*)$", piece, flags=re.S)
-        if not m:
+        m = re.match(r"^(.*): ([+-]?\d+(?:\.\d+)?)$", piece, flags=re.S)
+        old = None if m else re.match(r"^([+-]?\d+(?:\.\d+)?) (.*)$", piece, flags=re.S)
+        if m:
+            parts.append((float(m.group(2)), m.group(1)))
+        elif old:
+            parts.append((float(old.group(1)), old.group(2)))
+        else:
             return [(total, reasons)]
-        parts.append((float(m.group(1)), m.group(2)))
     if not parts or abs(sum(p for p, _ in parts) - total) > 1e-6:
         return [(total, reasons or "adjustments")] if total else []
     return parts
@@ -280,7 +285,7 @@ def load_account(scores_dir: str | Path, account_id: str) -> AccountExplanation:
         arr=_num(row.get("arr")),
         model_version=_text(row.get("model_version")),
         alert=_text(row.get("alert")),
-        playbook=_text(row.get("playbook")),
+        playbook=": ".join(t for t in (_text(row.get("playbook")), _text(row.get("playbook_steps"))) if t),
     )
     history = tables["history.parquet"]
     explanations = tables["explanations.parquet"]

@@ -82,30 +82,37 @@ def weights_table(weights: pd.DataFrame) -> Table:
 
 
 def at_risk_table(scores: pd.DataFrame, *, n: int = 10) -> Table:
-    """The n lowest-scoring accounts: score, delta, band, top driver, play."""
-    t = Table(title=f"The {n} most at-risk accounts")
-    for col in ("account", "segment", "score", "delta", "band", "top driver", "play"):
-        t.add_column(col, justify="right" if col in ("score", "delta") else "left", overflow="fold")
+    """The n lowest final scores: model score, adjustment and final score side by side, with the probability."""
+    t = Table(title=f"The {n} most at-risk accounts (final score = model score + CSM adjustments)",
+              caption="p(renew) is the model's calibrated probability: a model score of 80 means about 80% "
+                      "likely to renew; adjustments move the final score, not the probability")
+    for col in ("account", "segment", "model", "adj.", "score", "p(renew)", "delta", "band", "top driver (model)",
+                "play"):
+        t.add_column(col, justify="right" if col in ("model", "adj.", "score", "p(renew)", "delta") else "left",
+                     overflow="fold")
     s = scores[scores["status"] == "scored"].sort_values(["score", "account_id"], kind="stable").head(n)
     for _, r in s.iterrows():
         name = r["name"] if isinstance(r["name"], str) else ""
         delta = "" if pd.isna(r["delta"]) else f"{r['delta']:+.0f}"
-        play = (r["playbook"] or "").split(":")[0] if isinstance(r["playbook"], str) else ""
-        t.add_row(f"{r['account_id']} {name}"[:40], str(r["segment"]), f"{r['score']:.0f}", delta, str(r["band"]),
-                  str(r["driver_1"] or ""), play)
+        adjustment = r.get("adjustment", 0.0)
+        adj = f"{adjustment:+.0f}" if pd.notna(adjustment) and adjustment else ""
+        play = r["playbook"] if isinstance(r["playbook"], str) else ""
+        t.add_row(f"{r['account_id']} {name}"[:40], str(r["segment"]), f"{r['model_score']:.0f}", adj,
+                  f"{r['score']:.0f}", f"{r['probability']:.0%}", delta, str(r["band"]), str(r["driver_1"] or ""),
+                  play.split(":")[0])
     return t
 
 
 def portfolio_summary(portfolio: pd.DataFrame) -> Table:
     """Portfolio rollup by segment (and the total)."""
     t = Table(title="Portfolio by segment")
-    for col in ("segment", "accounts", "ARR", "ARR-weighted score", "expected ARR at risk", "healthy", "watch",
+    for col in ("segment", "accounts", "ARR", "ARR-weighted score", "expected ARR at risk (model)", "healthy", "watch",
                 "at risk"):
         t.add_column(col, justify="left" if col == "segment" else "right")
     rows = portfolio[portfolio["dimension"].isin(["all", "segment"])]
     for _, r in rows.iterrows():
         t.add_row(str(r["value"]), f"{int(r['accounts'])}", f"{r['arr']:,.0f}", f"{r['arr_weighted_score']:.1f}",
-                  f"{r['expected_arr_at_risk']:,.0f}", f"{int(r['accounts_healthy'])}", f"{int(r['accounts_watch'])}",
+                  f"{r['expected_arr_at_risk_model']:,.0f}", f"{int(r['accounts_healthy'])}", f"{int(r['accounts_watch'])}",
                   f"{int(r['accounts_at_risk'])}")
     return t
 

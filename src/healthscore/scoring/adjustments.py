@@ -54,7 +54,8 @@ def apply_adjustments(out: pd.DataFrame, ds, feats: pd.DataFrame, as_of: date, c
     scored = (out["status"] == "scored").to_numpy()
     adj = pd.concat([active_adjustments(ds, as_of, config), rule_adjustments(out, feats, config)], ignore_index=True)
     adj = adj[adj["account_id"].isin(out.loc[scored, "account_id"])]
-    adj = adj.assign(text=[f"{p:+.0f} {t}" for p, t in zip(adj["points"].astype(float), adj["reason"])])
+    # "reason: −10": the reason first, so a cell never starts with a sign a spreadsheet reads as a formula
+    adj = adj.assign(text=[f"{t}: {p:+.0f}" for p, t in zip(adj["points"].astype(float), adj["reason"])])
     points = adj.groupby("account_id")["points"].sum()
     reasons = adj.groupby("account_id", sort=False)["text"].agg(" | ".join)
     out["adjustment"] = np.where(scored, out["account_id"].map(points).fillna(0.0), np.nan)

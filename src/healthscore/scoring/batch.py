@@ -27,6 +27,7 @@ from healthscore.explain import (
 )
 from healthscore.features import build_features
 from healthscore.io.output import OutputDir, read_current
+from healthscore.io.write import round_for_csv
 from healthscore.model.card import features_config_of
 from healthscore.scoring.adjustments import apply_adjustments
 from healthscore.scoring.alerts import add_alerts
@@ -39,7 +40,7 @@ SCORE_COLUMNS = (
     "account_id", "name", "segment", "csm", "as_of", "status", "contract_id", "renewal_date", "arr",
     "probability", "model_score", "adjustment", "adjustment_reasons", "score", "band", "baseline",
     *CONTRIB_COLUMNS, "driver_1", "driver_2", "driver_3", "positive_driver", "previous_score", "delta", "alert",
-    "lifecycle_stage", "weakest_component", "playbook", "playbook_owner", "playbook_due", "advocate",
+    "lifecycle_stage", "weakest_component", "playbook", "playbook_steps", "playbook_owner", "playbook_due", "advocate",
     "peer_percentile", "data_through", "stale_data", "missing_tables", "model_version",
 )
 HISTORY_COLUMNS = ("account_id", "as_of", "status", "probability", "model_score", "adjustment", "score", "band",
@@ -144,7 +145,7 @@ class TableScores:
 
 
 def score_table(ids: pd.Series, feats: pd.DataFrame, loaded, config: Config) -> TableScores:
-    """Score the rows of a flat feature table (``model.flat.features_for_scoring``) with the same engine.
+    """Score the rows of a flat feature table (``model.flat_table.features_for_scoring``) with the same engine.
 
     One output row per input row, in input order. A row with every feature empty gets status
     ``no_features`` and no score: a score from nothing would only be the average account's.
@@ -209,11 +210,12 @@ def batch_tables(batch: ScoreBatch, previous=None) -> dict[str, pd.DataFrame]:
     drift = batch.drift if batch.drift is not None else pd.DataFrame({"as_of": pd.Series([], dtype="datetime64[ns]")})
     return {
         "scores.parquet": batch.scores,
-        "scores.csv": batch.scores,
+        "scores.csv": round_for_csv(batch.scores),
         "explanations.parquet": explanations,
         "history.parquet": batch.history,
-        "portfolio.csv": keep_per_as_of(previous.read("portfolio.csv") if previous else None, batch.portfolio),
-        "drift.csv": keep_per_as_of(previous.read("drift.csv") if previous else None, drift),
+        "portfolio.csv": round_for_csv(keep_per_as_of(previous.read("portfolio.csv") if previous else None,
+                                                      batch.portfolio)),
+        "drift.csv": round_for_csv(keep_per_as_of(previous.read("drift.csv") if previous else None, drift)),
     }
 
 
