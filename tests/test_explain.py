@@ -51,10 +51,12 @@ def test_golden_driver_sentences():
     assert out.loc[10, "driver_2"] == ("Urgent tickets (90 days): 3 tickets (overall median 0 tickets) "
                                        "lowers the score by 16 points")
     assert out.loc[10, "driver_3"] is None and out.loc[10, "positive_driver"] is None
-    # row 11: nothing negative, so the drivers are the positives, largest first (8.93 and 4.76 points)
-    assert out.loc[11, "driver_1"] == "Seat utilization (30 days): 90% (segment median 71%) raises the score by 9 points"
-    assert out.loc[11, "driver_2"].startswith("Urgent tickets (90 days): 0 tickets")
-    assert out.loc[11, "positive_driver"] == out.loc[11, "driver_1"]
+    # row 11: nothing negative: the largest positive (8.93 points) is positive_driver, the next (4.76) a driver;
+    # no reason is shown twice
+    assert out.loc[11, "positive_driver"] == \
+        "Seat utilization (30 days): 90% (segment median 71%) raises the score by 9 points"
+    assert out.loc[11, "driver_1"].startswith("Urgent tickets (90 days): 0 tickets")
+    assert out.loc[11, "driver_2"] is None
     # row 12: missing utilisation is "no data"; enterprise has no segment median, so the overall one (60%)
     assert out.loc[12, "driver_1"].startswith("Seat utilization (30 days): no data (overall median 60%) lowers")
     assert out.loc[12, "positive_driver"].startswith("Urgent tickets (90 days): 1 ticket (overall median 0 tickets) raises")
@@ -71,10 +73,26 @@ def test_drivers_take_the_three_most_negative_first_and_ignore_tiny_ones():
     assert [out.loc[0, c].split(":")[0] for c in ("driver_1", "driver_2", "driver_3")] == \
         ["Feature f1", "Feature f3", "Feature f0"]
     assert out.loc[0, "positive_driver"].startswith("Feature f5")
-    # row 1: one reason below −0.05, then the positive; −0.04, 0.01 and 0.02 are not reasons
-    assert out.loc[1, "driver_1"] == "Feature f5: 1 lowers the score by 0.2 points"
-    assert out.loc[1, "driver_2"] == "Feature f3: 1 raises the score by 3 points"
-    assert out.loc[1, "driver_3"] is None
+    # row 1: below the default 0.5 points nothing is a reason; the one positive is positive_driver, shown once
+    assert out.loc[1, "positive_driver"] == "Feature f3: 1 raises the score by 3 points"
+    assert [out.loc[1, f"driver_{k}"] for k in (1, 2, 3)] == [None, None, None]
+    # with a lower threshold the −0.2 is a reason
+    low = driver_sentences(model, X, fpoints, specs=specs, min_points=0.05)
+    assert low.loc[1, "driver_1"] == "Feature f5: 1 lowers the score by 0.2 points" and low.loc[1, "driver_2"] is None
+
+
+def test_no_positive_reason_from_a_component_in_a_bad_state():
+    # money overdue: the billing component's positives (0 late payments) are never offered as reasons
+    names = ["amount_overdue", "invoices_paid_late_365d", "seat_utilization_30d"]
+    X = pd.DataFrame([[2500.0, 0.0, 0.9], [0.0, 0.0, 0.9]], columns=names)
+    fpoints = pd.DataFrame([[0.0, 3.0, 2.0], [0.0, 3.0, 2.0]], columns=names)
+    model = SimpleNamespace(references={}, components={"amount_overdue": "billing", "invoices_paid_late_365d":
+                                                       "billing", "seat_utilization_30d": "usage"})
+    specs = {n: SimpleNamespace(label=n, unit="", kind="numeric") for n in names}
+    out = driver_sentences(model, X, fpoints, specs=specs)
+    shown = out.loc[0].dropna().tolist()
+    assert shown == ["seat_utilization_30d: 0.9 raises the score by 2 points"]
+    assert out.loc[1, "positive_driver"].startswith("invoices_paid_late_365d")  # not overdue: allowed
 
 
 def test_drivers_do_not_depend_on_row_order():
@@ -95,16 +113,16 @@ def test_drivers_match_a_stable_full_sort_with_ties_and_missing_points():
     # points on a coarse grid so ties are common; some rows all tiny, some with NaN (never a reason)
     pts = rng.integers(-4, 5, size=(400, 7)) * 0.5
     pts[rng.random(pts.shape) < 0.05] = np.nan
-    pts[:20] = rng.uniform(-0.04, 0.04, size=(20, 7))
+    pts[:20] = rng.uniform(-0.4, 0.4, size=(20, 7))
     order = rng.permutation(len(pts))
     fpoints = pd.DataFrame(pts[order], columns=names, index=order * 3 + 1)
     X = pd.DataFrame(1.0, index=fpoints.index, columns=names)
     specs = {n: SimpleNamespace(label=f"Feature {n}", unit="", kind="numeric") for n in names}
     out = driver_sentences(SimpleNamespace(references={}), X, fpoints, specs=specs)
     for i, row in zip(fpoints.index, fpoints.to_numpy()):
-        neg = [j for j in np.argsort(row, kind="stable")[:3] if row[j] <= -0.05]
-        pos = [j for j in np.argsort(-row, kind="stable")[:3] if row[j] >= 0.05]
-        chosen = neg + pos[: 3 - len(neg)]
+        neg = [j for j in np.argsort(row, kind="stable")[:3] if row[j] <= -0.5]
+        pos = [j for j in np.argsort(-row, kind="stable")[:4] if row[j] >= 0.5]
+        chosen = neg + pos[1:][: 3 - len(neg)]
         got = [out.loc[i, f"driver_{k + 1}"] for k in range(3)]
         assert [g.split(":")[0] if g else None for g in got] == \
             [f"Feature f{j}" for j in chosen] + [None] * (3 - len(chosen))

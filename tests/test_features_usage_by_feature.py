@@ -320,7 +320,8 @@ def test_validate_warns_about_key_features_no_event_carries():
 
 def test_validate_warns_about_rule_segments_no_account_has():
     ds = share_world()  # every account is smb
-    warnings = vocabulary_warnings(ds, Config())
+    assert vocabulary_warnings(ds, Config()) == []  # no rule by default
+    warnings = vocabulary_warnings(ds, config_from_dict({"adjustments": {"rules": [{}]}}))  # the EBR example
     assert len(warnings) == 1 and "rule 'no_ebr_6_months' applies to segments mid_market, enterprise" in warnings[0]
     fixed = config_from_dict({"adjustments": {"rules": [{"segments": ["smb"]}]}})
     assert vocabulary_warnings(ds, fixed) == []

@@ -131,20 +131,13 @@ class ModelConfig:
     #: newest renewals are the most informative; the evaluation measures the procedure. false: register
     #: the evaluated model, which never learned from the newest 40%.
     refit: bool = True
-    #: Direction of effect on renewal known in advance: +1 never lowers health, -1 never raises it.
-    monotone: dict[str, int] = field(
-        default_factory=lambda: {
-            "active_users_30d": 1,
-            "seat_utilization_30d": 1,
-            "active_days_30d": 1,
-            "feature_breadth_90d": 1,
-            "urgent_tickets_90d": -1,
-            "high_urgent_tickets_90d": -1,
-            "invoices_paid_late_365d": -1,
-            "amount_overdue": -1,
-            "days_overdue_max": -1,
-        }
-    )
+    #: Every feature the catalogue gives a direction (docs/features.md: +1 higher is healthier, -1 lower is)
+    #: is constrained to it: the model may learn how much a feature matters, never that more usage or more
+    #: money overdue means healthier, so an explanation never contradicts the data. false: only ``monotone``.
+    monotone_from_catalogue: bool = True
+    #: Directions by feature name, over the catalogue's: +1 never lowers health, -1 never raises it, 0 frees a
+    #: feature (also the only constraints of a flat table: its components file's ``directions``).
+    monotone: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -191,7 +184,16 @@ class AdjustmentRule:
 class AdjustmentsConfig:
     #: CSM adjustments without expires_at expire this many days after created_at.
     default_expiry_days: int = 90
-    rules: tuple[AdjustmentRule, ...] = (AdjustmentRule(),)
+    #: Config rules (none by default: the model already learns from the features a rule would read, e.g.
+    #: ``days_since_last_ebr``; a rule adds points on top). ``AdjustmentRule()`` is an example to opt into.
+    rules: tuple[AdjustmentRule, ...] = ()
+
+
+@dataclass(frozen=True)
+class ExplainConfig:
+    #: Driver sentences name only contributions of at least this many points (smaller ones are noise to a
+    #: reader; the points still add up in the tables).
+    min_points: float = 0.5
 
 
 @dataclass(frozen=True)
@@ -305,6 +307,7 @@ class Config:
     scorecard: ScorecardConfig = ScorecardConfig()
     adjustments: AdjustmentsConfig = AdjustmentsConfig()
     alerts: AlertsConfig = AlertsConfig()
+    explain: ExplainConfig = ExplainConfig()
     playbooks: PlaybooksConfig = PlaybooksConfig()
     retrain: RetrainConfig = RetrainConfig()
     drift: DriftConfig = DriftConfig()
@@ -490,6 +493,7 @@ RANGES: dict[str, Range] = {
     "drift.psi_warn": _r(0, None, "PSI; psi_warn < psi_alert", low_open=True),
     "drift.psi_alert": _r(0, None, "PSI; psi_warn < psi_alert", low_open=True),
     "drift.chance": _r(0, 1, "a probability", low_open=True, high_open=True),
+    "explain.min_points": _r(0, 100, "points"),
     "drift.bins": _r(2, 100, "bins"),
     "freshness.max_lag_days": _r(0, 3650, "days without data"),
     "freshness.max_lag_days_by_table.*": _r(0, 3650, "days without data"),

@@ -91,12 +91,12 @@ def explain_frame(model, features: pd.DataFrame) -> pd.DataFrame:
 # Drivers: the strongest reasons, as sentences worded from the feature catalogue
 # --------------------------------------------------------------------------------------------------------
 #
-# Which reasons. ``driver_1..3`` are the three most negative feature contributions (most negative first):
-# a reviewer asks first what holds an account back. When fewer than three features lower the score, the
-# remaining slots take the strongest positive ones (largest first), so a healthy account still says why
-# it is healthy. ``positive_driver`` is always the strongest positive feature (it may repeat a driver of
-# such an account). Contributions smaller than ``min_points`` (default 0.05, which would print as
-# "0.0 points") are never a reason; ties keep the model's feature order.
+# Which reasons. ``positive_driver`` is the strongest positive feature contribution. ``driver_1..3`` are the
+# three most negative ones (most negative first): a reviewer asks first what holds an account back. When
+# fewer than three features lower the score, the remaining slots take the next positive ones (largest first,
+# after ``positive_driver``), so a healthy account still says why it is healthy; no reason appears twice.
+# Contributions smaller than ``min_points`` (``explain.min_points``, default 0.5 points) are never a reason:
+# they are noise to a reader, and the tables still carry them; ties keep the model's feature order.
 #
 # Wording. "<label>: <value> (<segment|overall> median <reference>) lowers|raises the score by <p> points"
 # (whole points from 1 up, one decimal below).
@@ -107,6 +107,29 @@ def explain_frame(model, features: pd.DataFrame) -> pd.DataFrame:
 # else of all training rows. A missing value reads "no data"; a categorical one has no reference.
 
 DRIVER_COLUMNS = ("driver_1", "driver_2", "driver_3", "positive_driver")
+#: values that say "bad" whatever the model learned: while one holds, no feature of its component is shown
+#: as a positive reason (an account with money overdue is never told its billing raises its score)
+BAD_STATES: dict[str, tuple[str, float]] = {
+    "amount_overdue": (">", 0.0),
+    "days_overdue_max": (">", 0.0),
+    "usage_trend_30d": ("<=", -0.5),
+}
+
+
+def _bad_component_mask(X: pd.DataFrame, names: list[str], components: dict[str, str]) -> np.ndarray:
+    """(rows × features) True where the feature's component is in a bad state on that row (``BAD_STATES``)."""
+    mask = np.zeros((len(X), len(names)), dtype=bool)
+    for feature, (op, threshold) in BAD_STATES.items():
+        if feature not in X.columns:
+            continue
+        values = pd.to_numeric(X[feature], errors="coerce").to_numpy(dtype=float)
+        with np.errstate(invalid="ignore"):
+            bad = values > threshold if op == ">" else values <= threshold
+        component = components.get(feature)
+        for j, name in enumerate(names):
+            if components.get(name) == component:
+                mask[:, j] |= bad
+    return mask
 #: the long explanation table: one row per scored account and feature
 EXPLANATION_COLUMNS = ("account_id", "feature", "component", "value", "contribution")
 
@@ -249,7 +272,7 @@ def driver_sentences(
     *,
     specs: dict | None = None,
     segments: pd.Series | None = None,
-    min_points: float = 0.05,
+    min_points: float = 0.5,
 ) -> pd.DataFrame:
     """``driver_1..3`` (strongest negative reasons first) and ``positive_driver`` as sentences, one row per row of X.
 
@@ -266,32 +289,33 @@ def driver_sentences(
     pts = fpoints.to_numpy(dtype=float)
     out = {c: np.full(n, None, dtype=object) for c in DRIVER_COLUMNS}
     if n and names:
-        neg, pos = _strongest(pts, min_points)
+        # a positive contribution from a component in a bad state is never offered as a reason
+        blocked = _bad_component_mask(X, names, getattr(model, "components", {}) or {})
+        neg, pos = _strongest(pts, min_points, blocked_positive=blocked)
         n_neg = (neg >= 0).sum(axis=1)
-        # slot k is the k-th negative while there are any, then the positives from the largest
+        # positive_driver is the largest positive; slot k is the k-th negative while there are any, then the
+        # next positives (pos[:, 1:]), so no reason is shown twice
         rows = np.arange(n)
-        slots = [np.where(k < n_neg, neg[:, k], pos[rows, np.clip(k - n_neg, 0, 2)]) for k in range(3)]
-        # a positive_driver already among the slots (fewer than 3 negatives) reuses that slot's sentence
-        own_positive = (n_neg == 3) & (pos[:, 0] >= 0)
-        cell_rows = np.concatenate([rows[slot >= 0] for slot in slots] + [rows[own_positive]])
-        cell_cols = np.concatenate([slot[slot >= 0] for slot in slots] + [pos[own_positive, 0]])
+        slots = [np.where(k < n_neg, neg[:, k], pos[rows, np.clip(k - n_neg + 1, 1, 3)]) for k in range(3)]
+        slots.append(pos[:, 0])
+        cell_rows = np.concatenate([rows[slot >= 0] for slot in slots])
+        cell_cols = np.concatenate([slot[slot >= 0] for slot in slots])
         text = _sentences(model, X, names, specs, seg, pts, cell_rows, cell_cols)
         at = 0
-        for k, slot in enumerate(slots):
+        for column, slot in zip(DRIVER_COLUMNS, slots):
             filled = slot >= 0
-            out[f"driver_{k + 1}"][filled] = text[at:at + filled.sum()]
+            out[column][filled] = text[at:at + filled.sum()]
             at += filled.sum()
-            reused = ~own_positive & (pos[:, 0] >= 0) & (n_neg == k)
-            out["positive_driver"][reused] = out[f"driver_{k + 1}"][reused]
-        out["positive_driver"][own_positive] = text[at:]
     return pd.DataFrame({c: pd.Series(v, index=X.index, dtype="object") for c, v in out.items()})
 
 
-def _strongest(pts: np.ndarray, min_points: float) -> tuple[np.ndarray, np.ndarray]:
-    """Column indices of each row's 3 most negative and 3 most positive points (−1 where too small).
+def _strongest(pts: np.ndarray, min_points: float, *, blocked_positive: np.ndarray | None = None
+               ) -> tuple[np.ndarray, np.ndarray]:
+    """Column indices of each row's 3 most negative and 4 most positive points (−1 where too small, or a
+    positive one ``blocked_positive``).
 
     Repeated argmin/argmax rather than a sort: both return the first of equal values, so ties keep the
-    feature order, as a stable sort would, in 6 passes over the matrix instead of two full sorts.
+    feature order, as a stable sort would, in 7 passes over the matrix instead of two full sorts.
     """
     n, k = pts.shape
     rows = np.arange(n)
@@ -299,12 +323,15 @@ def _strongest(pts: np.ndarray, min_points: float) -> tuple[np.ndarray, np.ndarr
     picked = []
     for negative in (True, False):
         fill = np.inf if negative else -np.inf  # NaN is never a reason and sorts last, like argsort
-        work = np.where(missing, fill, pts)
-        idx = np.full((n, 3), -1, dtype=np.int64)
-        for r in range(min(3, k)):
+        skip = missing | (blocked_positive if blocked_positive is not None and not negative else False)
+        work = np.where(skip, fill, pts)
+        picks = 3 if negative else 4
+        idx = np.full((n, picks), -1, dtype=np.int64)
+        for r in range(min(picks, k)):
             j = work.argmin(axis=1) if negative else work.argmax(axis=1)
             value = pts[rows, j]
-            idx[:, r] = np.where(value <= -min_points if negative else value >= min_points, j, -1)
+            ok = ~skip[rows, j] & (value <= -min_points if negative else value >= min_points)
+            idx[:, r] = np.where(ok, j, -1)
             work[rows, j] = fill
         picked.append(idx)
     return picked[0], picked[1]
@@ -367,7 +394,7 @@ class Explained:
 
 
 def explain_rows(model, feats: pd.DataFrame, account_ids: np.ndarray, *, chunk_rows: int = CHUNK_ROWS,
-                 progress: Callable[[int, int], None] | None = None) -> Explained:
+                 progress: Callable[[int, int], None] | None = None, min_points: float = 0.5) -> Explained:
     """Score raw feature rows and explain them: per-component points, long-format explanations, drivers.
 
     Rows go through in steps of ``chunk_rows``; every output is the same, byte for byte, whatever the step
@@ -412,7 +439,7 @@ def explain_rows(model, feats: pd.DataFrame, account_ids: np.ndarray, *, chunk_r
         text["account_id"].append(ids.slice(a, m).take(np.repeat(np.arange(m, dtype=np.int64), k)))
         text["value"].append(_value_text(X.iloc[a:b], names))
         t3 = time.perf_counter()
-        drivers.append(driver_sentences(model, X.iloc[a:b], fpoints))
+        drivers.append(driver_sentences(model, X.iloc[a:b], fpoints, min_points=min_points))
         t4 = time.perf_counter()
         for key, seconds in (("contributions", t2 - t1), ("explanations", t3 - t2), ("drivers", t4 - t3)):
             timings[key] += seconds

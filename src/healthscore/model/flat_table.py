@@ -232,7 +232,9 @@ def training_set_from_table(
                   spearman_direction(features.loc[is_train, f], y[is_train])) for f in feature_names}
     monotone = {f: d for f, d in config.model.monotone.items() if f in feature_names}
     monotone.update({f: d for f, d in declared.items() if f not in categorical})
-    cfg = dataclasses.replace(config, model=dataclasses.replace(config.model, monotone=monotone))
+    # a table's constraints are the directions its components file declares, never estimated ones
+    cfg = dataclasses.replace(config, model=dataclasses.replace(config.model, monotone=monotone,
+                                                                monotone_from_catalogue=False))
     ts = TrainingSet(
         features=features,
         label=y,

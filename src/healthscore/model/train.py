@@ -99,12 +99,16 @@ def _base_params(config: Config) -> dict[str, Any]:
     }
 
 
-def _monotone(feature_names: list[str], config: Config, categorical: list[str]) -> tuple[list[int], list[str]]:
+def _monotone(feature_names: list[str], config: Config, categorical: list[str],
+              directions: dict[str, int]) -> tuple[list[int], list[str]]:
+    """Each feature's monotone constraint: ``model.monotone``'s entry, else the catalogue's direction."""
     warnings = []
     unknown = sorted(set(config.model.monotone) - set(feature_names))
     if unknown:
         warnings.append(f"model.monotone names features the model does not have (ignored): {', '.join(unknown)}")
-    return [0 if f in categorical else int(config.model.monotone.get(f, 0)) for f in feature_names], warnings
+    base = directions if config.model.monotone_from_catalogue else {}
+    return [0 if f in categorical else int(config.model.monotone.get(f, base.get(f, 0))) for f in feature_names], \
+        warnings
 
 
 #: a constant start (the base rate) is never fitted with fewer trees than this
@@ -478,7 +482,7 @@ def refit(ts: TrainingSet, settings: HealthModel, *, config: Config) -> HealthMo
         # the registered model uses is one the reported metrics measured
         final.calibrator = Calibrator(isotonic_min_rows=np.inf, seed=config.model.seed)
     X = final.prepare(ts.features)
-    constraints, _ = _monotone(final.feature_names, config, ts.categorical)
+    constraints, _ = _monotone(final.feature_names, config, ts.categorical, ts.directions)
     start_name = str(settings.params.get("start", "linear" if settings.linear is not None else "constant"))
     n_trees = int(settings.params.get("num_boost_round", 0))
     params = {**_base_params(config), **{k: v for k, v in settings.params.items()
@@ -558,7 +562,7 @@ def _fit_evaluated(ts: TrainingSet, r: _Rows, config: Config, warnings: list[str
     X = model.prepare(ts.features)
     feature_names = model.feature_names
     base = _base_params(config)
-    constraints, mono_warnings = _monotone(feature_names, config, ts.categorical)
+    constraints, mono_warnings = _monotone(feature_names, config, ts.categorical, ts.directions)
     warnings += mono_warnings
     base["monotone_constraints"] = constraints
     if r.ordered:

@@ -112,7 +112,7 @@ def score_batch(ds, as_of: date, loaded, config: Config, *, previous_history: pd
     explanations = pd.DataFrame(columns=list(EXPLANATION_COLUMNS))
     if scored.any():
         ex = explain_rows(model, feats[scored], out.loc[scored, "account_id"].to_numpy(), chunk_rows=chunk_rows,
-                          progress=progress)
+                          progress=progress, min_points=config.explain.min_points)
         drift = psi_table(model, ex.X, probability=ex.probability, config=config.drift)
         drift.insert(0, "as_of", pd.Timestamp(as_of))
         explanations = ex.explanations
@@ -155,7 +155,8 @@ def score_table(ids: pd.Series, feats: pd.DataFrame, loaded, config: Config) -> 
     out = pd.DataFrame({"account_id": ids.to_numpy()})
     scored = feats.notna().any(axis=1).to_numpy() if feats.shape[1] else np.zeros(len(feats), dtype=bool)
     out["status"] = np.where(scored, "scored", "no_features")
-    ex = explain_rows(model, feats[scored], out.loc[scored, "account_id"].to_numpy()) if scored.any() else None
+    ex = explain_rows(model, feats[scored], out.loc[scored, "account_id"].to_numpy(),
+                      min_points=config.explain.min_points) if scored.any() else None
     out = _add_model_columns(out, scored, ex)
     out.insert(out.columns.get_loc("baseline"), "score", out["model_score"])
     out["band"] = band_of(out["score"], config)
