@@ -10,7 +10,9 @@ import pandas as pd
 
 
 def test_demo_end_to_end(tmp_path):
-    env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}", "COLUMNS": "160"}
+    # the user's own store (here: the working directory's default) must stay untouched by the demo
+    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
+    env["COLUMNS"] = "160"
     out = subprocess.run(
         [sys.executable, "-m", "healthscore", "demo", "--out", str(tmp_path / "out"), "--accounts", "300"],
         capture_output=True, text=True, cwd=tmp_path, env=env, timeout=600,
@@ -29,3 +31,10 @@ def test_demo_end_to_end(tmp_path):
     assert len(list((reports / "accounts").glob("*.html"))) == 10
     assert "renewal rate" in (reports / "backtest.html").read_text(encoding="utf-8").lower()
     assert "Traceback" not in out.stderr
+    # isolated: its store, artifacts and model name live under --out; nothing in the working directory
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+    assert (tmp_path / "out" / "mlflow.db").is_file() and (tmp_path / "out" / "mlruns").is_dir()
+    assert "healthscore-demo" in out.stdout
+    # honest: trained a year before the world ends, backtested out of sample on the renewals after that
+    assert "(out of sample)" in out.stdout
+    assert "trained on every renewal scored here" not in out.stdout + out.stderr

@@ -299,6 +299,15 @@ def _print_aliases(model_name: str, version: str, alias: str) -> None:
     if aliases.get(alias) != str(version):
         console.print(f"note: @{alias} has moved to version {aliases.get(alias) or '(none)'} since this run set it "
                       f"to version {version} (another run registered after it)", markup=False)
+    champion = aliases.get(tracking.CHAMPION)
+    if alias == tracking.CHALLENGER and champion and champion != str(version):
+        tags = tracking.model_version_tags(model_name, champion)
+        trained = tags.get("trained_as_of") or "an earlier dataset"
+        console.print(
+            f"next: version {version} is @challenger; the champion stays version {champion} (trained as of {trained}"
+            f"{', data ' + tags['data_fingerprint'][:12] if tags.get('data_fingerprint') else ''}) and still scores. "
+            f"Compare them on the newest renewals with `healthscore retrain`, or make this one champion with "
+            f"`healthscore promote {version} --reason \"…\"`.", markup=False, soft_wrap=True)
 
 
 @app.command()
@@ -356,7 +365,7 @@ def score(
     s = outcome.batch.scores
     console.print(
         f"scored {int((s['status'] == 'scored').sum())} of {len(s)} accounts with model version "
-        f"{outcome.model_version}; outputs in {out}"
+        f"{outcome.model_version} ({outcome.trained_on}); outputs in {out}"
     )
     from healthscore.drift import drift_warnings
 

@@ -128,6 +128,34 @@ def connect(*, open_store: bool = True) -> str:
 
 
 @contextlib.contextmanager
+def use_store(uri: str) -> Iterator[str]:
+    """Point every tracking call inside the block at ``uri`` (e.g. the demo's own store under its --out)."""
+    before = os.environ.get("MLFLOW_TRACKING_URI")
+    os.environ["MLFLOW_TRACKING_URI"] = uri
+    try:
+        yield uri
+    finally:
+        if before is None:
+            os.environ.pop("MLFLOW_TRACKING_URI", None)
+        else:
+            os.environ["MLFLOW_TRACKING_URI"] = before
+        if mlflow.get_tracking_uri() == uri:
+            mlflow.set_tracking_uri(tracking_uri())
+
+
+def _experiment(name: str) -> None:
+    """Use experiment ``name``; a new one on a SQLite store keeps its artifacts beside the database file
+    (``<db folder>/mlruns``), so a store and its artifacts live and move together."""
+    client = MlflowClient()
+    if client.get_experiment_by_name(name) is None:
+        db = sqlite_path(tracking_uri())
+        if db is not None:
+            with contextlib.suppress(mlflow.exceptions.MlflowException):  # another run created it first
+                client.create_experiment(name, artifact_location=(db.resolve().parent / "mlruns").as_uri())
+    mlflow.set_experiment(name)
+
+
+@contextlib.contextmanager
 def run(*, experiment: str, run_name: str) -> Iterator[Any]:
     """Start (or, under ``mlflow run``, join) a run."""
     connect()
@@ -136,7 +164,7 @@ def run(*, experiment: str, run_name: str) -> Iterator[Any]:
         with mlflow.start_run(run_id=os.environ["MLFLOW_RUN_ID"]) as active:
             yield active
         return
-    mlflow.set_experiment(experiment)
+    _experiment(experiment)
     with mlflow.start_run(run_name=run_name) as active:
         yield active
 
@@ -342,6 +370,14 @@ def set_version_tags(model_name: str, version: str, tags: dict[str, str]) -> Non
     client = MlflowClient()
     for key, value in tags.items():
         client.set_model_version_tag(model_name, version, key, value)
+
+
+def describe_version(model_name: str, version: str, description: str, tags: dict[str, str]) -> None:
+    """A registered version's description and tags (what it learned from, how it measured), for the registry UI."""
+    client = MlflowClient()
+    client.update_model_version(model_name, str(version), description=description)
+    for key, value in tags.items():
+        client.set_model_version_tag(model_name, str(version), key, str(value))
 
 
 def set_alias(model_name: str, alias: str, version: str) -> None:

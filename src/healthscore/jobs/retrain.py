@@ -31,7 +31,7 @@ from healthscore.errors import HealthscoreError, ModelMismatchError
 from healthscore.features import build_features
 from healthscore.io import load_dataset
 from healthscore.jobs.train import read_truth, summary_metrics, write_training_artifacts
-from healthscore.model.card import ModelCard, as_of_text, features_config_of, seen_until
+from healthscore.model.card import ModelCard, account_hashes, as_of_text, features_config_of, seen_until
 from healthscore.model.evaluate import binary_metrics, evaluate_predictions
 from healthscore.model.gate import (
     KEPT,
@@ -261,7 +261,8 @@ def retrain_job(
     challenger = result.model
     card = ModelCard(model_name=model_name, data_fingerprint=ds.fingerprint, trained_as_of=as_of,
                      features_config=ts.features_config or config.features,
-                     lead_times_days=tuple(config.timeline.lead_times_days), shuffled_labels_seed=shuffled)
+                     lead_times_days=tuple(config.timeline.lead_times_days), shuffled_labels_seed=shuffled,
+                     training_accounts=account_hashes(ts.rows["account_id"]))
     dataclasses.replace(card, holdout_from=holdout["renewals_from"]).stamp(challenger)
 
     cmp = _compare(champion, champion_version, challenger, ds, ts, held, holdout, config, shuffled)

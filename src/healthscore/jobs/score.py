@@ -16,6 +16,7 @@ from healthscore.io import load_dataset
 from healthscore.io.flat_table import read_table
 from healthscore.io.output import OutputDir
 from healthscore.io.write import round_for_csv
+from healthscore.model.card import share_known
 from healthscore.model.flat_table import features_for_scoring
 from healthscore.reports.progress import NO_PROGRESS, Progress
 from healthscore.scoring import ScoreBatch, score_batch, score_table, write_batch
@@ -29,6 +30,8 @@ class ScoreOutcome:
     #: what the run wants the user to know: a stale lock taken over, leftovers removed, gates overridden
     notes: list[str] = dataclasses.field(default_factory=list)
     readiness: Any = None  # gates.Readiness
+    #: which data the model learned from, in words ("trained as of 2024-01-01 on data 3f9a1c…")
+    trained_on: str = ""
 
 
 @dataclass
@@ -84,8 +87,27 @@ def score_job(
             info = {"model_uri": uri, "data_source": str(data), "data_fingerprint": ds.fingerprint,
                     **readiness.manifest()}
             paths = write_batch(batch, od, info=info)
-    return ScoreOutcome(batch=batch, paths=paths, model_version=loaded.version,
-                        notes=[*ds.warnings, *od.notes, *notes], readiness=readiness)
+    trained_on, known = _trained_on(loaded, batch)
+    return ScoreOutcome(batch=batch, paths=paths, model_version=loaded.version, trained_on=trained_on,
+                        notes=[*ds.warnings, *od.notes, *notes, *known], readiness=readiness)
+
+
+#: below this share of scored accounts known to the model's training data, score says so
+KNOWN_ACCOUNTS_WARN = 0.5
+
+
+def _trained_on(loaded, batch: ScoreBatch) -> tuple[str, list[str]]:
+    """The model's training data in words, and a note when few scored accounts were in it."""
+    meta = loaded.model.metadata or {}
+    fingerprint = str(meta.get("data_fingerprint", ""))[:12]
+    text = f"trained as of {meta.get('trained_as_of', 'unknown')}" + (f" on data {fingerprint}" if fingerprint else "")
+    s = batch.scores
+    share = share_known(loaded.model, s.loc[s["status"] == "scored", "account_id"])
+    notes = []
+    if share is not None and share < KNOWN_ACCOUNTS_WARN:
+        notes.append(f"only {share:.0%} of the accounts scored were in the data model version {loaded.version} was "
+                     f"{text}: is this the model for this data? (--model URI or --model-name NAME to choose)")
+    return text, notes
 
 
 def score_table_job(

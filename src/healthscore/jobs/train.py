@@ -15,7 +15,7 @@ from healthscore.config import Config
 from healthscore.io import load_dataset
 from healthscore.io.flat_table import read_table
 from healthscore.io.write import copy_file_atomic
-from healthscore.model.card import ModelCard, as_of_text
+from healthscore.model.card import ModelCard, account_hashes, as_of_text
 from healthscore.model.flat_table import load_components, table_fingerprint, training_set_from_table
 from healthscore.model.train import TrainResult, fit_health_model, rows_text, training_set_from_dataset
 from healthscore.reports import plots
@@ -71,6 +71,26 @@ def row_set_params(model) -> dict[str, str]:
         elif "rows" in d:
             out[key] = rows_text(d)
     return out
+
+
+def version_card(result: TrainResult) -> tuple[str, dict[str, str]]:
+    """A registered version's description and tags: as-of, data fingerprint, rows learned from, test metrics."""
+    meta = result.model.metadata
+    overall = result.evaluation[(result.evaluation["group"] == "all") & (result.evaluation["model"] == "healthscore")]
+    metrics = overall.iloc[0] if len(overall) else None
+    tags = {
+        "trained_as_of": str(meta.get("trained_as_of", "")),
+        "data_fingerprint": str(meta.get("data_fingerprint", "")),
+        "learned_from": rows_text(meta.get("learned_from")),
+        "metrics_from": rows_text(meta.get("metrics_from")),
+        "form": str(result.model.form),
+    }
+    if metrics is not None:
+        tags.update({f"test_{m}": f"{float(metrics[m]):.4f}" for m in ("roc_auc", "log_loss", "brier", "ece")})
+    description = (f"{result.model.form}, trained as of {tags['trained_as_of']} on {tags['learned_from']}"
+                   + (f"; test ROC AUC {tags['test_roc_auc']}, log loss {tags['test_log_loss']} on "
+                      f"{tags['metrics_from']}" if metrics is not None else ""))
+    return description, tags
 
 
 def fit_params(result: TrainResult, config: Config, as_of: date | None) -> dict[str, Any]:
@@ -150,7 +170,8 @@ def train_job(
         result = fit_health_model(ts, config=config)
     ModelCard(model_name=model_name, data_fingerprint=ds.fingerprint, trained_as_of=as_of,
               features_config=ts.features_config or config.features,
-              lead_times_days=tuple(config.timeline.lead_times_days)).stamp(result.model)
+              lead_times_days=tuple(config.timeline.lead_times_days),
+              training_accounts=account_hashes(ts.rows["account_id"])).stamp(result.model)
     with progress.step("logging the run, reports and model to MLflow"), tempfile.TemporaryDirectory() as tmp:
         record, artifacts, report = _record(
             result, config, run_name=f"train-{as_of or 'all'}", config_path=config_path, extra_files={},
@@ -162,6 +183,7 @@ def train_job(
             copy_file_atomic(report, Path(report_dir) / "model_report.html")
         logged = tracking.log_run(record, model=result.model, input_example=ts.features.iloc[:5].reset_index(drop=True),
                                   model_name=model_name)
+    tracking.describe_version(model_name, logged.version, *version_card(result))
     return TrainOutcome(result=result, version=logged.version, alias=logged.alias, run_id=logged.run_id,
                         model_name=model_name, artifacts={k: Path(v).name for k, v in artifacts.items()})
 
@@ -218,6 +240,7 @@ def train_table_job(
         logged = tracking.log_run(record, model=result.model,
                                   input_example=prepared.training_set.features.iloc[:5].reset_index(drop=True),
                                   model_name=model_name)
+    tracking.describe_version(model_name, logged.version, *version_card(result))
     return TableTrainOutcome(result=result, version=logged.version, alias=logged.alias, run_id=logged.run_id,
                              model_name=model_name, artifacts={k: Path(v).name for k, v in artifacts.items()},
                              report=prepared.report)

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from healthscore.config import FeaturesConfig
@@ -37,6 +38,8 @@ class ModelCard:
     lead_times_days: tuple[int, ...] | None = None
     holdout_from: str | None = None
     shuffled_labels_seed: int | None = None
+    #: ``account_hashes`` of the accounts the model learned from (None: not recorded)
+    training_accounts: np.ndarray | None = None
 
     def metadata(self) -> dict[str, Any]:
         """The entries this card adds to a model's metadata (the keys earlier releases used)."""
@@ -51,11 +54,29 @@ class ModelCard:
             out["lead_times_days"] = list(self.lead_times_days)
         if self.shuffled_labels_seed is not None:
             out["shuffled_labels_seed"] = self.shuffled_labels_seed
+        if self.training_accounts is not None:
+            out["training_account_hashes"] = self.training_accounts
         return out
 
     def stamp(self, model) -> None:
         """Write this card into ``model.metadata``: the one writer."""
         model.metadata.update(self.metadata())
+
+
+def account_hashes(account_ids) -> np.ndarray:
+    """Sorted unique 32-bit hashes of account ids: enough to tell whether a batch is the data a model knew,
+    without storing the ids themselves in the model."""
+    ids = pd.Series(pd.unique(pd.Series(account_ids).astype(str)))
+    hashed = pd.util.hash_pandas_object(ids, index=False, hash_key="healthscore00000").to_numpy()
+    return np.unique((hashed & np.uint64(0xFFFFFFFF)).astype(np.uint32))
+
+
+def share_known(model, account_ids) -> float | None:
+    """The share of ``account_ids`` among the accounts the model was trained on (None: not recorded)."""
+    known = (getattr(model, "metadata", {}) or {}).get("training_account_hashes")
+    if known is None or len(account_ids) == 0:
+        return None
+    return float(np.isin(account_hashes(account_ids), np.asarray(known)).mean())
 
 
 def features_config_of(model, fallback: FeaturesConfig) -> FeaturesConfig:
