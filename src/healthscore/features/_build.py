@@ -26,7 +26,8 @@ from healthscore.features._window import (
     Window,
     customer_starts,
     observation_context,
-    prepare_tables,
+    prepare_small_tables,
+    register_event_tables,
     sql_text,
 )
 
@@ -124,7 +125,7 @@ def selected_features(config: Config | FeaturesConfig | None = None) -> list[str
 
 
 def _present(ds) -> set[str]:
-    return {name for name in OPTIONAL_INPUTS if ds.table(name) is not None}
+    return {name for name in OPTIONAL_INPUTS if ds.has(name)}
 
 
 def _ready(tables: tuple[str, ...], present: set[str]) -> bool:
@@ -234,16 +235,17 @@ def build_features(ds, observations: pd.DataFrame, *, config: Config | FeaturesC
     has no columns. Training resolves them first (``vocabulary.resolve_key_features``) and the model keeps
     the result; scoring passes the model's.
 
-    ``usage_events_parquet``: read the usage events from this (already validated) Parquet file instead of
-    ``ds.usage_events`` — DuckDB scans it in parallel and pandas never holds the event table, which is what
-    makes 50M events fit (docs/performance.md). The results are the same.
+    The event-sized tables (usage events, tickets, touchpoints) are read by DuckDB from the files the
+    dataset references (``Dataset.events``; frames given in memory are registered as Arrow), never through
+    pandas. ``usage_events_parquet``: read the usage events from this (already validated) Parquet file
+    instead — the results are the same.
 
     ``memory_limit`` (e.g. ``"6GB"``) caps DuckDB's memory; beyond it DuckDB spills to a temporary folder.
     Default: DuckDB's own (80% of RAM). Do not set it below ~4 GB for 50M events: spilling doubles the time.
     """
     cfg = _features_config(config)
     names = selected_features(cfg)
-    tables = prepare_tables(ds)
+    tables = prepare_small_tables(ds)
     tables["in_customers"] = customer_starts(tables)
     obs, keys = observation_context(tables, observations)
     present = _present(ds)
@@ -251,15 +253,16 @@ def build_features(ds, observations: pd.DataFrame, *, config: Config | FeaturesC
     con = duckdb.connect()
     spill = None
     try:
+        con.execute("SET TimeZone = 'UTC'")
         if memory_limit is not None:
             spill = tempfile.mkdtemp(prefix="healthscore-duckdb-")
             con.execute(f"SET memory_limit = {sql_text(memory_limit)}")
             con.execute(f"SET temp_directory = {sql_text(spill)}")
+        register_event_tables(con, ds)  # straight from their files: pandas never holds them
         if usage_events_parquet is not None:
             present.add("usage_events")
-            tables.pop("in_usage_events", None)
             path = str(Path(usage_events_parquet)).replace("'", "''")
-            con.execute("CREATE TEMP VIEW in_usage_events AS "
+            con.execute("CREATE OR REPLACE TEMP VIEW in_usage_events AS "
                         + _USAGE_EVENTS_PARQUET_SQL.format(path=f"'{path}'"))
         # results are ordered explicitly (ORDER BY row_id): DuckDB need not keep insertion order on the way
         con.execute("SET preserve_insertion_order = false")
