@@ -38,9 +38,10 @@ from healthscore.io.schema import TABLES, Column, Table
 #: the tables read by DuckDB from their files (the others are small and read with pandas)
 EVENT_SIZED: tuple[str, ...] = ("usage_events", "tickets", "touchpoints")
 
-#: what Python's ``str.strip()`` removes (so SQL strips the same blanks as the pandas route)
-_WHITESPACE = (" \t\n\r\x0b\x0c\x1c\x1d\x1e\x1f\x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007"
-               "\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000")
+#: what Python's ``str.strip()`` removes (so SQL strips the same blanks as the pandas route), as an RE2 class:
+#: ``trim(x, chars)`` with this many characters is ten times slower than a regular expression
+_WS_CLASS = (r"[\t\n\x0b\x0c\r\x1c-\x20\x{85}\x{a0}\x{1680}\x{2000}-\x{200a}\x{2028}\x{2029}\x{202f}"
+             r"\x{205f}\x{3000}]")
 #: the fast path for timestamps: a date, optionally a time (hh:mm, seconds and up to 9 decimals optional)
 #: and a zone (Z or an offset); anything else is left to pandas
 _FAST_TS = (r"^(\d{4}-\d{2}-\d{2})(?:[T ]([01]\d|2[0-3]):([0-5]\d)(?::([0-5]\d)(\.\d{1,9})?)?"
@@ -123,7 +124,15 @@ def _text_expr(raw: str, raw_type: str, whole_floats: bool) -> str:
 
 
 def _strip(text: str) -> str:
-    return f"trim({text}, {literal(_WHITESPACE)})"
+    """``text`` without surrounding blanks (as ``str.strip``); cells without any are left alone, cheaply."""
+    ends = literal(f"^{_WS_CLASS}|{_WS_CLASS}$")
+    both = literal(f"^{_WS_CLASS}+|{_WS_CLASS}+$")
+    return f"(CASE WHEN regexp_matches({text}, {ends}) THEN regexp_replace({text}, {both}, '', 'g') ELSE {text} END)"
+
+
+def _blank(text: str) -> str:
+    """The text is empty once stripped (NULL stays NULL)."""
+    return f"regexp_full_match({text}, {literal(_WS_CLASS + '*')})"
 
 
 def _fast_timestamp(s: str) -> str:
@@ -149,7 +158,7 @@ def _plan_column(column: Column, raw: str | None, raw_type: str, *, whole_floats
         text = _text_expr(raw, raw_type, whole_floats)
         missing = f"({text}) IS NULL"
         if strict_required:
-            missing = f"(({text}) IS NULL OR {_strip(text)} = '')"
+            missing = f"(({text}) IS NULL OR {_blank(text)})"
         return _ColumnPlan(column, raw, raw_type, value=text, missing=missing)
     if column.kind in ("timestamp", "date"):
         if raw_type.startswith("TIMESTAMP") or raw_type == "DATE":
