@@ -57,7 +57,16 @@ _INTEGER_TYPES = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYI
 def _read_errors() -> tuple[type[BaseException], ...]:
     import duckdb
 
-    return (duckdb.IOException, duckdb.InvalidInputException, duckdb.ConversionException)
+    return (duckdb.Error,)
+
+
+def _is_read_error(exc: BaseException) -> bool:
+    """A problem with the file (unreadable, ragged CSV, bad bytes), not with our SQL."""
+    import duckdb
+
+    bugs = (duckdb.BinderException, duckdb.CatalogException, duckdb.ParserException, duckdb.InternalException,
+            duckdb.NotImplementedException)
+    return isinstance(exc, duckdb.Error) and not isinstance(exc, bugs)
 
 
 _READ_ERRORS = _read_errors()
@@ -244,6 +253,8 @@ class EventTable:
     plans: tuple[_ColumnPlan, ...]
     arrow: pa.Table | None = None
     csv_names: tuple[str, ...] = ()
+    #: the CSV has rows with fewer fields than its header (read on one thread, padded with empty cells)
+    csv_padded: bool = False
     rows: int = 0
     ranges: dict = field(default_factory=dict)
     digest: str = ""
@@ -265,7 +276,7 @@ class EventTable:
             return (f"(SELECT *{rn} FROM read_parquet({literal(self.path)}"
                     f"{', file_row_number = true' if row_numbers else ''})) AS r")
         if self.fmt == "csv":
-            relation = _csv_relation(self.path, self.csv_names)
+            relation = _csv_relation(self.path, self.csv_names, self.csv_padded)
             if row_numbers:
                 return f"(SELECT row_number() OVER () AS _rn, * FROM {relation}) AS r"
             return f"{relation} AS r"
@@ -351,10 +362,16 @@ def _normalised(table: str, plan: _ColumnPlan) -> str:
     return plan.value
 
 
-def _csv_relation(path: str, names: tuple[str, ...]) -> str:
+def _csv_relation(path: str, names: tuple[str, ...], padded: bool = False) -> str:
+    """DuckDB's reader of a CSV as pandas reads it: every cell text, the header's names.
+
+    ``padded``: rows with fewer fields than the header get empty cells, as pandas gives them; DuckDB reads
+    such a file only on one thread, so it is used only for files that need it.
+    """
     columns = "{" + ", ".join(f"{literal(n)}: 'VARCHAR'" for n in names) + "}"
+    pad = ", null_padding = true, parallel = false" if padded else ""
     return (f"read_csv({literal(path)}, header = true, auto_detect = false, columns = {columns}, delim = ',', "
-            "quote = '\"', escape = '\"', null_padding = true, strict_mode = true, encoding = 'utf-8')")
+            f"quote = '\"', escape = '\"', strict_mode = true, encoding = 'utf-8'{pad})")
 
 
 # ---------------------------------------------------------------- reading the header / schema
@@ -473,101 +490,98 @@ def check_event_table(name: str, *, path: Path | None = None, fmt: str = "frame"
 
     ``path`` and ``fmt`` (``parquet``/``csv``) name a file; ``fmt="frame"`` validates ``frame`` (registered in
     DuckDB as Arrow). ``account_ids`` (the accounts table's, when it could be read) checks references.
+    A file DuckDB cannot read is one problem ("cannot be read as CSV/Parquet (…)"), as with pandas.
     """
+    csv_names: tuple[str, ...] = ()
+    arrow, warnings = None, []
+    if fmt == "csv":
+        header, error = csv_header(path)
+        if error:
+            return EventCheck(table=None, problems=[Problem(name, None, error, fix=_csv_fix(path))])
+        csv_names = tuple(header)
+    elif fmt == "frame":
+        arrow, warnings = frame_to_arrow(name, frame)
+    attempts = (False, True) if fmt == "csv" else (False,)
+    for padded in attempts:
+        con = connect()
+        try:
+            probe = EventTable(name, fmt, None if path is None else str(path), (), arrow=arrow,
+                               csv_names=csv_names, csv_padded=padded)
+            out = _check(con, probe, account_ids)
+            out.warnings = warnings + out.warnings
+            return out
+        except _READ_ERRORS as exc:
+            if not _is_read_error(exc):
+                raise
+            failure = exc  # a CSV with short rows reads on the second, padded attempt
+        finally:
+            con.close()
+    return EventCheck(table=None, problems=[_unreadable(name, path, fmt, failure)])
+
+
+def _check(con, probe: EventTable, account_ids: pd.Series | None) -> EventCheck:
+    name, fmt = probe.name, probe.fmt
     table = TABLES[name]
     out = EventCheck(table=None)
-    con = connect()
-    try:
-        csv_names: tuple[str, ...] = ()
-        arrow = None
-        if fmt == "csv":
-            header, error = csv_header(path)
-            if error:
-                out.problems.append(Problem(name, None, error, fix=_csv_fix(path)))
-                return out
-            csv_names = tuple(header)
-            probe = EventTable(name, fmt, str(path), (), csv_names=csv_names)
-        elif fmt == "parquet":
-            probe = EventTable(name, fmt, str(path), ())
-        else:
-            arrow, warnings = frame_to_arrow(name, frame)
-            out.warnings += warnings
-            probe = EventTable(name, fmt, None, (), arrow=arrow)
-        try:
-            schema = _raw_schema(con, probe.source_sql(con))
-        except _READ_ERRORS as exc:  # an unreadable file
-            out.problems.append(_unreadable(name, path, fmt, exc))
-            return out
-        schema = [(c, t) for c, t in schema if not (fmt == "parquet" and _is_pandas_index(c))]
-        raw_names = [c for c, _ in schema]
-        types = dict(schema)
-        unknown = [c for c in raw_names if c not in table.column_names]
-        if unknown:
-            from healthscore.io.validate import show_id
+    schema = _raw_schema(con, probe.source_sql(con))
+    schema = [(c, t) for c, t in schema if not (fmt == "parquet" and _is_pandas_index(c))]
+    raw_names = [c for c, _ in schema]
+    types = dict(schema)
+    unknown = [c for c in raw_names if c not in table.column_names]
+    from healthscore.io.validate import show_id
 
-            out.warnings.insert(0,
-                f"{name}: unknown column{'s' if len(unknown) > 1 else ''} ignored: "
-                f"{', '.join(show_id(c) for c in unknown)} (not in the contract, so not used)"
-            )
-        missing_required = []
-        for column in table.columns:
-            if column.name not in types and column.required:
-                missing_required.append(column)
-        if missing_required:
-            from healthscore.io.validate import show_id
-
-            found = ", ".join(show_id(c) for c in raw_names[:20]) or "none"
-            for column in missing_required:
-                fix = f"add a column named {column.name} (columns found: {found})"
-                if len(raw_names) == 1 and any(sep in raw_names[0] for sep in ";\t|"):
-                    fix += "; the file seems to use another separator: write it with commas"
-                out.problems.append(Problem(name, column.name, "required column is missing", fix=fix))
-        source = probe.source_sql(con)
-        plans = []
-        for column in table.columns:
-            if column.name not in types:
-                plans.append(_plan_column(column, None, "VARCHAR"))
-                continue
-            raw, raw_type = "r." + ident(column.name), types[column.name]
-            whole = False
-            if column.kind == "string" and raw_type in _FLOAT_TYPES:
-                whole = bool(con.execute(
-                    f"SELECT coalesce(bool_and({raw} = floor({raw}) AND abs({raw}) < 9007199254740992), true) "
-                    f"FROM {source} WHERE isfinite({raw})").fetchall()[0][0])
-            plans.append(_plan_column(column, raw, raw_type, whole_floats=whole))
-        # what the fast path left open is decided by pandas, once per distinct text
-        decided = []
-        for plan in plans:
-            if plan.delegated is None:
-                decided.append(plan)
-                continue
-            texts = con.execute(
-                f"SELECT DISTINCT {plan.delegated} FROM {source} "
-                f"WHERE NOT {plan.missing} AND ({plan.value}) IS NULL").fetchall()
-            decided.append(_with_lookup(plan, _parse_delegated(plan.column, [t[0] for t in texts])))
-        ref = EventTable(name, fmt, None if path is None else str(path), tuple(decided), arrow=arrow,
-                         csv_names=csv_names)
-        try:
-            stats = _scan(con, ref, account_ids)
-        except _READ_ERRORS as exc:  # a CSV that breaks half-way (ragged row, bad UTF-8)
-            out.problems.append(_unreadable(name, path, fmt, exc))
-            return out
-        out.problems += _parse_problems(con, ref, table, stats)
-        out.check_problems += _check_problems(con, ref, table, stats, account_ids)
-        ranges = {p.column.name: (stats.get(f"min_{p.column.name}"), stats.get(f"max_{p.column.name}"))
-                  for p in decided if p.column.kind in ("timestamp", "date") and p.raw is not None}
-        digest = hashlib.sha256(
-            repr([(p.column.name, p.column.kind) for p in decided]).encode()
-            + f"{stats['rows']}:{stats['h_sum']}:{stats['h_xor']}".encode()
-        ).hexdigest()
-        out.table = EventTable(name, fmt, ref.path, ref.plans, arrow=arrow, csv_names=csv_names,
-                               rows=int(stats["rows"]),
-                               ranges={k: tuple(None if v is None else pd.Timestamp(v) for v in pair)
-                                       for k, pair in ranges.items()},
-                               digest=digest)
-        return out
-    finally:
-        con.close()
+    if unknown:
+        out.warnings.insert(0,
+            f"{name}: unknown column{'s' if len(unknown) > 1 else ''} ignored: "
+            f"{', '.join(show_id(c) for c in unknown)} (not in the contract, so not used)"
+        )
+    found = ", ".join(show_id(c) for c in raw_names[:20]) or "none"
+    for column in table.columns:
+        if column.name not in types and column.required:
+            fix = f"add a column named {column.name} (columns found: {found})"
+            if len(raw_names) == 1 and any(sep in raw_names[0] for sep in ";\t|"):
+                fix += "; the file seems to use another separator: write it with commas"
+            out.problems.append(Problem(name, column.name, "required column is missing", fix=fix))
+    source = probe.source_sql(con)
+    plans = []
+    for column in table.columns:
+        if column.name not in types:
+            plans.append(_plan_column(column, None, "VARCHAR"))
+            continue
+        raw, raw_type = "r." + ident(column.name), types[column.name]
+        whole = False
+        if column.kind == "string" and raw_type in _FLOAT_TYPES:
+            whole = bool(con.execute(
+                f"SELECT coalesce(bool_and({raw} = floor({raw}) AND abs({raw}) < 9007199254740992), true) "
+                f"FROM {source} WHERE isfinite({raw})").fetchall()[0][0])
+        plans.append(_plan_column(column, raw, raw_type, whole_floats=whole))
+    # what the fast path left open is decided by pandas, once per distinct text
+    decided = []
+    for plan in plans:
+        if plan.delegated is None:
+            decided.append(plan)
+            continue
+        texts = con.execute(
+            f"SELECT DISTINCT {plan.delegated} FROM {source} "
+            f"WHERE NOT {plan.missing} AND ({plan.value}) IS NULL").fetchall()
+        decided.append(_with_lookup(plan, _parse_delegated(plan.column, [t[0] for t in texts])))
+    ref = EventTable(name, fmt, probe.path, tuple(decided), arrow=probe.arrow, csv_names=probe.csv_names,
+                     csv_padded=probe.csv_padded)
+    stats = _scan(con, ref, account_ids)
+    out.problems += _parse_problems(con, ref, table, stats)
+    out.check_problems += _check_problems(con, ref, table, stats, account_ids)
+    ranges = {p.column.name: (stats.get(f"min_{p.column.name}"), stats.get(f"max_{p.column.name}"))
+              for p in decided if p.column.kind in ("timestamp", "date") and p.raw is not None}
+    digest = hashlib.sha256(
+        repr([(p.column.name, p.column.kind) for p in decided]).encode()
+        + f"{stats['rows']}:{stats['h_sum']}:{stats['h_xor']}".encode()
+    ).hexdigest()
+    out.table = EventTable(name, fmt, ref.path, ref.plans, arrow=ref.arrow, csv_names=ref.csv_names,
+                           csv_padded=ref.csv_padded, rows=int(stats["rows"]),
+                           ranges={k: tuple(None if v is None else pd.Timestamp(v) for v in pair)
+                                   for k, pair in ranges.items()},
+                           digest=digest)
+    return out
 
 
 def _csv_fix(path: Path) -> str:
