@@ -187,9 +187,12 @@ def component_sql(component: str, *, config: FeaturesConfig | None = None,
 
 
 def features_sql(components: list[str], *, config: FeaturesConfig | None = None,
-                 present: set[str] | None = None) -> str:
-    """One query for several components (fewer round trips): ``row_id`` and every feature, by row_id."""
-    w = Window(config=config or FeaturesConfig())
+                 present: set[str] | None = None, recent_from: int | None = None) -> str:
+    """One query for several components (fewer round trips): ``row_id`` and every feature, by row_id.
+
+    ``recent_from``: the earliest observation day, so sources may skip rows no window reaches.
+    """
+    w = Window(config=config or FeaturesConfig(), recent_from=recent_from)
     present = set(OPTIONAL_INPUTS) if present is None else present
     ctes: list[str] = []
     for comp in components:
@@ -258,7 +261,9 @@ def build_features(ds, observations: pd.DataFrame, *, config: Config | FeaturesC
             spill = tempfile.mkdtemp(prefix="healthscore-duckdb-")
             con.execute(f"SET memory_limit = {sql_text(memory_limit)}")
             con.execute(f"SET temp_directory = {sql_text(spill)}")
-        register_event_tables(con, ds)  # straight from their files: pandas never holds them
+        # straight from their files (pandas never holds them), without what no observation can see
+        last = obs["as_of"].max() if len(obs) else None
+        register_event_tables(con, ds, before_day=None if pd.isna(last) else int(last))
         if usage_events_parquet is not None:
             present.add("usage_events")
             path = str(Path(usage_events_parquet)).replace("'", "''")
@@ -272,7 +277,10 @@ def build_features(ds, observations: pd.DataFrame, *, config: Config | FeaturesC
         for name, sql in derived_table_sql(cfg, present):
             con.execute(f"CREATE TEMP TABLE {name} AS {sql}")
         components = [c for c in REGISTRY if c in wanted]
-        result = con.execute(features_sql(components, config=cfg, present=present)).df()
+        first = obs["as_of"].min() if len(obs) else None
+        sql = features_sql(components, config=cfg, present=present,
+                           recent_from=None if pd.isna(first) else int(first))
+        result = con.execute(sql).df()
     finally:
         con.close()
         if spill is not None:

@@ -112,9 +112,18 @@ EVENT_TABLE_SQL: dict[str, str] = {
 MATERIALISED_EVENT_TABLES: tuple[str, ...] = ("tickets", "touchpoints")
 
 
-def register_event_tables(con, ds, names: tuple[str, ...] | None = None) -> set[str]:
+#: the day column that decides when each event table's record happens (no observation sees one at or after it)
+EVENT_DAY: dict[str, str] = {"usage_events": "day", "tickets": "opened_day", "touchpoints": "day"}
+
+
+def register_event_tables(con, ds, names: tuple[str, ...] | None = None, *, before_day: int | None = None) -> set[str]:
     """Create ``in_<table>`` in ``con`` for every present event-sized table (or those of ``names``), straight
     from its file (or frame). Returns the names registered. The rows never pass through pandas.
+
+    ``before_day``: leave out records on or after this day — the latest observation's as_of, so records no
+    observation can see (``Window.visible``) are never aggregated. Results are the same: every window is
+    strictly before its as_of, and a user's next active day on or after the latest as_of reads exactly as
+    none at all (``Window.pending``).
     """
     registered = set()
     for name, sql in EVENT_TABLE_SQL.items():
@@ -125,6 +134,8 @@ def register_event_tables(con, ds, names: tuple[str, ...] | None = None) -> set[
             continue
         ref.register(con, f"ev_{name}")
         kind = "TABLE" if name in MATERIALISED_EVENT_TABLES else "VIEW"
+        if before_day is not None:
+            sql = f"SELECT * FROM ({sql}) WHERE {EVENT_DAY[name]} < {int(before_day)}"
         con.execute(f"CREATE OR REPLACE TEMP {kind} in_{name} AS {sql}")
         registered.add(name)
     return registered
@@ -350,6 +361,9 @@ class Window:
     """
 
     config: FeaturesConfig = field(default_factory=FeaturesConfig)
+    #: the earliest observation day (None: unknown, e.g. SQL built for another engine); lets a source skip
+    #: rows no observation's window reaches (``reachable``)
+    recent_from: int | None = None
 
     # -- the cutoff --------------------------------------------------------------------------------
     @staticmethod
@@ -384,6 +398,13 @@ class Window:
         if int(newer_days) < 1:
             raise ValueError("between() is for earlier windows: newer_days must be at least 1")
         return f"({col} >= {at} - {int(older_days)} AND {col} < {at} - {int(newer_days)})"
+
+    def reachable(self, col: str, lookback_days: int) -> str:
+        """Rows some observation's ``lookback_days`` window can reach (``col >= earliest as_of - days``);
+        TRUE when the earliest as_of is unknown. Only a pre-filter: the cutoff is ``events``'."""
+        if self.recent_from is None:
+            return "TRUE"
+        return f"({col} >= {int(self.recent_from) - int(lookback_days)})"
 
     @staticmethod
     def days_since(col: str, at: str = "as_of") -> str:
