@@ -167,8 +167,8 @@ def score_floor(data: Path, as_of: date, features: Path, model_dir: Path) -> Non
     floor_one_date(data, as_of)
     model = joblib.load(model_dir / "health_model.joblib")
     frame = pd.read_parquet(features)
-    frame = frame[frame["status"] == "scored"]
-    X = model.prepare(frame[model.feature_names])
+    frame = frame[frame["status"] == "scored"].drop(columns=["account_id", "as_of", "status", "contract_id"])
+    X = model.prepare(frame)  # adds the fitted features (segment curve) as score does
     if model.booster is not None:
         model.booster.predict(X, pred_contrib=True)
     if model.linear is not None:
@@ -184,8 +184,8 @@ def train_floor(features: Path, model_dir: Path) -> None:
 
     model = joblib.load(model_dir / "health_model.joblib")
     frame = pd.read_parquet(features)
-    X = model.prepare(frame[model.feature_names])
     y = frame["label"].to_numpy()
+    X = model.prepare(frame.drop(columns="label"))
     params = {k: v for k, v in model.params.items() if k not in ("num_boost_round", "linear_start")}
     init = model.linear.margin(X) if model.linear is not None else None
     if model.has_trees:
@@ -344,6 +344,26 @@ def table(results: list[dict]) -> str:
     return "\n".join(lines)
 
 
+START, END = "<!-- cli-bench:start -->", "<!-- cli-bench:end -->"
+
+
+def update_doc(path: Path, results: list[dict], sizes: dict) -> None:
+    """Replace the table between the markers of ``path`` with these results (atomically)."""
+    from run_all import machine
+
+    text = path.read_text(encoding="utf-8")
+    if START not in text or END not in text:
+        raise SystemExit(f"{path} has no {START} … {END} section")
+    when = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    block = (f"{START}\nMeasured {when} by `benchmarks/cli.py` (sizes {sizes}); {machine()}.\n\n"
+             f"{table(results)}\n{END}")
+    head, rest = text.split(START, 1)
+    tail = rest.split(END, 1)[1]
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(head + block + tail, encoding="utf-8")
+    os.replace(tmp, path)
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = p.add_subparsers(dest="step")
@@ -355,6 +375,8 @@ def main(argv: list[str] | None = None) -> int:
         q.add_argument("--work", type=Path, default=Path(os.environ.get("HEALTHSCORE_BENCH_DATA", "/tmp/healthscore-bench"))
                        / "cli")
         q.add_argument("--json", type=Path, default=None)
+        q.add_argument("--doc", type=Path, default=None,
+                       help="rewrite the measured table between the cli-bench markers of this page")
     f = sub.add_parser("floor")
     f.add_argument("--data", type=Path, required=True)
     f.add_argument("--as-of", type=date.fromisoformat, required=True)
@@ -401,6 +423,8 @@ def main(argv: list[str] | None = None) -> int:
     results = run_cases([c.strip() for c in a.cases.split(",") if c.strip()], work, sizes, a.repeat, log)
     print()
     print(table(results))
+    if a.doc:
+        update_doc(a.doc, results, sizes)
     if a.json:
         a.json.write_text(json.dumps({"machine": machine(), "sizes": sizes, "results": results}, indent=2))
     return 0

@@ -752,7 +752,14 @@ def _parse_problems(con, ref: EventTable, table: Table, stats: dict) -> list[Pro
 
 
 def _check_problems(con, ref: EventTable, table: Table, stats: dict, account_ids) -> list[Problem]:
-    from healthscore.io.validate import _DATE_ORDER, _RANGE_FIX, _REFERENCE_FIX, MAX_EXAMPLES, _range_text, show_id
+    from healthscore.io.validate import (
+        _DATE_ORDER,
+        _RANGE_FIX,
+        _REFERENCE_FIX,
+        MAX_EXAMPLES,
+        _range_text,
+        show_id,
+    )
 
     problems: list[Problem] = []
     plans = {p.column.name: p for p in ref.plans}

@@ -19,8 +19,8 @@ import pyarrow as pa
 
 from healthscore.errors import DataError, Problem
 from healthscore.io.dataset import Dataset
-from healthscore.io.schema import TABLES
 from healthscore.io.events import EVENT_SIZED, EventTable
+from healthscore.io.schema import TABLES
 from healthscore.io.validate import EventFile, validate_tables
 
 FORMATS = ("csv", "parquet")
