@@ -43,7 +43,9 @@ $(SPARK_STAMP): requirements-spark.lock pyproject.toml
 test-spark: setup-spark
 	PYSPARK_PYTHON=$(abspath $(SPARK_BIN)/python) SPARK_LOCAL_IP=127.0.0.1 $(SPARK_BIN)/python -m pytest -q -m spark
 
+# The commands as whole processes next to their floors (issue 18), then the library-level breakdown (issue 9).
 bench: setup
+	$(BIN)/python benchmarks/cli.py --doc docs/performance.md
 	$(BIN)/python benchmarks/run_all.py
 	$(BIN)/python benchmarks/model_quality.py
 

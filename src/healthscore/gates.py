@@ -114,7 +114,7 @@ def assess(ds, as_of: date, model, config: Config) -> Readiness:
     """The gates' findings, without refusing anything (``check`` refuses)."""
     T = pd.Timestamp(as_of)
     learned = tables_learned(model)
-    checked = [t for t in EVENT_TABLES if t in learned and ds.table(t) is not None]
+    checked = [t for t in EVENT_TABLES if t in learned and ds.has(t)]
     visible = data_ends(ds, before=T)
     everything = data_ends(ds)
     ends = {t: visible.get(t) for t in checked}
@@ -125,7 +125,7 @@ def assess(ds, as_of: date, model, config: Config) -> Readiness:
         lag = _days_without_data(T, everything.get(t))
         if lag is None or lag > limits.max_lag_days_by_table.get(t, limits.max_lag_days):
             stale[t] = lag
-    missing = tuple(t for t in learned if ds.table(t) is None)
+    missing = tuple(t for t in learned if not ds.has(t))
     return Readiness(as_of=as_of, ends=ends, stale=stale, missing=missing)
 
 
@@ -157,9 +157,9 @@ def check(ds, as_of: date, model, config: Config, *, allow_stale: bool = False,
                             f"{end.max().date()}): no account has a running contract to score")
         else:
             problems.append(f"--as-of {as_of}: no contract runs on that date (start_date ≤ as-of < end_date)")
-    usage = ds.table("usage_events")
-    if usage is not None and len(usage) and "usage_events" in learned and T <= usage["ts"].min():
-        problems.append(f"--as-of {as_of} is before the first usage event ({usage['ts'].min().date()}): "
+    first = (ds.time_range("usage_events", "ts") or (None, None))[0]  # from validation: no read of the events
+    if first is not None and "usage_events" in learned and T <= first:
+        problems.append(f"--as-of {as_of} is before the first usage event ({first.date()}): "
                         "there is no usage to score from")
 
     found = assess(ds, as_of, model, config)

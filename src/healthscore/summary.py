@@ -30,21 +30,23 @@ UNEVEN_END_DAYS = 30
 
 def data_ends(ds: Dataset, *, before: pd.Timestamp | None = None) -> dict[str, pd.Timestamp | None]:
     """Each present event table's last record time (None when it has no rows); with ``before``, the last
-    record strictly before it (what is visible at that observation date)."""
+    record strictly before it (what is visible at that observation date).
+
+    Event-sized tables answer from their validation scan (or, with ``before``, one SQL aggregate per column):
+    they are never read into memory here.
+    """
     out: dict[str, pd.Timestamp | None] = {}
     for name, columns in RECORD_TIMES.items():
-        frame = ds.table(name)
-        if frame is None:
+        if not ds.has(name):
             continue
         last = None
         for column in columns:
-            if column not in frame:
-                continue
-            values = frame[column]
-            if before is not None:
-                values = values[values < before]
-            value = values.max()
-            if pd.notna(value) and (last is None or value > last):
+            if before is None:
+                span = ds.time_range(name, column)
+                value = None if span is None else span[1]
+            else:
+                value = ds.last_before(name, column, before)
+            if value is not None and pd.notna(value) and (last is None or value > last):
                 last = pd.Timestamp(value)
         out[name] = last
     return out
@@ -81,16 +83,13 @@ def summarise(ds: Dataset, *, lead_times: Sequence[int] | None = None) -> dict[s
     rows: dict[str, int | None] = {}
     lows, highs = [], []
     for name, table in TABLES.items():
-        frame = ds.table(name)
-        rows[name] = None if frame is None else len(frame)
-        if frame is None:
-            continue
+        rows[name] = ds.rows(name)
         for column in table.columns:
-            if column.kind in ("date", "timestamp") and column.name in frame:
-                values = frame[column.name].dropna()
-                if len(values):
-                    lows.append(values.min())
-                    highs.append(values.max())
+            if column.kind in ("date", "timestamp"):
+                span = ds.time_range(name, column.name)
+                if span is not None and span[0] is not None:
+                    lows.append(span[0])
+                    highs.append(span[1])
 
     accounts, contracts = ds.accounts, ds.contracts
     ends = data_ends(ds)

@@ -216,9 +216,9 @@ def data_end(ds) -> date:
     stamps = []
     for table, column in (("contracts", "start_date"), ("usage_events", "ts"), ("tickets", "opened_at"),
                           ("touchpoints", "ts"), ("surveys", "responded_at"), ("invoices", "issued_at")):
-        frame = ds.table(table)
-        if frame is not None and column in frame and len(frame):
-            stamps.append(pd.to_datetime(frame[column]).max())
+        span = ds.time_range(table, column)  # event-sized tables: from validation, never read into pandas
+        if span is not None and span[1] is not None:
+            stamps.append(pd.Timestamp(span[1]))
     stamps = [s for s in stamps if pd.notna(s)]
     if not stamps:
         raise HealthscoreError("the dataset has no dated rows; pass --as-of")

@@ -26,7 +26,8 @@ from healthscore.features._window import (
     Window,
     customer_starts,
     observation_context,
-    prepare_tables,
+    prepare_small_tables,
+    register_event_tables,
     sql_text,
 )
 
@@ -124,7 +125,7 @@ def selected_features(config: Config | FeaturesConfig | None = None) -> list[str
 
 
 def _present(ds) -> set[str]:
-    return {name for name in OPTIONAL_INPUTS if ds.table(name) is not None}
+    return {name for name in OPTIONAL_INPUTS if ds.has(name)}
 
 
 def _ready(tables: tuple[str, ...], present: set[str]) -> bool:
@@ -186,9 +187,12 @@ def component_sql(component: str, *, config: FeaturesConfig | None = None,
 
 
 def features_sql(components: list[str], *, config: FeaturesConfig | None = None,
-                 present: set[str] | None = None) -> str:
-    """One query for several components (fewer round trips): ``row_id`` and every feature, by row_id."""
-    w = Window(config=config or FeaturesConfig())
+                 present: set[str] | None = None, recent_from: int | None = None) -> str:
+    """One query for several components (fewer round trips): ``row_id`` and every feature, by row_id.
+
+    ``recent_from``: the earliest observation day, so sources may skip rows no window reaches.
+    """
+    w = Window(config=config or FeaturesConfig(), recent_from=recent_from)
     present = set(OPTIONAL_INPUTS) if present is None else present
     ctes: list[str] = []
     for comp in components:
@@ -217,6 +221,12 @@ _USAGE_EVENTS_PARQUET_SQL = (
 )
 
 
+#: DuckDB's memory for the feature engine unless ``memory_limit`` or ``HEALTHSCORE_DUCKDB_MEMORY`` says
+#: otherwise; beyond it DuckDB spills to a temporary folder. 3 GB keeps ``healthscore features`` on 100k
+#: accounts / 50M events under 4 GiB at no cost in time (docs/performance.md); DuckDB's own default is 80% of RAM
+DEFAULT_MEMORY_LIMIT = "3GB"
+
+
 def build_features(ds, observations: pd.DataFrame, *, config: Config | FeaturesConfig | None = None,
                    usage_events_parquet: str | os.PathLike[str] | None = None,
                    memory_limit: str | None = None) -> pd.DataFrame:
@@ -234,16 +244,19 @@ def build_features(ds, observations: pd.DataFrame, *, config: Config | FeaturesC
     has no columns. Training resolves them first (``vocabulary.resolve_key_features``) and the model keeps
     the result; scoring passes the model's.
 
-    ``usage_events_parquet``: read the usage events from this (already validated) Parquet file instead of
-    ``ds.usage_events`` — DuckDB scans it in parallel and pandas never holds the event table, which is what
-    makes 50M events fit (docs/performance.md). The results are the same.
+    The event-sized tables (usage events, tickets, touchpoints) are read by DuckDB from the files the
+    dataset references (``Dataset.events``; frames given in memory are registered as Arrow), never through
+    pandas. ``usage_events_parquet``: read the usage events from this (already validated) Parquet file
+    instead — the results are the same.
 
     ``memory_limit`` (e.g. ``"6GB"``) caps DuckDB's memory; beyond it DuckDB spills to a temporary folder.
-    Default: DuckDB's own (80% of RAM). Do not set it below ~4 GB for 50M events: spilling doubles the time.
+    Default: ``HEALTHSCORE_DUCKDB_MEMORY`` if set, else ``DEFAULT_MEMORY_LIMIT`` (3 GB).
     """
     cfg = _features_config(config)
+    if memory_limit is None:
+        memory_limit = os.environ.get("HEALTHSCORE_DUCKDB_MEMORY") or DEFAULT_MEMORY_LIMIT
     names = selected_features(cfg)
-    tables = prepare_tables(ds)
+    tables = prepare_small_tables(ds)
     tables["in_customers"] = customer_starts(tables)
     obs, keys = observation_context(tables, observations)
     present = _present(ds)
@@ -251,15 +264,18 @@ def build_features(ds, observations: pd.DataFrame, *, config: Config | FeaturesC
     con = duckdb.connect()
     spill = None
     try:
-        if memory_limit is not None:
+        con.execute("SET TimeZone = 'UTC'")
+        if memory_limit:
             spill = tempfile.mkdtemp(prefix="healthscore-duckdb-")
             con.execute(f"SET memory_limit = {sql_text(memory_limit)}")
             con.execute(f"SET temp_directory = {sql_text(spill)}")
+        # straight from their files (pandas never holds them), without what no observation can see
+        last = obs["as_of"].max() if len(obs) else None
+        register_event_tables(con, ds, before_day=None if pd.isna(last) else int(last))
         if usage_events_parquet is not None:
             present.add("usage_events")
-            tables.pop("in_usage_events", None)
             path = str(Path(usage_events_parquet)).replace("'", "''")
-            con.execute("CREATE TEMP VIEW in_usage_events AS "
+            con.execute("CREATE OR REPLACE TEMP VIEW in_usage_events AS "
                         + _USAGE_EVENTS_PARQUET_SQL.format(path=f"'{path}'"))
         # results are ordered explicitly (ORDER BY row_id): DuckDB need not keep insertion order on the way
         con.execute("SET preserve_insertion_order = false")
@@ -269,7 +285,10 @@ def build_features(ds, observations: pd.DataFrame, *, config: Config | FeaturesC
         for name, sql in derived_table_sql(cfg, present):
             con.execute(f"CREATE TEMP TABLE {name} AS {sql}")
         components = [c for c in REGISTRY if c in wanted]
-        result = con.execute(features_sql(components, config=cfg, present=present)).df()
+        first = obs["as_of"].min() if len(obs) else None
+        sql = features_sql(components, config=cfg, present=present,
+                           recent_from=None if pd.isna(first) else int(first))
+        result = con.execute(sql).df()
     finally:
         con.close()
         if spill is not None:

@@ -6,7 +6,9 @@ the strict ``ts < as_of`` rule, and it is portable SQL (integer comparisons), th
 
 What lives here:
 
-- ``prepare_tables``: the input tables as plain frames with day numbers (no cutoff yet);
+- ``prepare_small_tables`` and ``register_event_tables``: the input tables with day numbers (no cutoff yet),
+  the small ones as frames, the event-sized ones as SQL over their files (``prepare_tables`` materialises
+  every table, for engines that need frames);
 - ``observation_context``: observations validated and joined to what is known of them at ``as_of`` (their
   contract, known from its start; the customer's start, known once it is on or before ``as_of``);
 - ``Window``: SQL predicates (``visible``, ``pending``, ``within``, ``between``, ``started``) and
@@ -86,10 +88,73 @@ def usage_events_frame(ev: pd.DataFrame) -> pd.DataFrame:
     )
 
 
-def prepare_tables(ds) -> dict[str, pd.DataFrame]:
+#: the engine's event tables as SQL over each table's normalised view ``ev_<table>`` (``EventTable.register``):
+#: the same columns and values as ``prepare_tables`` computes in pandas. Day numbers: whole days since
+#: 1970-01-01 of the (naive UTC) timestamp; resolution hours as pandas' ``total_seconds() / 3600``.
+EVENT_TABLE_SQL: dict[str, str] = {
+    "usage_events": (
+        "SELECT account_id, user_id, feature, quantity, "
+        "CAST(CAST(ts AS DATE) - DATE '1970-01-01' AS INTEGER) AS day FROM ev_usage_events"
+    ),
+    "tickets": (
+        "SELECT ticket_id, account_id, priority, csat, "
+        "CAST(CAST(opened_at AS DATE) - DATE '1970-01-01' AS INTEGER) AS opened_day, "
+        "CAST(CAST(closed_at AS DATE) - DATE '1970-01-01' AS INTEGER) AS closed_day, "
+        "CAST(epoch_ns(closed_at) - epoch_ns(opened_at) AS DOUBLE) / 1e9 / 3600.0 AS resolution_hours "
+        "FROM ev_tickets"
+    ),
+    "touchpoints": (
+        "SELECT account_id, kind, CAST(CAST(ts AS DATE) - DATE '1970-01-01' AS INTEGER) AS day FROM ev_touchpoints"
+    ),
+}
+#: event tables read by several feature sources are copied once into DuckDB (their few columns, day numbers)
+#: instead of re-parsing the file per source; the usage events are read once (by ``usage_user_days``)
+MATERIALISED_EVENT_TABLES: tuple[str, ...] = ("tickets", "touchpoints")
+
+
+#: the day column that decides when each event table's record happens (no observation sees one at or after it)
+EVENT_DAY: dict[str, str] = {"usage_events": "day", "tickets": "opened_day", "touchpoints": "day"}
+
+
+def register_event_tables(con, ds, names: tuple[str, ...] | None = None, *, before_day: int | None = None) -> set[str]:
+    """Create ``in_<table>`` in ``con`` for every present event-sized table (or those of ``names``), straight
+    from its file (or frame). Returns the names registered. The rows never pass through pandas.
+
+    ``before_day``: leave out records on or after this day — the latest observation's as_of, so records no
+    observation can see (``Window.visible``) are never aggregated. Results are the same: every window is
+    strictly before its as_of, and a user's next active day on or after the latest as_of reads exactly as
+    none at all (``Window.pending``).
+    """
+    registered = set()
+    for name, sql in EVENT_TABLE_SQL.items():
+        if names is not None and name not in names:
+            continue
+        ref = ds.events(name)
+        if ref is None:
+            continue
+        ref.register(con, f"ev_{name}")
+        kind = "TABLE" if name in MATERIALISED_EVENT_TABLES else "VIEW"
+        if before_day is not None:
+            sql = f"SELECT * FROM ({sql}) WHERE {EVENT_DAY[name]} < {int(before_day)}"
+        con.execute(f"CREATE OR REPLACE TEMP {kind} in_{name} AS {sql}")
+        registered.add(name)
+    return registered
+
+
+def prepare_small_tables(ds) -> dict[str, pd.DataFrame]:
+    """The small tables (accounts, contracts, surveys, invoices) as frames with day numbers, ready to register.
+
+    The event-sized ones are registered in SQL by ``register_event_tables``.
+    """
+    return prepare_tables(ds, events=False)
+
+
+def prepare_tables(ds, *, events: bool = True) -> dict[str, pd.DataFrame]:
     """The dataset's tables as new frames with day numbers, ready to register; absent tables are left out.
 
     Nothing is filtered here: the cutoff is applied by ``Window`` (the Dataset's frames are not modified).
+    With ``events`` (for engines that need every table as a frame, e.g. ``healthscore.spark``) the
+    event-sized tables are materialised too; the DuckDB engine passes False and reads them from their files.
     """
     out: dict[str, pd.DataFrame] = {}
     acc = ds.accounts
@@ -112,10 +177,10 @@ def prepare_tables(ds) -> dict[str, pd.DataFrame]:
             "outcome": _text(_col(con, "outcome")),
         }
     )
-    ev = ds.usage_events
+    ev = ds.usage_events if events else None
     if ev is not None:
         out["in_usage_events"] = usage_events_frame(ev)
-    tk = ds.tickets
+    tk = ds.tickets if events else None
     if tk is not None:
         opened = pd.to_datetime(tk["opened_at"])
         closed = pd.to_datetime(_col(tk, "closed_at", pd.NaT))
@@ -144,7 +209,7 @@ def prepare_tables(ds) -> dict[str, pd.DataFrame]:
                 "responded_s": (responded - pd.Timestamp("1970-01-01")).dt.total_seconds(),
             }
         )
-    tp = ds.touchpoints
+    tp = ds.touchpoints if events else None
     if tp is not None:
         out["in_touchpoints"] = pd.DataFrame(
             {"account_id": _text(tp["account_id"]), "kind": _text(tp["kind"]), "day": day_numbers(tp["ts"])}
@@ -296,6 +361,9 @@ class Window:
     """
 
     config: FeaturesConfig = field(default_factory=FeaturesConfig)
+    #: the earliest observation day (None: unknown, e.g. SQL built for another engine); lets a source skip
+    #: rows no observation's window reaches (``reachable``)
+    recent_from: int | None = None
 
     # -- the cutoff --------------------------------------------------------------------------------
     @staticmethod
@@ -330,6 +398,13 @@ class Window:
         if int(newer_days) < 1:
             raise ValueError("between() is for earlier windows: newer_days must be at least 1")
         return f"({col} >= {at} - {int(older_days)} AND {col} < {at} - {int(newer_days)})"
+
+    def reachable(self, col: str, lookback_days: int) -> str:
+        """Rows some observation's ``lookback_days`` window can reach (``col >= earliest as_of - days``);
+        TRUE when the earliest as_of is unknown. Only a pre-filter: the cutoff is ``events``'."""
+        if self.recent_from is None:
+            return "TRUE"
+        return f"({col} >= {int(self.recent_from) - int(lookback_days)})"
 
     @staticmethod
     def days_since(col: str, at: str = "as_of") -> str:

@@ -46,6 +46,10 @@ def key_feature_bits(w: Window) -> dict[str, tuple[str, int, int]]:
     return out
 
 
+#: one user's rows in day order (the window of ``next_day`` and ``kf_next_<i>``)
+_USER = "PARTITION BY account_id, user_id ORDER BY day"
+
+
 def _uses(col: str, bit: int) -> str:
     """The user-day used the key feature of bit ``bit`` of mask column ``col``."""
     return f"(({col} & CAST({1 << bit} AS BIGINT)) <> 0)"
@@ -61,9 +65,8 @@ def usage_user_days(w: Window) -> str:
 
     ``next_day`` is the user's next active day (NULL after the last). It lets a window count distinct
     users as plain rows, without grouping by user: among a user's visible rows exactly one, the last, has
-    its next day still pending at as_of (``Window.pending``), like a ticket still open then.
-    ``kf_next_<i>`` is the same for one key feature: the user's next day using it, so distinct users of
-    each key feature are counted the same way (not with ``features.usage_by_feature: off``).
+    its next day still pending at as_of (``Window.pending``), like a ticket still open then. The same per
+    key feature (``kf_next_<i>``) is added by ``usage_days`` over the recent rows only.
     """
     masks = "".join(
         ", bit_or(CASE feature "
@@ -71,14 +74,8 @@ def usage_user_days(w: Window) -> str:
         + f" ELSE CAST(0 AS BIGINT) END) AS {col}"
         for col, names in key_feature_masks(w).items()
     )
-    user = "PARTITION BY account_id, user_id ORDER BY day"
-    nexts = "".join(
-        f", min(CASE WHEN {_uses(col, bit)} THEN day END) OVER ({user} ROWS BETWEEN 1 FOLLOWING AND UNBOUNDED "
-        f"FOLLOWING) AS kf_next_{i}"
-        for col, bit, i in (key_feature_bits(w).values() if w.config.usage_by_feature != "off" else ())
-    )
     return (
-        f"SELECT *, lead(day) OVER ({user}) AS next_day{nexts} FROM ("
+        f"SELECT *, lead(day) OVER ({_USER}) AS next_day FROM ("
         f"SELECT account_id, user_id, day, sum({EXACT_QUANTITY}) AS events{masks} FROM in_usage_events "
         "GROUP BY account_id, user_id, day) AS d"
     )
@@ -98,11 +95,25 @@ def usage_account_buckets(w: Window) -> str:
 def usage_days(w: Window) -> str:
     """The account's user-days in the 90 days before as_of: every usage window is aggregated from these.
 
+    ``kf_next_<i>``: the user's next day using the ``i``-th key feature (NULL after the last), so distinct
+    users of each key feature are counted as users are (not with ``features.usage_by_feature: off``).
+
     Distinct users are counted as the rows whose ``next_day`` is pending at as_of (each user's last
     visible day), and the account's active days as a 30-bit mask per row (bit ``as_of - 1 - day``) OR-ed
     and counted: so no window groups by user or by day, only by observation.
     """
-    return f"SELECT * FROM {w.events('usage_user_days', 'day', lookback_days=90)} AS e"
+    nexts = "".join(
+        f", min(CASE WHEN {_uses(col, bit)} THEN day END) OVER ({_USER} ROWS BETWEEN 1 FOLLOWING AND UNBOUNDED "
+        f"FOLLOWING) AS kf_next_{i}"
+        for col, bit, i in (key_feature_bits(w).values() if w.config.usage_by_feature != "off" else ())
+    )
+    days = "usage_user_days"
+    if nexts:
+        # each user's next day using each key feature, over the rows some observation's 90 days can reach:
+        # later rows are all there, so every next use that matters is found
+        recent = f" WHERE {w.reachable('day', 90)}" if w.recent_from is not None else ""
+        days = f"(SELECT *{nexts} FROM usage_user_days{recent})"
+    return f"SELECT * FROM {w.events(days, 'day', lookback_days=90)} AS e"
 
 
 @component.source(reads=("usage_events",))

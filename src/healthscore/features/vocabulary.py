@@ -23,7 +23,7 @@ from datetime import date, datetime
 import pandas as pd
 
 from healthscore.config import Config, FeaturesConfig
-from healthscore.features._window import Window, usage_events_frame
+from healthscore.features._window import Window, register_event_tables
 
 #: the learned vocabulary counts accounts using a product feature in this many days before the cut-off, so
 #: a feature retired long ago does not crowd out the ones in use
@@ -48,23 +48,24 @@ def key_feature_usage(ds, *, cutoff: date, accounts: Iterable[str] | None = None
     """
     empty = pd.DataFrame({"feature": pd.Series(dtype="object"), "accounts": pd.Series(dtype="int64"),
                           "users": pd.Series(dtype="int64")})
-    if ds.usage_events is None:
+    if not ds.has("usage_events"):
         return empty
     import duckdb
 
-    events = usage_events_frame(ds.usage_events)
     con = duckdb.connect()
     try:
-        con.register("in_usage_events", events)
+        con.execute("SET TimeZone = 'UTC'")
+        register_event_tables(con, ds, ("usage_events",))  # one SQL aggregate over the file: the events never enter pandas
         where = Window.within("e.day", LOOKBACK_DAYS, at=str(_day(cutoff)))
         if accounts is not None:
             con.register("wanted", pd.DataFrame({"account_id": pd.Series(sorted({str(a) for a in accounts}),
                                                                          dtype="string")}))
             where += " AND e.account_id IN (SELECT account_id FROM wanted)"
+        # distinct (feature, account, user) first: two plain counts then, no DISTINCT over joined text
         counts = con.execute(
-            "SELECT e.feature, count(DISTINCT e.account_id) AS accounts, "
-            "count(DISTINCT e.account_id || chr(31) || e.user_id) AS users "
-            f"FROM in_usage_events AS e WHERE e.feature IS NOT NULL AND {where} GROUP BY e.feature"
+            "SELECT feature, count(DISTINCT account_id) AS accounts, count(*) AS users FROM ("
+            "SELECT DISTINCT e.feature, e.account_id, e.user_id "
+            f"FROM in_usage_events AS e WHERE e.feature IS NOT NULL AND {where}) GROUP BY feature"
         ).df()
     finally:
         con.close()
@@ -154,8 +155,8 @@ def vocabulary_warnings(ds, config: Config | FeaturesConfig) -> list[str]:
     cfg = config if isinstance(config, Config) else None
     fcfg = config.features if isinstance(config, Config) else config
     out: list[str] = []
-    if fcfg.key_features and ds.usage_events is not None:
-        present = set(ds.usage_events["feature"].dropna().astype(str).unique().tolist())
+    if fcfg.key_features and ds.has("usage_events"):
+        present = set(ds.events("usage_events").distinct("feature"))
         missing = [n for n in unique_key_features(fcfg.key_features) if n not in present]
         if missing:
             sample = sorted(present)[:5]
@@ -166,10 +167,10 @@ def vocabulary_warnings(ds, config: Config | FeaturesConfig) -> list[str]:
                 f"{', '.join(repr(s) for s in sample)}; fix the names, or leave features.key_features empty "
                 "to learn them at training"
             )
-    if ds.touchpoints is not None and len(ds.touchpoints):
+    if ds.has("touchpoints") and ds.rows("touchpoints"):
         from healthscore.features.engagement import KINDS_READ
 
-        kinds = set(ds.touchpoints["kind"].dropna().astype(str).unique().tolist())
+        kinds = set(ds.events("touchpoints").distinct("kind"))
         absent = [k for k in KINDS_READ if k not in kinds]
         if absent:
             others = sorted(kinds - set(KINDS_READ))

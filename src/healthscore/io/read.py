@@ -1,7 +1,9 @@
 """Read a dataset directory (one CSV or Parquet file per table) into a validated ``Dataset``.
 
 This module is the only place that knows file formats; ``dataset_from_frames`` runs the very same
-normalisation and checks on frames already in memory.
+normalisation and checks on frames already in memory. Small tables are read with pandas; the event-sized
+ones (``io.events``: usage events, tickets, touchpoints) are validated by DuckDB straight from their files
+and stay there: the ``Dataset`` holds a reference.
 """
 
 from __future__ import annotations
@@ -17,8 +19,9 @@ import pyarrow as pa
 
 from healthscore.errors import DataError, Problem
 from healthscore.io.dataset import Dataset
+from healthscore.io.events import EVENT_SIZED, EventTable
 from healthscore.io.schema import TABLES
-from healthscore.io.validate import validate_tables
+from healthscore.io.validate import EventFile, validate_tables
 
 FORMATS = ("csv", "parquet")
 
@@ -128,7 +131,7 @@ def load_dataset(path: str | os.PathLike[str]) -> Dataset:
     files = sorted(p.name for p in root.iterdir() if p.is_file())
     near, ignored = misnamed_files(files)
     problems: list[Problem] = []
-    raw: dict[str, pd.DataFrame | None] = {}
+    raw: dict[str, pd.DataFrame | EventFile | None] = {}
     for name, table in TABLES.items():
         found = [fmt for fmt in FORMATS if f"{name}.{fmt}" in files]
         raw[name] = None
@@ -141,6 +144,10 @@ def load_dataset(path: str | os.PathLike[str]) -> Dataset:
                 problems.append(_missing_table_problem(name, root, near.get(name, [])))
             continue
         file = root / f"{name}.{found[0]}"
+        if name in EVENT_SIZED:
+            # read, checked and later scanned by DuckDB straight from the file: never a pandas frame
+            raw[name] = EventFile(file, found[0])
+            continue
         frame, error = _read_csv(file) if found[0] == "csv" else _read_parquet(file)
         if error:
             fix = _csv_fix(file) if file.suffix == ".csv" else f"write {file.name} again with a Parquet writer"
@@ -179,14 +186,21 @@ def dataset_from_frames(tables: Mapping[str, pd.DataFrame | None], *, source: st
     return _dataset(tables_out, warnings, source=source)
 
 
-def fingerprint(tables: Mapping[str, pd.DataFrame | None]) -> str:
-    """sha256 over normalised tables: same content gives the same digest, whatever the format or row order."""
+def fingerprint(tables: Mapping[str, pd.DataFrame | EventTable | None]) -> str:
+    """sha256 over normalised tables: same content gives the same digest, whatever the format or row order.
+
+    Event-sized tables contribute the digest their validation scan computed in SQL (an order-independent sum
+    of row hashes), so the digest never needs them in memory.
+    """
     digest = hashlib.sha256()
     for name in TABLES:
         frame = tables.get(name)
         digest.update(f"{name}\0".encode())
         if frame is None:
             digest.update(b"absent\0")
+            continue
+        if isinstance(frame, EventTable):
+            digest.update(f"sql:{frame.digest}\0".encode())
             continue
         digest.update(repr([(str(c), str(frame[c].dtype)) for c in frame.columns]).encode())
         # sorted row hashes: row order carries no meaning in the contract, so it must not change the digest
@@ -196,7 +210,7 @@ def fingerprint(tables: Mapping[str, pd.DataFrame | None]) -> str:
     return digest.hexdigest()
 
 
-def _dataset(tables: dict[str, pd.DataFrame | None], warnings: list[str], *, source: str | None,
+def _dataset(tables: dict[str, pd.DataFrame | EventTable | None], warnings: list[str], *, source: str | None,
              near_files: dict[str, list[str]] | None = None) -> Dataset:
     absent = tuple(name for name, frame in tables.items() if frame is None and not TABLES[name].required)
     return Dataset(

@@ -2,7 +2,8 @@
 
 Two passes: ``normalise_table`` parses one table column by column (missing columns, empty required cells,
 unparseable values), then ``check_tables`` looks across rows and tables (keys, references, allowed values,
-ranges, date order). ``validate_tables`` runs both and raises one ``DataError`` listing everything.
+ranges, date order). ``validate_tables`` runs both and raises one ``DataError`` listing everything. The
+event-sized tables get the same checks in SQL (``io.events``), so they are never held in pandas.
 """
 
 from __future__ import annotations
@@ -11,12 +12,14 @@ import itertools
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 from pandas.api import types as ptypes
 
 from healthscore.errors import DataError, Problem
+from healthscore.io.events import EVENT_SIZED, EventTable, check_event_table
 from healthscore.io.schema import SURVEY_RANGES, TABLES, Column, Table
 
 MAX_EXAMPLES = 5
@@ -393,35 +396,69 @@ def check_tables(tables: Mapping[str, NormalisedTable | None]) -> list[Problem]:
     return problems
 
 
+@dataclass(frozen=True)
+class EventFile:
+    """An event-sized table's file, validated by DuckDB (``io.events``) instead of being read by pandas."""
+
+    path: Path
+    fmt: str  # "parquet" or "csv"
+
+
 def validate_tables(
-    raw: Mapping[str, pd.DataFrame | None],
+    raw: Mapping[str, pd.DataFrame | EventFile | None],
     *,
     problems: Sequence[Problem] = (),
     source: str = "dataset",
-) -> tuple[dict[str, pd.DataFrame | None], list[str]]:
+) -> tuple[dict[str, pd.DataFrame | EventTable | None], list[str]]:
     """Normalise and check every present table; raise one ``DataError`` with ``problems`` plus all found.
 
-    ``raw`` maps table names to frames (None = absent); presence of required tables is the caller's check,
-    since only the caller knows whether a file or a frame was expected.
+    ``raw`` maps table names to frames (None = absent); an event-sized table (``events.EVENT_SIZED``) may
+    also be an ``EventFile``. Small tables are parsed with pandas; event-sized ones — file or frame — are
+    validated by SQL (``events.check_event_table``) with the same messages, and come back as ``EventTable``
+    references, never as frames. Presence of required tables is the caller's check, since only the caller
+    knows whether a file or a frame was expected.
     """
     found: list[Problem] = list(problems)
-    warnings: list[str] = []
+    warnings: dict[str, list[str]] = {name: [] for name in TABLES}
     normalised: dict[str, NormalisedTable | None] = {}
     for name in TABLES:
         frame = raw.get(name)
-        if frame is None:
+        if frame is None or name in EVENT_SIZED:
             normalised[name] = None
             continue
         entry = normalise_table(name, frame)
         found += entry.problems
-        warnings += entry.warnings
+        warnings[name] += entry.warnings
         normalised[name] = entry
         if TABLES[name].required and len(frame) == 0:
             found.append(Problem(name, None, "has no rows", fix=f"{name} must list at least one row"))
+    accounts = normalised.get("accounts")
+    account_ids = None
+    if accounts is not None and "account_id" not in accounts.missing_columns:
+        account_ids = accounts.frame["account_id"].dropna()
+    events: dict[str, EventTable | None] = {}
+    event_checks: list[Problem] = []
+    for name in EVENT_SIZED:
+        given = raw.get(name)
+        if given is None:
+            events[name] = None
+            continue
+        if isinstance(given, EventFile):
+            check = check_event_table(name, path=given.path, fmt=given.fmt, account_ids=account_ids)
+        else:
+            check = check_event_table(name, frame=given, account_ids=account_ids)
+        found += check.problems
+        event_checks += check.check_problems
+        warnings[name] += check.warnings
+        events[name] = check.table
     found += check_tables(normalised)
+    found += event_checks
     if found:
         order = {name: i for i, name in enumerate(TABLES)}
         found.sort(key=lambda p: order.get(p.table, -1))  # stable: keeps each table's problems in check order
         raise DataError(found, source=source)
-    frames = {name: (entry.frame if entry is not None else None) for name, entry in normalised.items()}
-    return frames, warnings
+    tables: dict[str, pd.DataFrame | EventTable | None] = {
+        name: (entry.frame if entry is not None else None) for name, entry in normalised.items()
+    }
+    tables.update(events)
+    return tables, [w for name in TABLES for w in warnings[name]]
