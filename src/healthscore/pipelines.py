@@ -291,8 +291,12 @@ def demo_job(out: str | Path, *, config: Config, accounts: int = 2000, seed: int
                  out=reports / "backtest.html", model_name=trained.model_name)
     say(f"reports: {reports / 'model_report.html'} (the model), {reports / 'backtest.html'} (scores of past "
         f"renewals vs what happened) and {len(worst)} account reports in {reports / 'accounts'}")
+    from healthscore.reports.site import build_site
+
+    site = build_site(scores_dir, out / "site", config=config, share=True, reports=reports)
+    say(f"portfolio site: {site.index}")
     return {"data": data, "scores": scores_dir, "reports": reports, "train": trained, "score": scored,
-            "dates": dates}
+            "dates": dates, "site": site}
 
 
 # -- the bring-your-own-table path ----------------------------------------------------------------------------

@@ -126,7 +126,7 @@ def trend_chart(points: Sequence[Point], *, chart_id: str, title: str, desc: str
         out.append("</svg>")
         return Markup("".join(out))
     days = [p.day for p in points]
-    x, labelled = _date_axis(days, x0 + 12, x1 - 12)
+    x, labelled = _date_axis(days, x0 + 36, x1 - 36)  # room for the first and last date label
     for d in labelled:
         out.append(f'<text x="{_f(x(d))}" y="{y0 + 16}" text-anchor="middle" fill="#57606a">{d.isoformat()}</text>')
     if len(points) > 1:

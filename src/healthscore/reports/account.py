@@ -18,6 +18,7 @@ from __future__ import annotations
 import difflib
 import math
 import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -108,7 +109,8 @@ class AccountExplanation:
     drivers: list[str] = field(default_factory=list)
     positive_driver: str = ""
     adjustments: list[tuple[float, str]] = field(default_factory=list)
-    history: pd.DataFrame = field(default_factory=pd.DataFrame)
+    #: the account's rows of history.parquet, oldest first, as dicts (``history`` is the same as a frame)
+    history_records: list[dict] = field(default_factory=list)
     previous_as_of: str = ""
     previous_score: float | None = None
     change: list[Step] = field(default_factory=list)
@@ -118,6 +120,11 @@ class AccountExplanation:
     @property
     def scored(self) -> bool:
         return self.status == "scored"
+
+    @property
+    def history(self) -> pd.DataFrame:
+        """The account's score history, oldest first (one row per as-of date)."""
+        return pd.DataFrame(self.history_records)
 
 
 # ---- numbers that add up --------------------------------------------------------------------------------
@@ -271,13 +278,18 @@ def load_account(scores_dir: str | Path, account_id: str) -> AccountExplanation:
                                  explanations=tables["explanations.parquet"], account_id=str(account_id))
 
 
-def explanation_from_rows(row: dict, *, history: pd.DataFrame | None, explanations: pd.DataFrame | None,
+#: a table's rows: a frame, or a mapping of column name to a list of values (one per row)
+Table = pd.DataFrame | Mapping[str, Sequence]
+
+
+def explanation_from_rows(row: dict, *, history: Table | None, explanations: Table | None,
                           account_id: str | None = None) -> AccountExplanation:
     """One account's explanation from its ``scores`` row and the batch's history and explanation rows.
 
-    ``load_account`` reads a batch and calls this; a caller that explains many accounts of one batch (the
-    portfolio site) reads the batch once and passes each account's own rows (other accounts' rows are
-    ignored, so whole tables work too, only slower).
+    ``load_account`` reads a batch and calls this with its frames. A caller that explains every account of a
+    batch (the portfolio site) reads the batch once and passes each account's own rows as a mapping of column
+    name to list (a slice of each column): no pandas work per account. Rows of other accounts are ignored
+    either way.
     """
     account_id = str(row.get("account_id")) if account_id is None else account_id
     status = _text(row.get("status")) or "unknown"
@@ -313,20 +325,35 @@ def explanation_from_rows(row: dict, *, history: pd.DataFrame | None, explanatio
         if explanations is None:
             exp.notes.append("explanations.parquet is missing: feature-level contributions are not shown")
         else:
-            exp.components = _component_lines(explanations[explanations["account_id"].astype(str) == str(account_id)],
-                                              exp.waterfall)
+            exp.components = _component_lines(
+                _own_columns(explanations, str(account_id), ("feature", "component", "value", "contribution")),
+                exp.waterfall)
     _attach_history(exp, history, row)
     return exp
 
 
-def _component_lines(rows: pd.DataFrame, waterfall: list[Step]) -> list[ComponentLine]:
+def _own_columns(table: Table, account_id: str, names: Sequence[str] | None = None) -> dict[str, list]:
+    """The columns ``names`` (default: all) of one account's rows of a frame or of a mapping of column lists."""
+    if isinstance(table, pd.DataFrame):
+        ids = table["account_id"]
+        table = table[(ids if isinstance(ids.dtype, pd.StringDtype) else ids.astype(str)) == account_id]
+        return {c: table[c].tolist() for c in (table.columns if names is None else names)}
+    names = list(table) if names is None else names
+    ids = table["account_id"]
+    if all(str(a) == account_id for a in ids):
+        return {c: list(table[c]) for c in names}
+    keep = [i for i, a in enumerate(ids) if str(a) == account_id]
+    return {c: [table[c][i] for i in keep] for c in names}
+
+
+def _component_lines(rows: dict[str, list], waterfall: list[Step]) -> list[ComponentLine]:
     specs = feature_catalogue()
     shown_by_label = {s.label: (s.points, s.shown) for s in waterfall if s.kind == "component"}
     # plain lists, not a frame filtered per component: the site explains every account of a batch
-    features = rows["feature"].astype(str).tolist()
-    components = rows["component"].tolist()
-    values = rows["value"].tolist()
-    contributions = rows["contribution"].astype(float).tolist()
+    features = [str(f) for f in rows["feature"]]
+    components = rows["component"]
+    values = rows["value"]
+    contributions = [float(c) for c in rows["contribution"]]
     out = []
     for c in COMPONENTS:
         part = [i for i, comp in enumerate(components) if comp == c]
@@ -352,24 +379,17 @@ def _component_lines(rows: pd.DataFrame, waterfall: list[Step]) -> list[Componen
     return out
 
 
-def _records(frame: pd.DataFrame) -> list[dict]:
-    """The rows of a small frame as plain dicts; 5× faster than ``to_dict("records")`` (the site explains every
-    account of a batch)."""
-    columns = list(frame.columns)
-    return [dict(zip(columns, values)) for values in zip(*(frame[c].tolist() for c in columns))]
-
-
-def _attach_history(exp: AccountExplanation, history: pd.DataFrame | None, row: dict) -> None:
+def _attach_history(exp: AccountExplanation, history: Table | None, row: dict) -> None:
     if history is None:
         exp.notes.append("history.parquet is missing: no score history or change is shown")
         return
-    ids = history["account_id"]
-    h = history[(ids if isinstance(ids.dtype, pd.StringDtype) else ids.astype(str)) == exp.account_id].copy()
-    h["as_of"] = pd.to_datetime(h["as_of"])
-    h = h.sort_values("as_of", kind="stable").reset_index(drop=True)
-    exp.history = h
+    columns = _own_columns(history, exp.account_id)
+    records = [dict(zip(columns, values)) for values in zip(*columns.values())]
+    for r in records:
+        r["as_of"] = pd.Timestamp(r["as_of"])
+    records.sort(key=lambda r: r["as_of"])  # stable: a date's rows keep their order
+    exp.history_records = records
     now = pd.Timestamp(row.get("as_of")) if row.get("as_of") is not None else None
-    records = _records(h)
     current = [r for r in records if r["as_of"] == now]
     earlier = [r for r in records if now is not None and r["as_of"] < now]
     if not earlier:
@@ -482,12 +502,12 @@ def _waterfall_table(steps: list[Step], Table, t):
 def _terminal_change(exp: AccountExplanation, console, Table, t) -> None:
     from rich.text import Text
 
-    if len(exp.history):
+    if exp.history_records:
         ht = Table(title="Score history", title_justify="left")
         for col in ("as of", "status", "score", "band", "change"):
             ht.add_column(col, justify="right" if col in ("score", "change") else "left")
         prev = None
-        for _, r in exp.history.tail(12).iterrows():
+        for r in exp.history_records[-12:]:
             score = _num(r.get("score"))
             change = "" if score is None or prev is None else _signed(score - prev)
             ht.add_row(_date(r["as_of"]), t(_text(r.get("status"))), "" if score is None else f"{score:.0f}",
@@ -560,8 +580,8 @@ def html_context(exp: AccountExplanation, *, history_plot: bool = True) -> dict:
         "exp": exp,
         "bars": _bars(exp.waterfall),
         "change_bars": _bars(exp.change),
-        "history_png": _history_plot(exp.history) if history_plot and len(exp.history) else None,
-        "history_rows": _history_rows(exp.history),
+        "history_png": _history_plot(exp.history) if history_plot and exp.history_records else None,
+        "history_rows": _history_rows(exp.history_records),
         "signed": _signed,
     }
 
@@ -571,9 +591,9 @@ def render_html(exp: AccountExplanation) -> str:
     return template_env().get_template("account.html").render(**html_context(exp))
 
 
-def _history_rows(history: pd.DataFrame) -> list[dict]:
+def _history_rows(history: list[dict]) -> list[dict]:
     rows, prev = [], None
-    for r in _records(history):
+    for r in history:
         score = _num(r.get("score"))
         rows.append({
             "as_of": _date(r["as_of"]), "status": _text(r.get("status")),
