@@ -601,6 +601,7 @@ def _write_site(batch: SiteBatch, root: Path, *, config: Config, share: bool, re
         **common, band_rows=band_rows, tables=tables, spreads=spreads, migration=_migration(h, days, s, batch.as_of),
         alerts=alerts[:ALERTS_LISTED], alert_count=len(alerts), arr_chart=arr_chart, risk_chart=risk_chart,
         segment_chart=segment_chart, dist_chart=dist_chart, books=[books[k] for k in csms],
+        book_pages={b.page for b in books.values()},
         segments=segments, data=json_for_html({"columns": list(ROW_COLUMNS), "rows": _index_rows(s)}),
         script=js, script_hash=js_hash, page_rows=PAGE_ROWS, bands=config.bands))
     site_manifest = {"format": 1, "batch": batch.name, "as_of": batch.as_of, "scores": str(batch.root),
