@@ -16,6 +16,7 @@ replaces control characters.
 from __future__ import annotations
 
 import difflib
+import functools
 import math
 import re
 from collections.abc import Mapping, Sequence
@@ -137,13 +138,14 @@ def split_rounded(values: list[float], total: float, *, decimals: int = 1) -> li
     """
     if not values:
         return []
+    # plain Python, not numpy: the lists are a handful of numbers, and the site rounds ~15 per account
     scale = 10**decimals
-    scaled = np.asarray(values, dtype=float) * scale
+    scaled = [float(v) * scale for v in values]
     target = int(round(total * scale))
-    base = np.floor(scaled + 1e-9)
-    frac = scaled - base
-    missing = target - int(base.sum())
-    order = np.argsort(-frac, kind="stable") if missing >= 0 else np.argsort(frac, kind="stable")
+    base = [math.floor(x + 1e-9) for x in scaled]
+    frac = [x - b for x, b in zip(scaled, base)]
+    missing = target - sum(base)
+    order = sorted(range(len(frac)), key=(lambda i: -frac[i]) if missing >= 0 else (lambda i: frac[i]))  # stable
     step = 1 if missing >= 0 else -1
     for k in range(abs(missing)):
         base[order[k % len(order)]] += step
@@ -346,8 +348,14 @@ def _own_columns(table: Table, account_id: str, names: Sequence[str] | None = No
     return {c: [table[c][i] for i in keep] for c in names}
 
 
+@functools.lru_cache(maxsize=4096)
+def _feature_text(feature: str) -> tuple[str, str, str]:
+    """A feature's label, unit and kind, looked up once per process (family columns are found by name, slowly)."""
+    spec = feature_catalogue().get(feature)
+    return feature_label(feature, spec), getattr(spec, "unit", "") or "", getattr(spec, "kind", "numeric")
+
+
 def _component_lines(rows: dict[str, list], waterfall: list[Step]) -> list[ComponentLine]:
-    specs = feature_catalogue()
     shown_by_label = {s.label: (s.points, s.shown) for s in waterfall if s.kind == "component"}
     # plain lists, not a frame filtered per component: the site explains every account of a batch
     features = [str(f) for f in rows["feature"]]
@@ -357,9 +365,10 @@ def _component_lines(rows: dict[str, list], waterfall: list[Step]) -> list[Compo
     out = []
     for c in COMPONENTS:
         part = [i for i, comp in enumerate(components) if comp == c]
-        total = float(np.nansum(np.asarray([contributions[i] for i in part], dtype=float)))
-        points, shown = shown_by_label.get(COMPONENT_LABELS[c], (total, None))
-        if shown is None:
+        if COMPONENT_LABELS[c] in shown_by_label:
+            points, shown = shown_by_label[COMPONENT_LABELS[c]]
+        else:
+            points = float(np.nansum(np.asarray([contributions[i] for i in part], dtype=float)))
             shown = round(points, 1)
         # largest first, then by name (a stable sort: full ties keep their order); NaN last, as pandas sorts
         part.sort(key=lambda i: (-abs(contributions[i]) if contributions[i] == contributions[i] else math.inf,
@@ -367,14 +376,11 @@ def _component_lines(rows: dict[str, list], waterfall: list[Step]) -> list[Compo
         feature_shown = split_rounded([contributions[i] for i in part], shown)
         lines = []
         for i, s in zip(part, feature_shown):
-            spec = specs.get(features[i])
+            label, unit, kind = _feature_text(features[i])
             raw = values[i]
-            value = _num(raw) if getattr(spec, "kind", "numeric") != "categorical" else raw
+            value = _num(raw) if kind != "categorical" else raw
             value = raw if value is None and _text(raw) else value
-            lines.append(FeatureLine(features[i], feature_label(features[i], spec),
-                                     format_value(value, getattr(spec, "unit", "") or "",
-                                                  kind=getattr(spec, "kind", "numeric")),
-                                     contributions[i], s))
+            lines.append(FeatureLine(features[i], label, format_value(value, unit, kind=kind), contributions[i], s))
         out.append(ComponentLine(c, COMPONENT_LABELS[c], points, shown, lines))
     return out
 
