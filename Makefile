@@ -46,6 +46,7 @@ test-spark: setup-spark
 bench: setup
 	$(BIN)/python benchmarks/run_all.py
 	$(BIN)/python benchmarks/model_quality.py
+	$(BIN)/python benchmarks/site.py
 
 lint: setup
 	$(BIN)/ruff check src tests benchmarks

@@ -62,7 +62,7 @@ def money(x: float) -> str:
         return f"{x / 1e6:.1f}M".replace(".0M", "M")
     if a >= 1e3:
         return f"{x / 1e3:.1f}k".replace(".0k", "k")
-    return f"{x:.0f}"
+    return f"{x:.0f}" if a >= 1 or x == 0 else f"{x:.2g}"  # axis ticks below 1 only when nothing is bigger
 
 
 @dataclass(frozen=True)

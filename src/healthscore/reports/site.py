@@ -81,7 +81,7 @@ class SiteBatch:
 
     @property
     def as_of(self) -> str:
-        if len(self.scores):
+        if len(self.scores) and pd.notna(self.scores["as_of"].iloc[0]):
             return pd.Timestamp(self.scores["as_of"].iloc[0]).date().isoformat()
         return str((self.manifest or {}).get("as_of") or "")
 
@@ -103,8 +103,14 @@ def read_batch(scores_dir: str | Path) -> SiteBatch:
         raise SiteError(f"{d} holds no complete score batch (no current batch with scores.parquet): run "
                         f"`healthscore score --data DATA --as-of DATE --out {d}` first, or point --scores at the "
                         "output folder of a score run")
+    from healthscore.scoring import SCORE_COLUMNS
+
     scores = tables["scores.parquet"].sort_values("account_id", kind="stable").reset_index(drop=True)
     scores["account_id"] = scores["account_id"].astype(str)
+    for column in SCORE_COLUMNS:  # a batch of `score --table` has no contracts, CSMs or plays: empty columns
+        if column not in scores:
+            scores[column] = pd.Series(pd.NaT if column in ("as_of", "renewal_date") else None, index=scores.index,
+                                       dtype="datetime64[ns]" if column in ("as_of", "renewal_date") else object)
     return SiteBatch(batch.root, batch.manifest, scores, tables["history.parquet"], tables["explanations.parquet"],
                      tables["portfolio.csv"])
 
@@ -274,7 +280,8 @@ def _portfolio_tables(batch: SiteBatch, s: pd.DataFrame) -> dict[str, list[dict]
         p = p[pd.to_datetime(p["as_of"], errors="coerce").dt.date.astype(str) == batch.as_of]
     if p is None or p.empty:
         scored = batch.scores
-        p = portfolio(scored) if (scored["status"] == "scored").any() else pd.DataFrame(columns=["dimension"])
+        has_contracts = (scored["status"] == "scored").any() and pd.to_numeric(scored["arr"], errors="coerce").notna().any()
+        p = portfolio(scored) if has_contracts else pd.DataFrame(columns=["dimension", "value"])
     out = {}
     for dim in ("segment", "csm", "renewal_quarter"):
         part = p[p["dimension"] == dim].sort_values("value", kind="stable")
