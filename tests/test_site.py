@@ -536,3 +536,21 @@ def test_shared_report_in_chromium(world, browser):
     assert b.evaluate("document.querySelectorAll('#steps li').length") >= 1
     b.screenshot(ARTIFACTS / "share.png", full_page=True)
     print("screenshots:", *(ARTIFACTS / n for n in ("index.png", "csm.png", "account.png", "share.png")))
+
+
+def test_a_batch_of_score_table_builds_too(world, tmp_path):
+    # `score --table` publishes scores and explanations only: no as-of date, contracts, CSMs, plays or history
+    from healthscore.explain import CONTRIB_COLUMNS
+    from healthscore.io.output import OutputDir
+
+    s = world["scores"]
+    flat = s[["account_id", "status", "probability", "model_score", "score", "baseline", *CONTRIB_COLUMNS, "band",
+              "driver_1", "model_version"]]
+    explanations = pd.read_parquet(world["scores_dir"] / "explanations.parquet").drop(columns=["as_of"])
+    with OutputDir(tmp_path / "flat") as od:
+        od.publish({"scores.parquet": flat, "explanations.parquet": explanations}, as_of=None,
+                   info={"model_version": "1"})
+    result = build_site(tmp_path / "flat", tmp_path / "site", share=True)
+    assert result.accounts == len(s) and result.csms == 1 and result.shared == int((s["status"] == "scored").sum())
+    index = (tmp_path / "site" / "index.html").read_text(encoding="utf-8")
+    assert "This is the first batch in the history" in index and "No alerts in this batch." in index
