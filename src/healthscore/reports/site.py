@@ -345,6 +345,7 @@ def _account_row(r: dict) -> dict:
             "segment": _text(r["segment"]), "band": r["_band"], "band_label": BAND_LABELS.get(r["_band"], r["_band"]),
             "score": _int(r["score"]), "delta": _signed(r["delta"]), "renewal": r["_renewal"],
             "days": "" if _num(r["_days"]) is None else f"{_num(r['_days']):.0f}", "arr": _money(r["arr"]),
+            "arr_value": _num(r["arr"]) or 0.0,
             "alert": _text(r["alert"]), "play": play_name(r["playbook"]), "steps": play_steps(r["playbook"]),
             "owner": _text(r["playbook_owner"]), "due": _text(r["playbook_due"]), "csm": r["_csm"],
             "csm_page": r["_csm_page"]}
@@ -587,7 +588,7 @@ def _write_pages(batch: SiteBatch, root: Path, w: _Writer, *, config: Config, sh
         plays = sorted((r for r in book.rows if r["play"]), key=lambda r: (r["due"], _severity(r)))
         renewals = sorted((r for r in book.rows if r["days"] != "" and 0 <= int(r["days"]) <= RENEWALS_DAYS),
                           key=lambda r: (int(r["days"]), r["name"], r["id"]))
-        arr = sum(_num(x["arr"].replace(",", "")) or 0.0 for x in book.rows)
+        arr = sum(x["arr_value"] for x in book.rows)
         w.write(f"csm/{book.page}.html", csm_tpl.render(
             **common, csm=book.csm, page=book.page, rows=accounts, plays=plays, renewals=renewals,
             book_arr=arr, band_counts={b: sum(1 for x in book.rows if x["band"] == b) for b in (*BANDS, "")},
