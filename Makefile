@@ -48,6 +48,7 @@ bench: setup
 	$(BIN)/python benchmarks/cli.py --doc docs/performance.md
 	$(BIN)/python benchmarks/run_all.py
 	$(BIN)/python benchmarks/model_quality.py
+	$(BIN)/python benchmarks/site.py
 
 lint: setup
 	$(BIN)/ruff check src tests benchmarks

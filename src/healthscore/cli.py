@@ -332,6 +332,9 @@ def score(
     allow_missing: Annotated[Optional[list[str]], typer.Option(
         "--allow-missing", metavar="TABLE", help="Score without TABLE although the model learned from it "
         "(repeat for several); every row names it in missing_tables.")] = None,
+    site: Annotated[Optional[Path], typer.Option(
+        "--site", metavar="DIR", help="Also build the offline portfolio site of the new batch in DIR "
+        "(healthscore site).")] = None,
 ) -> None:
     """Score every account as of a date (or every row of a --table): probability, score, band, contributions."""
     from healthscore.jobs.score import score_job
@@ -371,6 +374,49 @@ def score(
 
     for line in drift_warnings(outcome.batch.drift):
         console.print(line, markup=False)
+    if site is not None:
+        _print_site(_build_site(out, site, config=cfg))
+
+
+def _build_site(scores: Path, out: Path, **kwargs):
+    from healthscore.reports.site import build_site
+
+    return build_site(scores, out, **kwargs)
+
+
+def _print_site(result) -> None:
+    extra = f", {result.shared} customer reports" if result.shared else ""
+    console.print(f"site written to {result.root}: {result.accounts} account pages, {result.csms} CSM books{extra}; "
+                  f"open {result.index}", markup=False, soft_wrap=True)
+
+
+@app.command(name="site")
+def site_command(
+    scores: Annotated[Path, typer.Option("--scores", help="Output folder of `healthscore score` (its current batch).")],
+    out: Annotated[Path, typer.Option("--out", help="Folder to write the site into (replaced as a whole).")],
+    share: Annotated[bool, typer.Option("--share/--no-share", help="Also write every scored account's "
+                                        "customer-facing report (share/), linked from its page.")] = False,
+    reports: Annotated[Optional[Path], typer.Option(
+        "--reports", help="Folder holding model_report.html (train) and/or backtest.html (backtest), shown on the "
+        "model page.")] = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Build the offline portfolio site of a score batch: index, CSM books, account pages, the model page."""
+    _print_site(_build_site(scores, out, config=_config(config), share=share, reports=reports))
+
+
+@app.command()
+def share(
+    account_id: Annotated[str, typer.Argument(metavar="ACCOUNT_ID", help="The account (exact account_id).")],
+    scores: Annotated[Path, typer.Option("--scores", help="Output folder of `healthscore score` (its current batch).")],
+    out: Annotated[Path, typer.Option("--out", help="The HTML file to write.")],
+    config: ConfigOpt = None,
+) -> None:
+    """Write the health report to share with the customer: their score, how it is measured, trend, peers, next steps."""
+    from healthscore.reports.share import write_share
+
+    path = write_share(account_id, scores, out, config=_config(config))
+    console.print(f"customer report written to {path}", markup=False)
 
 
 @app.command()

@@ -297,6 +297,58 @@ class OutputConfig:
     keep_batches: int = 12
 
 
+#: words the customer-facing report never contains (``share.*`` text is checked against them as well)
+SHARE_BLOCKED_WORDS: tuple[str, ...] = ("churn", "risk", "probability", "renewal probability", "overdue", "owed",
+                                        "owing", "unpaid", "debt", "arrears", "arr")
+
+
+@dataclass(frozen=True)
+class ShareConfig:
+    """What the customer-facing health report shows (``healthscore share``, ``site --share``).
+
+    The report is built from an allow-list of fields (``reports/share.py``): score, band in the words below,
+    the components and how much each counts, the trend, a percentile among the customer's own segment, and
+    the customer-facing steps below. Never ARR, CSM adjustments or their reasons, notes, authors, other
+    customers, or the internal wording of drivers, plays and alerts.
+    """
+
+    #: Which score the customer sees: "model" (the measurement, 100 × the calibrated model output, whose
+    #: parts add up on the page) or "final" (with CSM adjustments; their reasons are still never shown, and
+    #: the parts are then shown without points, since the difference would reveal the adjustment).
+    score: str = "model"
+    #: The band of the shared score, in the customer's words (keys: healthy, watch, at_risk).
+    band_labels: dict[str, str] = field(
+        default_factory=lambda: {"healthy": "Strong", "watch": "Fair", "at_risk": "Needs attention"}
+    )
+    #: Show where the customer stands among the scored accounts of their own segment...
+    show_peers: bool = True
+    #: ... only when that segment has at least this many scored accounts (the customer included).
+    min_peers: int = 10
+    #: How many of the latest as-of dates the trend shows.
+    trend_points: int = 12
+    #: The customer-facing steps of each play (by ``playbooks`` play name); a play not listed shares no steps.
+    plays: dict[str, tuple[str, ...]] = field(
+        default_factory=lambda: {
+            "adoption_workshop": ("A hands-on workshop with our team to get more of your people using the product",
+                                  "Agree together on goals for how many of your seats are in use"),
+            "onboarding_reset": ("Review your onboarding plan together", "Meet your onboarding specialist"),
+            "escalation_review": ("Review your open support requests together",
+                                  "Agree a plan and dates for the fixes you need"),
+            "executive_review": ("An executive business review of your goals and results",),
+            "finance_outreach": ("Confirm your billing contact and how you like to receive invoices",),
+            "feedback_followup": ("A call to hear your feedback in more detail",
+                                  "We follow up on each of your survey comments"),
+            "account_review": ("Review your account plan and goals together",),
+            "renewal_rescue": ("Meet to review your goals and the value your team gets from the product",
+                               "Agree a success plan with your account team"),
+            "advocate": ("Share your success story with other customers, if you wish",
+                         "Explore what else the product can do for your team"),
+        }
+    )
+    #: Also show the date the team aims to have done the steps by (the play's due date).
+    show_due_date: bool = False
+
+
 @dataclass(frozen=True)
 class Config:
     timeline: TimelineConfig = TimelineConfig()
@@ -314,6 +366,7 @@ class Config:
     tracking: TrackingConfig = TrackingConfig()
     freshness: FreshnessConfig = FreshnessConfig()
     output: OutputConfig = OutputConfig()
+    share: ShareConfig = ShareConfig()
 
     def to_dict(self) -> dict[str, Any]:
         """Plain nested dict (tuples as lists), for logging and YAML round trips."""
@@ -498,6 +551,8 @@ RANGES: dict[str, Range] = {
     "freshness.max_lag_days": _r(0, 3650, "days without data"),
     "freshness.max_lag_days_by_table.*": _r(0, 3650, "days without data"),
     "output.keep_batches": _r(0, None, "as-of dates; 0 keeps all"),
+    "share.min_peers": _r(2, None, "scored accounts of the segment, the customer included"),
+    "share.trend_points": _r(2, 120, "as-of dates"),
 }
 
 
@@ -577,3 +632,39 @@ def _check(cfg: Config, problems: list[str]) -> None:
             problems.append(f"playbooks.by_component: unknown component '{comp}'")
     if any(not str(name).strip() for name in cfg.features.key_features):
         problems.append("features.key_features: names must be non-empty")
+    _check_share(cfg, problems)
+
+
+def _check_share(cfg: Config, problems: list[str]) -> None:
+    """The customer-facing report's words: known bands and plays, and none of the words it must never say."""
+    import re
+
+    share = cfg.share
+    if share.score not in ("model", "final"):
+        problems.append(f"share.score: use model or final, found {share.score!r}")
+    bands = ("healthy", "watch", "at_risk")
+    for band in bands:
+        if not str(share.band_labels.get(band, "")).strip():
+            problems.append(f"share.band_labels: give the customer's words for {band}")
+    for band in share.band_labels:
+        if band not in bands:
+            close = difflib.get_close_matches(band, bands, n=1)
+            hint = f"; did you mean '{close[0]}'?" if close else f"; use {', '.join(bands)}"
+            problems.append(f"share.band_labels: unknown band '{band}'{hint}")
+    pb = cfg.playbooks
+    plays = sorted({p.name for p in (*pb.by_component.values(), pb.renewal_rescue, pb.advocate) if p.name})
+    for name, steps in share.plays.items():
+        if name not in plays:
+            close = difflib.get_close_matches(name, plays, n=1)
+            hint = f"; did you mean '{close[0]}'?" if close else f"; the plays are {', '.join(plays)}"
+            problems.append(f"share.plays: unknown play '{name}'{hint}")
+        if any(not str(step).strip() for step in steps):
+            problems.append(f"share.plays.{name}: steps must be non-empty")
+    blocked = re.compile(r"\b(" + "|".join(re.escape(w) for w in SHARE_BLOCKED_WORDS) + r")\b|risk", re.I)
+    texts = [(f"share.band_labels.{k}", v) for k, v in share.band_labels.items()]
+    texts += [(f"share.plays.{k}", step) for k, steps in share.plays.items() for step in steps]
+    for where, text in texts:
+        hit = blocked.search(str(text))
+        if hit:
+            problems.append(f"{where}: {text!r} says {hit.group(0)!r}, a word the customer's report never uses "
+                            f"(blocked: {', '.join(SHARE_BLOCKED_WORDS)}); reword it")

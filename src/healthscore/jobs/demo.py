@@ -26,6 +26,7 @@ from healthscore.reports.console import (
     weights_table,
 )
 from healthscore.reports.progress import NO_PROGRESS, Progress
+from healthscore.reports.site import build_site
 from healthscore.simulate import SimulationSpec, write_world
 from healthscore.summary import render_summary, summarise
 
@@ -98,5 +99,7 @@ def _demo_steps(out: Path, *, config: Config, accounts: int, seed: int, console,
     say(backtest_table(backtest.result))
     say(f"reports: {reports / 'model_report.html'} (the model), {reports / 'backtest.html'} (scores of past "
         f"renewals vs what happened) and {len(worst)} account reports in {reports / 'accounts'}")
+    site = build_site(scores_dir, out / "site", config=config, share=True, reports=reports)
+    say(f"portfolio site: {site.index}")
     return {"data": data, "scores": scores_dir, "reports": reports, "train": trained, "score": scored,
-            "dates": dates, "backtest": backtest, "trained_as_of": trained_as_of}
+            "dates": dates, "backtest": backtest, "trained_as_of": trained_as_of, "site": site}

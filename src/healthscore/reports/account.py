@@ -15,8 +15,11 @@ replaces control characters.
 
 from __future__ import annotations
 
+import difflib
+import functools
 import math
 import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -109,7 +112,8 @@ class AccountExplanation:
     drivers: list[str] = field(default_factory=list)
     positive_driver: str = ""
     adjustments: list[tuple[float, str]] = field(default_factory=list)
-    history: pd.DataFrame = field(default_factory=pd.DataFrame)
+    #: the account's rows of history.parquet, oldest first, as dicts (``history`` is the same as a frame)
+    history_records: list[dict] = field(default_factory=list)
     previous_as_of: str = ""
     previous_score: float | None = None
     change: list[Step] = field(default_factory=list)
@@ -119,6 +123,11 @@ class AccountExplanation:
     @property
     def scored(self) -> bool:
         return self.status == "scored"
+
+    @property
+    def history(self) -> pd.DataFrame:
+        """The account's score history, oldest first (one row per as-of date)."""
+        return pd.DataFrame(self.history_records)
 
 
 # ---- numbers that add up --------------------------------------------------------------------------------
@@ -131,13 +140,14 @@ def split_rounded(values: list[float], total: float, *, decimals: int = 1) -> li
     """
     if not values:
         return []
+    # plain Python, not numpy: the lists are a handful of numbers, and the site rounds ~15 per account
     scale = 10**decimals
-    scaled = np.asarray(values, dtype=float) * scale
+    scaled = [float(v) * scale for v in values]
     target = int(round(total * scale))
-    base = np.floor(scaled + 1e-9)
-    frac = scaled - base
-    missing = target - int(base.sum())
-    order = np.argsort(-frac, kind="stable") if missing >= 0 else np.argsort(frac, kind="stable")
+    base = [math.floor(x + 1e-9) for x in scaled]
+    frac = [x - b for x, b in zip(scaled, base)]
+    missing = target - sum(base)
+    order = sorted(range(len(frac)), key=(lambda i: -frac[i]) if missing >= 0 else (lambda i: frac[i]))  # stable
     step = 1 if missing >= 0 else -1
     for k in range(abs(missing)):
         base[order[k % len(order)]] += step
@@ -211,7 +221,7 @@ def _waterfall(row: dict, adjustments: list[tuple[float, str]]) -> list[Step]:
     return steps
 
 
-def _parts_of_score(r: pd.Series) -> dict[str, float]:
+def _parts_of_score(r: dict) -> dict[str, float]:
     """A history row's score as additive parts: baseline, components, rounding, adjustment, clipping."""
     contrib = {c: float(r.get(f"contrib_{c}", 0.0) or 0.0) for c in COMPONENTS}
     model_exact = 100.0 * float(r["probability"])
@@ -230,7 +240,7 @@ _CHANGE_LABELS = {"baseline": "baseline (model changed)", "rounding": "rounding 
                   "adjustment": "adjustments", "clip": "clipping to 0–100", **COMPONENT_LABELS}
 
 
-def _change(current: pd.Series, previous: pd.Series) -> list[Step]:
+def _change(current: dict, previous: dict) -> list[Step]:
     now, before = _parts_of_score(current), _parts_of_score(previous)
     keys = list(now)
     deltas = [now[k] - before[k] for k in keys]
@@ -271,7 +281,24 @@ def load_account(scores_dir: str | Path, account_id: str) -> AccountExplanation:
             f"account {account_id!r} is not in {d / 'scores.parquet'} ({len(scores)} accounts, as of "
             f"{_date(scores['as_of'].iloc[0]) if len(scores) else '–'}){hint} Account ids are matched exactly."
         )
-    row = hit.iloc[0].to_dict()
+    return explanation_from_rows(hit.iloc[0].to_dict(), history=tables["history.parquet"],
+                                 explanations=tables["explanations.parquet"], account_id=str(account_id))
+
+
+#: a table's rows: a frame, or a mapping of column name to a list of values (one per row)
+Table = pd.DataFrame | Mapping[str, Sequence]
+
+
+def explanation_from_rows(row: dict, *, history: Table | None, explanations: Table | None,
+                          account_id: str | None = None) -> AccountExplanation:
+    """One account's explanation from its ``scores`` row and the batch's history and explanation rows.
+
+    ``load_account`` reads a batch and calls this with its frames. A caller that explains every account of a
+    batch (the portfolio site) reads the batch once and passes each account's own rows as a mapping of column
+    name to list (a slice of each column): no pandas work per account. Rows of other accounts are ignored
+    either way.
+    """
+    account_id = str(row.get("account_id")) if account_id is None else account_id
     status = _text(row.get("status")) or "unknown"
     exp = AccountExplanation(
         account_id=str(account_id),
@@ -287,8 +314,6 @@ def load_account(scores_dir: str | Path, account_id: str) -> AccountExplanation:
         alert=_text(row.get("alert")),
         playbook=": ".join(t for t in (_text(row.get("playbook")), _text(row.get("playbook_steps"))) if t),
     )
-    history = tables["history.parquet"]
-    explanations = tables["explanations.parquet"]
     if status != "scored":
         exp.not_scored_reason = STATUS_TEXT.get(status, f"its status is {status!r}")
     else:
@@ -307,55 +332,84 @@ def load_account(scores_dir: str | Path, account_id: str) -> AccountExplanation:
         if explanations is None:
             exp.notes.append("explanations.parquet is missing: feature-level contributions are not shown")
         else:
-            exp.components = _component_lines(explanations[explanations["account_id"].astype(str) == str(account_id)],
-                                              exp.waterfall)
+            exp.components = _component_lines(
+                _own_columns(explanations, str(account_id), ("feature", "component", "value", "contribution")),
+                exp.waterfall)
     _attach_history(exp, history, row)
     return exp
 
 
-def _component_lines(rows: pd.DataFrame, waterfall: list[Step]) -> list[ComponentLine]:
-    specs = feature_catalogue()
+def _own_columns(table: Table, account_id: str, names: Sequence[str] | None = None) -> dict[str, list]:
+    """The columns ``names`` (default: all) of one account's rows of a frame or of a mapping of column lists."""
+    if isinstance(table, pd.DataFrame):
+        ids = table["account_id"]
+        table = table[(ids if isinstance(ids.dtype, pd.StringDtype) else ids.astype(str)) == account_id]
+        return {c: table[c].tolist() for c in (table.columns if names is None else names)}
+    names = list(table) if names is None else names
+    ids = table["account_id"]
+    if all(str(a) == account_id for a in ids):
+        return {c: list(table[c]) for c in names}
+    keep = [i for i, a in enumerate(ids) if str(a) == account_id]
+    return {c: [table[c][i] for i in keep] for c in names}
+
+
+@functools.lru_cache(maxsize=4096)
+def _feature_text(feature: str) -> tuple[str, str, str]:
+    """A feature's label, unit and kind, looked up once per process (family columns are found by name, slowly)."""
+    spec = feature_catalogue().get(feature)
+    return feature_label(feature, spec), getattr(spec, "unit", "") or "", getattr(spec, "kind", "numeric")
+
+
+def _component_lines(rows: dict[str, list], waterfall: list[Step]) -> list[ComponentLine]:
     shown_by_label = {s.label: (s.points, s.shown) for s in waterfall if s.kind == "component"}
+    # plain lists, not a frame filtered per component: the site explains every account of a batch
+    features = [str(f) for f in rows["feature"]]
+    components = rows["component"]
+    values = rows["value"]
+    contributions = [float(c) for c in rows["contribution"]]
     out = []
     for c in COMPONENTS:
-        part = rows[rows["component"] == c]
-        points, shown = shown_by_label.get(COMPONENT_LABELS[c], (float(part["contribution"].sum()), None))
-        if shown is None:
+        part = [i for i, comp in enumerate(components) if comp == c]
+        if COMPONENT_LABELS[c] in shown_by_label:
+            points, shown = shown_by_label[COMPONENT_LABELS[c]]
+        else:
+            points = float(np.nansum(np.asarray([contributions[i] for i in part], dtype=float)))
             shown = round(points, 1)
-        part = part.assign(_abs=-part["contribution"].abs()).sort_values(["_abs", "feature"], kind="stable")
-        feature_shown = split_rounded(part["contribution"].astype(float).tolist(), shown)
+        # largest first, then by name (a stable sort: full ties keep their order); NaN last, as pandas sorts
+        part.sort(key=lambda i: (-abs(contributions[i]) if contributions[i] == contributions[i] else math.inf,
+                                 features[i]))
+        feature_shown = split_rounded([contributions[i] for i in part], shown)
         lines = []
-        for (_, r), s in zip(part.iterrows(), feature_shown):
-            spec = specs.get(str(r["feature"]))
-            raw = r["value"]
-            value = _num(raw) if getattr(spec, "kind", "numeric") != "categorical" else raw
+        for i, s in zip(part, feature_shown):
+            label, unit, kind = _feature_text(features[i])
+            raw = values[i]
+            value = _num(raw) if kind != "categorical" else raw
             value = raw if value is None and _text(raw) else value
-            lines.append(FeatureLine(str(r["feature"]), feature_label(str(r["feature"]), spec),
-                                     format_value(value, getattr(spec, "unit", "") or "",
-                                                  kind=getattr(spec, "kind", "numeric")),
-                                     float(r["contribution"]), s))
+            lines.append(FeatureLine(features[i], label, format_value(value, unit, kind=kind), contributions[i], s))
         out.append(ComponentLine(c, COMPONENT_LABELS[c], points, shown, lines))
     return out
 
 
-def _attach_history(exp: AccountExplanation, history: pd.DataFrame | None, row: dict) -> None:
+def _attach_history(exp: AccountExplanation, history: Table | None, row: dict) -> None:
     if history is None:
         exp.notes.append("history.parquet is missing: no score history or change is shown")
         return
-    h = history[history["account_id"].astype(str) == exp.account_id].copy()
-    h["as_of"] = pd.to_datetime(h["as_of"])
-    h = h.sort_values("as_of", kind="stable").reset_index(drop=True)
-    exp.history = h
+    columns = _own_columns(history, exp.account_id)
+    records = [dict(zip(columns, values)) for values in zip(*columns.values())]
+    for r in records:
+        r["as_of"] = pd.Timestamp(r["as_of"])
+    records.sort(key=lambda r: r["as_of"])  # stable: a date's rows keep their order
+    exp.history_records = records
     now = pd.Timestamp(row.get("as_of")) if row.get("as_of") is not None else None
-    current = h[h["as_of"] == now]
-    earlier = h[h["as_of"] < now] if now is not None else h.iloc[0:0]
-    if earlier.empty:
+    current = [r for r in records if r["as_of"] == now]
+    earlier = [r for r in records if now is not None and r["as_of"] < now]
+    if not earlier:
         exp.change_note = "first run for this account: nothing to compare with"
         return
-    prev = earlier.iloc[-1]
+    prev = earlier[-1]
     exp.previous_as_of = _date(prev["as_of"])
     exp.previous_score = _num(prev.get("score"))
-    if current.empty or not exp.scored:
+    if not current or not exp.scored:
         exp.change_note = (f"not scored now; on {exp.previous_as_of} it was "
                            + (f"scored {exp.previous_score:.0f}" if exp.previous_score is not None
                               else f"not scored either ({_text(prev.get('status'))})"))
@@ -363,9 +417,9 @@ def _attach_history(exp: AccountExplanation, history: pd.DataFrame | None, row: 
     if _text(prev.get("status")) != "scored" or exp.previous_score is None:
         exp.change_note = f"not scored on {exp.previous_as_of} ({_text(prev.get('status'))}): nothing to compare with"
         return
-    exp.change = _change(current.iloc[-1], prev)
+    exp.change = _change(current[-1], prev)
     moved = [s for s in exp.change if s.kind == "component"]
-    versions = (_text(prev.get("model_version")), _text(current.iloc[-1].get("model_version")))
+    versions = (_text(prev.get("model_version")), _text(current[-1].get("model_version")))
     if versions[0] and versions[1] and versions[0] != versions[1]:
         exp.change_note = f"model version changed from {versions[0]} to {versions[1]}"
     elif not moved:
@@ -459,12 +513,12 @@ def _waterfall_table(steps: list[Step], Table, t):
 def _terminal_change(exp: AccountExplanation, console, Table, t) -> None:
     from rich.text import Text
 
-    if len(exp.history):
+    if exp.history_records:
         ht = Table(title="Score history", title_justify="left")
         for col in ("as of", "status", "score", "band", "change"):
             ht.add_column(col, justify="right" if col in ("score", "change") else "left")
         prev = None
-        for _, r in exp.history.tail(12).iterrows():
+        for r in exp.history_records[-12:]:
             score = _num(r.get("score"))
             change = "" if score is None or prev is None else _signed(score - prev)
             ht.add_row(_date(r["as_of"]), t(_text(r.get("status"))), "" if score is None else f"{score:.0f}",
@@ -528,22 +582,27 @@ def _bars(steps: list[Step]) -> list[dict]:
     return out
 
 
+def html_context(exp: AccountExplanation, *, history_plot: bool = True) -> dict:
+    """The variables of the ``account.html`` template. ``history_plot=False`` leaves out the matplotlib PNG of
+    the score history (the portfolio site, which writes every account's page, draws it as SVG instead)."""
+    return {
+        "exp": exp,
+        "bars": _bars(exp.waterfall),
+        "change_bars": _bars(exp.change),
+        "history_png": _history_plot(exp.history) if history_plot and exp.history_records else None,
+        "history_rows": _history_rows(exp.history_records),
+        "signed": _signed,
+    }
+
+
 def render_html(exp: AccountExplanation) -> str:
     """The self-contained HTML report (no scripts, no external resources; all data text escaped)."""
-    env = template_env()
-    return env.get_template("account.html").render(
-        exp=exp,
-        bars=_bars(exp.waterfall),
-        change_bars=_bars(exp.change),
-        history_png=_history_plot(exp.history) if len(exp.history) else None,
-        history_rows=_history_rows(exp.history),
-        signed=_signed,
-    )
+    return template_env().get_template("account.html").render(**html_context(exp))
 
 
-def _history_rows(history: pd.DataFrame) -> list[dict]:
+def _history_rows(history: list[dict]) -> list[dict]:
     rows, prev = [], None
-    for _, r in history.iterrows():
+    for r in history:
         score = _num(r.get("score"))
         rows.append({
             "as_of": _date(r["as_of"]), "status": _text(r.get("status")),
