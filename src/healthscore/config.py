@@ -642,21 +642,19 @@ def _check_share(cfg: Config, problems: list[str]) -> None:
     share = cfg.share
     if share.score not in ("model", "final"):
         problems.append(f"share.score: use model or final, found {share.score!r}")
-    bands = ("healthy", "watch", "at_risk")
+    bands = BANDS
     for band in bands:
         if not str(share.band_labels.get(band, "")).strip():
             problems.append(f"share.band_labels: give the customer's words for {band}")
     for band in share.band_labels:
         if band not in bands:
-            close = difflib.get_close_matches(band, bands, n=1)
-            hint = f"; did you mean '{close[0]}'?" if close else f"; use {', '.join(bands)}"
+            hint = did_you_mean(band, bands) or f"; use {', '.join(bands)}"
             problems.append(f"share.band_labels: unknown band '{band}'{hint}")
     pb = cfg.playbooks
     plays = sorted({p.name for p in (*pb.by_component.values(), pb.renewal_rescue, pb.advocate) if p.name})
     for name, steps in share.plays.items():
         if name not in plays:
-            close = difflib.get_close_matches(name, plays, n=1)
-            hint = f"; did you mean '{close[0]}'?" if close else f"; the plays are {', '.join(plays)}"
+            hint = did_you_mean(name, plays) or f"; the plays are {', '.join(plays)}"
             problems.append(f"share.plays: unknown play '{name}'{hint}")
         if any(not str(step).strip() for step in steps):
             problems.append(f"share.plays.{name}: steps must be non-empty")

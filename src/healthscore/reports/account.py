@@ -15,7 +15,6 @@ replaces control characters.
 
 from __future__ import annotations
 
-import difflib
 import functools
 import math
 import re

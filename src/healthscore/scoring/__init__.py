@@ -20,6 +20,9 @@ from healthscore.scoring.batch import (
     score_table,
     write_batch,
 )
+from healthscore.scoring.portfolio import (
+    portfolio,  # the rollup function (the module stays importable by path)
+)
 
 __all__ = ["HISTORY_COLUMNS", "SCORE_COLUMNS", "ScoreBatch", "TableScores", "band_of", "batch_drift",
-           "read_history", "score_batch", "score_table", "write_batch"]
+           "portfolio", "read_history", "score_batch", "score_table", "write_batch"]
