@@ -129,6 +129,8 @@ def test_challenger_trained_on_newer_data_is_promoted(story):
     assert newer.notes == []  # the champion never saw the holdout
     client = _client()
     assert str(client.get_model_version_by_alias("healthscore", "champion").version) == "2"
+    # after a promotion @challenger is gone: it would name the champion twice
+    assert "challenger" not in (client.get_registered_model("healthscore").aliases or {})
     tags = client.get_model_version("healthscore", "2").tags
     assert tags["decision"] == "promoted" and tags["reason"].startswith("promoted: no worse than champion 1")
     assert client.get_model_version("healthscore", "1").tags["replaced_by"] == "2"
@@ -154,9 +156,11 @@ def test_drift_shows_against_the_champions_training_rows(story):
     drift = story["newer"].drift
     assert drift is not None and set(drift["level"]) <= {"ok", "warn", "alert", "tracked", "n/a"}
     assert (drift["level"] == "alert").any()
-    # the champion learned from first-term renewals only: term-over-term changes were always missing then
+    # the champion's reference is its batch at its cutoff (mid-2023): most accounts were in their first term,
+    # so term-over-term changes were mostly missing; a year on most accounts have renewed. The missing part moved
     row = drift.set_index("feature").loc["arr_change_pct_vs_previous_term"]
-    assert row["missing_reference"] == 1.0 and row["missing_current"] < 1.0 and row["level"] == "alert"
+    assert row["missing_reference"] > 0.5 > row["missing_current"] and row["level"] == "alert"
+    assert row["psi_missing"] > 0.25 > row["psi_value"]
 
 
 def test_report_is_logged_self_contained_and_escaped(story):

@@ -323,3 +323,20 @@ def test_csv_numbers_are_rounded_for_a_spreadsheet_and_parquet_keeps_them(world)
     assert (csv["arr"].dropna() == csv["arr"].dropna().round(2)).all()
     text = (out / "scores.csv").read_text(encoding="utf-8")
     assert not re.search(r"\d\.\d{5,}", text)  # no float noise anywhere in the file
+
+
+def test_every_batch_is_recorded_as_a_run_with_its_counts(world):
+    import mlflow
+
+    client = mlflow.MlflowClient(f"sqlite:///{world['root'] / 'mlflow.db'}")
+    exp = client.get_experiment_by_name("healthscore-batches")
+    runs = client.search_runs([exp.experiment_id], order_by=["attributes.start_time ASC"])
+    # the fixture's two batches come first (other tests here score more into the same store later)
+    assert [r.data.params["as_of"] for r in runs[:2]] == [str(AS_OF_1), str(AS_OF_2)]
+    s = world["second"].batch.scores
+    last = runs[1].data
+    assert last.metrics["accounts"] == len(s)
+    for band, n in s["band"].value_counts().items():
+        assert last.metrics[f"band.{band}"] == n
+    assert last.metrics["status.scored"] == (s["status"] == "scored").sum()
+    assert last.params["model_version"] == world["trained"].version

@@ -240,6 +240,10 @@ def _train_table(table: Path, *, id_column, target, churn_value, components, tim
         f"registered [bold]{outcome.model_name}[/bold] version {outcome.version} as @{outcome.alias} "
         f"(run {outcome.run_id})"
     )
+    from healthscore import tracking
+
+    console.print(f"model report: {tracking.artifact_uri(outcome.run_id, 'reports/model_report.html')}", markup=False,
+                  soft_wrap=True)
     _print_aliases(outcome.model_name, outcome.version, outcome.alias)
 
 
@@ -285,6 +289,10 @@ def train(
         f"registered [bold]{outcome.model_name}[/bold] version {outcome.version} as @{outcome.alias} "
         f"(run {outcome.run_id})"
     )
+    from healthscore import tracking
+
+    console.print(f"model report: {tracking.artifact_uri(outcome.run_id, 'reports/model_report.html')}", markup=False,
+                  soft_wrap=True)
     _print_aliases(outcome.model_name, outcome.version, outcome.alias)
 
 
@@ -466,6 +474,9 @@ def retrain(
     shuffle_labels: Annotated[
         Optional[int], typer.Option("--shuffle-labels", hidden=True, help="Seed: train on permuted outcomes.")
     ] = None,
+    out: Annotated[Optional[Path], typer.Option("--out", help="Folder for the comparison report and its tables "
+                                                "(they are logged with the run either way).")] = None,
+    quiet: QuietOpt = False,
 ) -> None:
     """Train a challenger; promote it to champion only if it is no worse on the newest renewals."""
     from healthscore.drift import drift_warnings
@@ -474,7 +485,8 @@ def retrain(
 
     cfg = _config(config)
     outcome = retrain_job(data, config=cfg, as_of=_parse_date(as_of, "--as-of") if as_of else None,
-                          model_name=model_name or None, config_path=config, shuffle_labels_seed=shuffle_labels)
+                          model_name=model_name or None, config_path=config, shuffle_labels_seed=shuffle_labels,
+                          out=out, progress=_progress(quiet))
     console.print(holdout_table(outcome.holdout, outcome.comparison, champion_version=outcome.champion_version,
                                 challenger_version=outcome.version))
     for line in outcome.reasons:
@@ -484,8 +496,10 @@ def retrain(
     for line in drift_warnings(outcome.drift):
         console.print(line, markup=False)
     console.print(f"decision: {outcome.decision} — {outcome.reason}", markup=False)
+    where = f"{out / 'retrain_report.html'} and " if out is not None else ""
     console.print(f"{outcome.model_name} version {outcome.version} tagged decision={outcome.decision}; "
-                  f"comparison report logged to run {outcome.run_id} (retrain/retrain_report.html)", markup=False)
+                  f"comparison report: {where}run {outcome.run_id} (artifact retrain/retrain_report.html)",
+                  markup=False)
 
 
 @app.command()

@@ -37,6 +37,7 @@ from mlflow.pyfunc import PythonModel  # noqa: E402
 logging.getLogger("mlflow").setLevel(logging.WARNING)
 warnings.filterwarnings("ignore", module="mlflow")
 warnings.filterwarnings("ignore", message=".*CloudPickle.*")
+warnings.filterwarnings("ignore", message=".*Inferred schema contains integer column.*")
 
 CHAMPION = "champion"
 CHALLENGER = "challenger"
@@ -218,7 +219,9 @@ def log_model(
         path = Path(tmp) / "health_model.joblib"
         joblib.dump(health_model, path)
         example = plain_frame(input_example.reset_index(drop=True))
-        signature = infer_signature(example, explain_frame(health_model, example))
+        with warnings.catch_warnings():  # "integer columns cannot hold missing values": model_score never is
+            warnings.simplefilter("ignore")
+            signature = infer_signature(example, explain_frame(health_model, example))
         # Every input column optional: a scoring batch legitimately has missing values (no surveys yet, ...).
         signature.inputs = Schema(
             [ColSpec("string" if c in health_model.categories else "double", c, required=False)
@@ -345,6 +348,11 @@ def log_run(record: RunRecord, *, model: Any = None, input_example: pd.DataFrame
         return LoggedRun(run_id=active.info.run_id, version=version, alias=alias)
 
 
+def artifact_uri(run_id: str, path: str) -> str:
+    """Where a run's artifact lives (a ``file://`` path for a local store), to print for people."""
+    return f"{mlflow.get_run(run_id).info.artifact_uri.rstrip('/')}/{path}"
+
+
 def log_files(run_id: str, folder: str, paths: list[Path]) -> None:
     """Add files to a finished run (e.g. a report that names the version the run registered)."""
     client = MlflowClient()
@@ -384,6 +392,13 @@ def set_alias(model_name: str, alias: str, version: str) -> None:
     """Point ``alias`` at ``version``, serialised with other registrations and alias moves on the store."""
     with store_lock():
         MlflowClient().set_registered_model_alias(model_name, alias, version)
+
+
+def remove_alias_if(model_name: str, alias: str, version: str) -> None:
+    """Delete ``alias`` when it points at ``version`` (under the store lock, like every alias move)."""
+    with store_lock():
+        if alias_version(model_name, alias) == str(version):
+            MlflowClient().delete_registered_model_alias(model_name, alias)
 
 
 def alias_version(model_name: str, alias: str) -> str | None:

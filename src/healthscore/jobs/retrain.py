@@ -30,6 +30,7 @@ from healthscore.config import Config
 from healthscore.errors import HealthscoreError, ModelMismatchError
 from healthscore.features import build_features
 from healthscore.io import load_dataset
+from healthscore.io.write import copy_file_atomic
 from healthscore.jobs.train import read_truth, summary_metrics, write_training_artifacts
 from healthscore.model.card import ModelCard, account_hashes, as_of_text, features_config_of, seen_until
 from healthscore.model.evaluate import binary_metrics, evaluate_predictions
@@ -43,6 +44,7 @@ from healthscore.model.gate import (
     subset,
 )
 from healthscore.model.train import TrainResult, fit_health_model, refit, rows_text, training_set_from_dataset
+from healthscore.reports.progress import NO_PROGRESS, Progress
 from healthscore.reports.retrain import render_retrain_report
 from healthscore.scoring import batch_drift
 from healthscore.timeline import data_end
@@ -230,6 +232,9 @@ def _record_decision(model_name, version, champion_version, cmp: _Comparison, ho
         tracking.set_alias(model_name, tracking.CHAMPION, version)
         tracking.set_version_tags(model_name, champion_version,
                                   {"replaced_by": version, "replaced_reason": cmp.reason})
+    if cmp.decision == PROMOTED:
+        # the promoted version is champion now: @challenger would only name it twice (docs/config.md)
+        tracking.remove_alias_if(model_name, tracking.CHALLENGER, version)
 
 
 def retrain_job(
@@ -240,11 +245,14 @@ def retrain_job(
     model_name: str | None = None,
     config_path: str | Path | None = None,
     shuffle_labels_seed: int | None = None,
+    out: str | Path | None = None,
+    progress: Progress = NO_PROGRESS,
 ) -> RetrainOutcome:
     """Train a challenger without the newest renewals, compare it with the champion on them, apply the gate.
 
     ``shuffle_labels_seed`` permutes the challenger's training outcomes: only for proving the gate keeps a
-    worse model out (the run and the version are tagged ``shuffled_labels``).
+    worse model out (the run and the version are tagged ``shuffled_labels``). With ``out`` the comparison
+    report and its tables are also written there (they are always logged with the run).
     """
     shuffled = shuffle_labels_seed
     model_name = model_name or config.tracking.model_name
@@ -252,12 +260,16 @@ def retrain_job(
     champion_version = tracking.alias_version(model_name, tracking.CHAMPION)
     champion = tracking.load_model(f"models:/{model_name}@{tracking.CHAMPION}") if champion_version else None
 
-    ds = load_dataset(data)
-    ts = training_set_from_dataset(ds, config=config, as_of=as_of, truth=read_truth(data))
+    with progress.step(f"loading data from {data}"):
+        ds = load_dataset(data)
+    with progress.step("building training rows and point-in-time features"):
+        ts = training_set_from_dataset(ds, config=config, as_of=as_of, truth=read_truth(data))
     held = holdout_mask(ts.rows, config.retrain.holdout_share)
     holdout = _holdout_summary(ts, held)
     train_set = subset(ts, ~held) if shuffled is None else shuffle_labels(subset(ts, ~held), seed=shuffled)
-    result = fit_health_model(train_set, config=config)
+    with progress.step(f"fitting the challenger on {int((~held).sum()):,} rows (the newest {holdout['contracts']:,} "
+                       "contracts held out)"):
+        result = fit_health_model(train_set, config=config)
     challenger = result.model
     card = ModelCard(model_name=model_name, data_fingerprint=ds.fingerprint, trained_as_of=as_of,
                      features_config=ts.features_config or config.features,
@@ -265,7 +277,8 @@ def retrain_job(
                      training_accounts=account_hashes(ts.rows["account_id"]))
     dataclasses.replace(card, holdout_from=holdout["renewals_from"]).stamp(challenger)
 
-    cmp = _compare(champion, champion_version, challenger, ds, ts, held, holdout, config, shuffled)
+    with progress.step("champion and challenger on the held-out renewals"):
+        cmp = _compare(champion, champion_version, challenger, ds, ts, held, holdout, config, shuffled)
     hold_rows = ts.rows[held].reset_index(drop=True)
     y_hold = np.asarray(ts.label)[held].astype(int)
     groups = {g: hold_rows[g].astype(str) for g in ("lead_time_days", "segment") if g in hold_rows}
@@ -276,7 +289,7 @@ def retrain_job(
     except ModelMismatchError:
         drift = None
 
-    with tempfile.TemporaryDirectory() as tmp:
+    with progress.step("registering, logging the comparison to MLflow"), tempfile.TemporaryDirectory() as tmp:
         registered = _registered_model(challenger, ts, holdout, card, config, promoted=cmp.decision == PROMOTED,
                                        shuffled=shuffled)
         record = _run_record(result, challenger, cmp, holdout, config, as_of=as_of, ds=ds, data=data,
@@ -290,8 +303,11 @@ def retrain_job(
             holdout=holdout, holdout_evaluation=holdout_evaluation, y=y_hold, preds=cmp.preds, drift=drift,
             drift_as_of=drift_as_of, component_weights=result.component_weights, as_of=as_of,
         )
-        tracking.log_files(logged.run_id, "retrain",
-                           _report_files(report_html, cmp, holdout_evaluation, drift, Path(tmp) / "retrain"))
+        files = _report_files(report_html, cmp, holdout_evaluation, drift, Path(tmp) / "retrain")
+        tracking.log_files(logged.run_id, "retrain", files)
+        if out is not None:
+            for path in files:
+                copy_file_atomic(path, Path(out) / path.name)
         _record_decision(model_name, logged.version, champion_version, cmp, holdout, registered, challenger,
                          shuffled)
     return RetrainOutcome(

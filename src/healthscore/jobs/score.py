@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -88,8 +89,34 @@ def score_job(
                     **readiness.manifest()}
             paths = write_batch(batch, od, info=info)
     trained_on, known = _trained_on(loaded, batch)
+    if uri.startswith(("models:/", "runs:/")):  # a model from the store: the batch is recorded beside it
+        tracking.log_run(batch_record(batch, loaded, uri=uri, data=data, fingerprint=ds.fingerprint))
     return ScoreOutcome(batch=batch, paths=paths, model_version=loaded.version, trained_on=trained_on,
                         notes=[*ds.warnings, *od.notes, *notes, *known], readiness=readiness)
+
+
+#: the experiment every score batch is recorded in (one run per batch)
+BATCH_EXPERIMENT = "healthscore-batches"
+
+
+def batch_record(batch: ScoreBatch, loaded, *, uri: str, data, fingerprint: str) -> tracking.RunRecord:
+    """One score batch as a run: as-of, model version, counts by band and status, the drift summary."""
+    s = batch.scores
+    as_of = str(pd.Timestamp(s["as_of"].iloc[0]).date()) if len(s) else ""
+    metrics = {"accounts": float(len(s))}
+    metrics.update({f"status.{k}": float(v) for k, v in s["status"].value_counts().items()})
+    metrics.update({f"band.{k}": float(v) for k, v in s["band"].value_counts().items()})
+    metrics.update({"alerts": float(s["alert"].notna().sum())})
+    drift = batch.drift
+    if drift is not None and len(drift):
+        metrics.update({f"drift.{level}": float(n) for level, n in drift["level"].value_counts().items()})
+    return tracking.RunRecord(
+        experiment=BATCH_EXPERIMENT, run_name=f"score-{as_of}",
+        params={"as_of": as_of, "model_uri": uri, "model_version": str(loaded.version), "data_source": str(data)},
+        metrics=metrics, tags={"job": "score", "data_fingerprint": fingerprint, "model_version": str(loaded.version)},
+        dicts={"drift.json": json.loads(drift.to_json(orient="records", date_format="iso"))} if drift is not None
+        else {},
+    )
 
 
 #: below this share of scored accounts known to the model's training data, score says so

@@ -44,12 +44,24 @@ class TableTrainOutcome(TrainOutcome):
     report: Any  # io.flat_table.CoercionReport: what was done to each column
 
 
+#: what a reviewer compares across runs: every model overall; healthscore also by segment and lead time
+OVERALL_METRICS = ("roc_auc", "pr_auc_churn", "brier", "log_loss", "ece", "top_decile_lift", "renewal_rate", "n")
+GROUP_METRICS = ("roc_auc", "log_loss", "brier", "ece", "n")
+
+
 def summary_metrics(result: TrainResult) -> dict[str, float]:
-    """Flat metric names for MLflow: ``<model>.<metric>`` overall and ``<model>.<group>.<level>.<metric>``."""
+    """MLflow metrics: ``<model>.<metric>`` overall for every model (``truth`` only on simulated data, where it
+    exists), ``healthscore.<group>.<level>.<metric>`` by segment and lead time, and the learned weights. The
+    whole table (every model, every group) is the run's ``evaluation/evaluation.csv``."""
     out: dict[str, float] = {}
     for _, r in result.evaluation.iterrows():
-        prefix = r["model"] if r["group"] == "all" else f"{r['model']}.{r['group']}.{r['level']}"
-        for metric in ("roc_auc", "pr_auc_churn", "brier", "log_loss", "ece", "top_decile_lift", "renewal_rate", "n"):
+        if r["group"] == "all":
+            prefix, metrics = r["model"], OVERALL_METRICS
+        elif r["model"] == "healthscore":
+            prefix, metrics = f"{r['model']}.{r['group']}.{r['level']}", GROUP_METRICS
+        else:
+            continue
+        for metric in metrics:
             out[f"{prefix}.{metric}".replace(" ", "_")] = float(r[metric])
     for _, r in result.component_weights.iterrows():
         out[f"learned_weight.{r['component']}"] = float(r["learned_weight"])

@@ -75,6 +75,14 @@ def binary_metrics(y: np.ndarray, p: np.ndarray, *, bins: int = 10) -> dict[str,
     }
 
 
+def level_order(value) -> tuple:
+    """Sort key for group levels: numbers by value (lead times 30, 90, 180), then text alphabetically."""
+    try:
+        return (0, float(value), "")
+    except (TypeError, ValueError):
+        return (1, 0.0, str(value))
+
+
 def evaluate_predictions(
     y: np.ndarray, predictions: dict[str, np.ndarray], groups: dict[str, pd.Series] | None = None
 ) -> pd.DataFrame:
@@ -90,7 +98,7 @@ def evaluate_predictions(
         out.append({"model": name, "group": "all", "level": "all", **binary_metrics(y, p)})
         for gname, g in (groups or {}).items():
             g = np.asarray(g)
-            for level in sorted(pd.unique(g), key=str):
+            for level in sorted(pd.unique(g), key=level_order):
                 mask = g == level
                 out.append({"model": name, "group": gname, "level": str(level), **binary_metrics(y[mask], p[mask])})
     return pd.DataFrame(out)

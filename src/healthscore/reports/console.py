@@ -120,8 +120,8 @@ def portfolio_summary(portfolio: pd.DataFrame) -> Table:
 def holdout_table(holdout: dict, comparison: pd.DataFrame, *, champion_version, challenger_version) -> Table:
     """retrain's comparison on the holdout: each gate metric for champion and challenger, margin, verdict."""
     h = holdout
-    table = Table(title=f"Holdout: {h['contracts']} renewals ({h['churned_contracts']} churned) decided "
-                        f"{h['renewals_from']} to {h['renewals_to']}")
+    table = Table(title=f"Holdout: {h['contracts']:,} contracts ({h['churned_contracts']:,} churned) renewing "
+                        f"{h['renewals_from']} to {h['renewals_to']}; {h['rows']:,} rows (contract × lead time)")
     for col in ("metric", f"champion v{champion_version}", f"challenger v{challenger_version}",
                 "allowed worse by", "verdict"):
         table.add_column(col, justify="left" if col in ("metric", "verdict") else "right")
