@@ -33,6 +33,18 @@ import pandas as pd
 import pyarrow as pa
 
 from healthscore.errors import Problem
+from healthscore.io._rules import (
+    _DATE_ORDER,
+    _KIND_FIX,
+    _KIND_WORD,
+    _RANGE_FIX,
+    _REFERENCE_FIX,
+    MAX_EXAMPLES,
+    _as_text,
+    _range_text,
+    show_id,
+    show_value,
+)
 from healthscore.io.schema import TABLES, Column, Table
 
 #: the tables read by DuckDB from their files (the others are small and read with pandas)
@@ -453,7 +465,6 @@ def frame_to_arrow(name: str, frame: pd.DataFrame) -> tuple[pa.Table, list[str]]
     Columns the pandas route parses from text (anything not numeric nor datetime, or a contract string
     column) become text exactly as ``validate._as_text`` writes them; numeric and datetime columns stay typed.
     """
-    from healthscore.io.validate import _as_text
 
     table = TABLES[name]
     frame = frame.reset_index(drop=True)
@@ -497,7 +508,7 @@ def check_event_table(name: str, *, path: Path | None = None, fmt: str = "frame"
     if fmt == "csv":
         header, error = csv_header(path)
         if error:
-            return EventCheck(table=None, problems=[Problem(name, None, error, fix=_csv_fix(path))])
+            return EventCheck(table=None, problems=[Problem(name, None, error, fix=csv_fix(path))])
         csv_names = tuple(header)
     elif fmt == "frame":
         arrow, warnings = frame_to_arrow(name, frame)
@@ -528,7 +539,6 @@ def _check(con, probe: EventTable, account_ids: pd.Series | None) -> EventCheck:
     raw_names = [c for c, _ in schema]
     types = dict(schema)
     unknown = [c for c in raw_names if c not in table.column_names]
-    from healthscore.io.validate import show_id
 
     if unknown:
         out.warnings.insert(0,
@@ -584,10 +594,17 @@ def _check(con, probe: EventTable, account_ids: pd.Series | None) -> EventCheck:
     return out
 
 
-def _csv_fix(path: Path) -> str:
-    from healthscore.io.read import _csv_fix as fix
-
-    return fix(path)
+def csv_fix(path: Path) -> str:
+    """How to repair an unparseable CSV, guessing a spreadsheet's other separators from the header line."""
+    fix = "separate fields with commas and put double quotes around text holding commas, quotes or line breaks"
+    try:
+        with path.open(encoding="utf-8-sig", errors="replace") as handle:
+            header = handle.readline()
+    except OSError:
+        return fix
+    if "," not in header and any(sep in header for sep in ";\t|"):
+        return "the file seems to use another separator than commas: " + fix
+    return fix
 
 
 def _unreadable(name: str, path: Path | None, fmt: str, exc: Exception) -> Problem:
@@ -597,8 +614,8 @@ def _unreadable(name: str, path: Path | None, fmt: str, exc: Exception) -> Probl
             at = not_utf8_at(path)
             if at is not None:
                 return Problem(name, None, f"{path.name} is not UTF-8 text (byte {at}): save it as UTF-8",
-                               fix=_csv_fix(path))
-        return Problem(name, None, f"{path.name} cannot be read as CSV ({first})", fix=_csv_fix(path))
+                               fix=csv_fix(path))
+        return Problem(name, None, f"{path.name} cannot be read as CSV ({first})", fix=csv_fix(path))
     if fmt == "parquet":
         return Problem(name, None, f"{path.name} cannot be read as Parquet ({first})",
                        fix=f"write {path.name} again with a Parquet writer")
@@ -653,7 +670,6 @@ def _out_of_range(p: _ColumnPlan) -> str:
 
 
 def _orders(ref: EventTable) -> list[tuple[str, str, bool]]:
-    from healthscore.io.validate import _DATE_ORDER
 
     present = set(ref.present_columns)
     return [(earlier, later, strict) for t, earlier, later, strict, _ in _DATE_ORDER
@@ -686,7 +702,6 @@ class _SqlLabeller:
         return self.con.execute(sql).fetchall()
 
     def labels(self, rows: list[tuple]) -> list[str]:
-        from healthscore.io.validate import show_id
 
         keys = [k for _, k, _ in rows if k is not None]
         counts: dict[str, int] = {}
@@ -707,7 +722,6 @@ class _SqlLabeller:
         return out
 
     def examples(self, where: str, values: str | None = None, shown_as: str = "text") -> list[str]:
-        from healthscore.io.validate import show_value
 
         rows = self.rows(where, values)
         labels = self.labels(rows)
@@ -734,7 +748,6 @@ def _raw_shown(p: _ColumnPlan) -> str:
 
 
 def _parse_problems(con, ref: EventTable, table: Table, stats: dict) -> list[Problem]:
-    from healthscore.io.validate import _KIND_FIX, _KIND_WORD
 
     problems: list[Problem] = []
     labeller = _SqlLabeller(con, ref, table)
@@ -752,14 +765,6 @@ def _parse_problems(con, ref: EventTable, table: Table, stats: dict) -> list[Pro
 
 
 def _check_problems(con, ref: EventTable, table: Table, stats: dict, account_ids) -> list[Problem]:
-    from healthscore.io.validate import (
-        _DATE_ORDER,
-        _RANGE_FIX,
-        _REFERENCE_FIX,
-        MAX_EXAMPLES,
-        _range_text,
-        show_id,
-    )
 
     problems: list[Problem] = []
     plans = {p.column.name: p for p in ref.plans}

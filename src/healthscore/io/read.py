@@ -19,7 +19,7 @@ import pyarrow as pa
 
 from healthscore.errors import DataError, Problem
 from healthscore.io.dataset import Dataset
-from healthscore.io.events import EVENT_SIZED, EventTable
+from healthscore.io.events import EVENT_SIZED, EventTable, csv_fix
 from healthscore.io.schema import TABLES
 from healthscore.io.validate import EventFile, validate_tables
 
@@ -39,19 +39,6 @@ def _read_csv(path: Path) -> tuple[pd.DataFrame | None, str | None]:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         return None, f"{path.name} cannot be read as CSV ({first})"
     return frame, None
-
-
-def _csv_fix(path: Path) -> str:
-    """How to repair an unparseable CSV, guessing a spreadsheet's other separators from the header line."""
-    fix = "separate fields with commas and put double quotes around text holding commas, quotes or line breaks"
-    try:
-        with path.open(encoding="utf-8-sig", errors="replace") as handle:
-            header = handle.readline()
-    except OSError:
-        return fix
-    if "," not in header and any(sep in header for sep in ";\t|"):
-        return "the file seems to use another separator than commas: " + fix
-    return fix
 
 
 def _read_parquet(path: Path) -> tuple[pd.DataFrame | None, str | None]:
@@ -150,7 +137,7 @@ def load_dataset(path: str | os.PathLike[str]) -> Dataset:
             continue
         frame, error = _read_csv(file) if found[0] == "csv" else _read_parquet(file)
         if error:
-            fix = _csv_fix(file) if file.suffix == ".csv" else f"write {file.name} again with a Parquet writer"
+            fix = csv_fix(file) if file.suffix == ".csv" else f"write {file.name} again with a Parquet writer"
             problems.append(Problem(name, None, error, fix=fix))
             continue
         raw[name] = frame
