@@ -249,28 +249,9 @@ def _examples(values) -> list[str]:
     return [str(v) for v in list(values)[:5]]
 
 
-def observation_context(tables: dict[str, pd.DataFrame], observations: pd.DataFrame) -> tuple[pd.DataFrame,
-                                                                                              pd.DataFrame]:
-    """Validate observations and return (obs, keys): each observation with what is known of it at as_of.
-
-    ``obs`` has one row per observation (``row_id`` = position) with the columns of ``CONTEXT_COLUMNS``;
-    ``keys`` has one row per distinct (account_id, as_of), which is what event windows are computed for.
-    Raises ``DataError`` listing every problem: missing columns, missing or non-midnight dates, unknown
-    accounts or contracts, or a contract that is not running at as_of (start_date <= as_of < end_date).
-    """
-    problems: list[Problem] = []
-    missing = [c for c in ("account_id", "contract_id", "as_of") if c not in observations.columns]
-    if missing:
-        for column in missing:
-            problems.append(Problem("observations", column, "required column is missing",
-                                    fix="observations need account_id, contract_id (may be empty) and as_of; "
-                                    "build them with healthscore.timeline.training_rows or scoring_rows"))
-        raise DataError(problems, source="observations")
-
-    n = len(observations)
-    account = _text(observations["account_id"]).reset_index(drop=True)
-    contract = _text(observations["contract_id"]).reset_index(drop=True)
-    stamps = pd.Series(pd.to_datetime(observations["as_of"]).to_numpy(dtype="datetime64[ns]"))
+def _date_problems(stamps: pd.Series) -> list[Problem]:
+    """Observation dates that are missing, or not a midnight."""
+    problems = []
     if stamps.isna().any():
         bad = np.flatnonzero(stamps.isna().to_numpy())
         problems.append(Problem("observations", "as_of", "observation date is missing", count=len(bad),
@@ -281,16 +262,14 @@ def observation_context(tables: dict[str, pd.DataFrame], observations: pd.DataFr
         problems.append(Problem("observations", "as_of", "observation date is not a midnight (a time of day is "
                                 "set)", count=len(bad), examples=[str(stamps.iloc[i]) for i in bad[:5]],
                                 fix="observations are whole days: pass dates, e.g. as_of.dt.normalize()"))
-    as_of = day_numbers(stamps)
+    return problems
 
-    accounts = tables["in_accounts"]
-    unknown = ~account.isin(accounts["account_id"]).fillna(False).astype(bool)
-    if unknown.any():
-        problems.append(Problem("observations", "account_id", "account not in accounts",
-                                count=int(unknown.sum()), examples=_examples(account[unknown].unique()),
-                                fix="observe only accounts of the dataset"))
 
-    contracts = tables["in_contracts"].set_index("contract_id")
+def _observed_contracts(contracts: pd.DataFrame, account: pd.Series, contract: pd.Series, stamps: pd.Series,
+                        as_of: pd.Series) -> tuple[pd.DataFrame, pd.Series, list[Problem]]:
+    """Each observation's contract row, whether it is known, and the problems: unknown, another account's, or
+    not running at as_of."""
+    problems: list[Problem] = []
     has_contract = contract.notna()
     known = contract.isin(contracts.index).fillna(False).astype(bool)
     unknown_c = has_contract & ~known
@@ -317,6 +296,45 @@ def observation_context(tables: dict[str, pd.DataFrame], observations: pd.DataFr
         problems.append(Problem("observations", "contract_id", "contract is not running at as_of "
                                 "(needs start_date <= as_of < end_date)", count=int(not_running.sum()),
                                 examples=ex, fix="observe a contract between its start and its renewal date"))
+    return c, known, problems
+
+
+def observation_context(tables: dict[str, pd.DataFrame], observations: pd.DataFrame) -> tuple[pd.DataFrame,
+                                                                                              pd.DataFrame]:
+    """Validate observations and return (obs, keys): each observation with what is known of it at as_of.
+
+    ``obs`` has one row per observation (``row_id`` = position) with the columns of ``CONTEXT_COLUMNS``;
+    ``keys`` has one row per distinct (account_id, as_of), which is what event windows are computed for.
+    Raises ``DataError`` listing every problem: missing columns, missing or non-midnight dates, unknown
+    accounts or contracts, or a contract that is not running at as_of (start_date <= as_of < end_date).
+    """
+    problems: list[Problem] = []
+    missing = [c for c in ("account_id", "contract_id", "as_of") if c not in observations.columns]
+    if missing:
+        for column in missing:
+            problems.append(Problem("observations", column, "required column is missing",
+                                    fix="observations need account_id, contract_id (may be empty) and as_of; "
+                                    "build them with healthscore.timeline.training_rows or scoring_rows"))
+        raise DataError(problems, source="observations")
+
+    n = len(observations)
+    account = _text(observations["account_id"]).reset_index(drop=True)
+    contract = _text(observations["contract_id"]).reset_index(drop=True)
+    stamps = pd.Series(pd.to_datetime(observations["as_of"]).to_numpy(dtype="datetime64[ns]"))
+    problems += _date_problems(stamps)
+    as_of = day_numbers(stamps)
+
+    accounts = tables["in_accounts"]
+    unknown = ~account.isin(accounts["account_id"]).fillna(False).astype(bool)
+    if unknown.any():
+        problems.append(Problem("observations", "account_id", "account not in accounts",
+                                count=int(unknown.sum()), examples=_examples(account[unknown].unique()),
+                                fix="observe only accounts of the dataset"))
+
+    contracts = tables["in_contracts"].set_index("contract_id")
+    c, known, contract_problems = _observed_contracts(contracts, account, contract, stamps, as_of)
+    problems += contract_problems
+    a64 = as_of.astype("Int64")
     if problems:
         raise DataError(problems, source="observations")
 
