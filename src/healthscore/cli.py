@@ -361,6 +361,8 @@ def score(
         s = done.scores
         console.print(f"scored {int((s['status'] == 'scored').sum())} of {len(s)} rows with model version "
                       f"{done.model_version}; outputs in {out}")
+        if site is not None:
+            _print_site(_build_site(out, site, config=_config(config)))
         return
     if as_of is None:
         raise HealthscoreError("--as-of is required with --data: the date to score as of, like 2025-06-30")

@@ -285,10 +285,10 @@ def load_account(scores_dir: str | Path, account_id: str) -> AccountExplanation:
 
 
 #: a table's rows: a frame, or a mapping of column name to a list of values (one per row)
-Table = pd.DataFrame | Mapping[str, Sequence]
+Rows = pd.DataFrame | Mapping[str, Sequence]
 
 
-def explanation_from_rows(row: dict, *, history: Table | None, explanations: Table | None,
+def explanation_from_rows(row: dict, *, history: Rows | None, explanations: Rows | None,
                           account_id: str | None = None) -> AccountExplanation:
     """One account's explanation from its ``scores`` row and the batch's history and explanation rows.
 
@@ -338,7 +338,7 @@ def explanation_from_rows(row: dict, *, history: Table | None, explanations: Tab
     return exp
 
 
-def _own_columns(table: Table, account_id: str, names: Sequence[str] | None = None) -> dict[str, list]:
+def _own_columns(table: Rows, account_id: str, names: Sequence[str] | None = None) -> dict[str, list]:
     """The columns ``names`` (default: all) of one account's rows of a frame or of a mapping of column lists."""
     if isinstance(table, pd.DataFrame):
         ids = table["account_id"]
@@ -389,7 +389,7 @@ def _component_lines(rows: dict[str, list], waterfall: list[Step]) -> list[Compo
     return out
 
 
-def _attach_history(exp: AccountExplanation, history: Table | None, row: dict) -> None:
+def _attach_history(exp: AccountExplanation, history: Rows | None, row: dict) -> None:
     if history is None:
         exp.notes.append("history.parquet is missing: no score history or change is shown")
         return
