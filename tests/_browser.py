@@ -40,7 +40,7 @@ class BrowserError(RuntimeError):
 class Browser:
     """One headless Chromium with one page: ``with Browser() as b: b.goto(url); b.evaluate("1+1")``."""
 
-    def __init__(self, *, width: int = 1280, height: int = 900, timeout: float = 30.0):
+    def __init__(self, *, width: int = 1280, height: int = 900, timeout: float = 90.0):
         if CHROMIUM is None:
             raise BrowserError(SKIP_REASON)
         self.timeout = timeout

@@ -92,8 +92,8 @@ def test_train_score_retrain_over_http(server, tmp_path, monkeypatch, capsys):
     main()
     printed = capsys.readouterr().out
     assert "with model version 1" in printed
-    # the model learned from its oldest renewals (first terms only): later terms' changes are new to it
-    assert "drift alert: arr_change_pct_vs_previous_term (billing)" in printed
+    # scored on the day the model was trained for: the batch is the model's own reference batch, nothing drifts
+    assert "drift alert" not in printed and "drift warn" not in printed
     scores = pd.read_parquet(tmp_path / "scores" / "scores.parquet")
     assert (scores.loc[scores["status"] == "scored", "model_version"] == "1").all()
 

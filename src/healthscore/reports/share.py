@@ -25,9 +25,11 @@ from markupsafe import Markup
 from healthscore.config import COMPONENTS, Config
 from healthscore.errors import HealthscoreError
 from healthscore.explain import CONTRIB_COLUMNS
+from healthscore.io.write import write_text_atomic
 from healthscore.reports._html import template_env
 from healthscore.reports._svg import Point, trend_chart
 from healthscore.reports.account import split_rounded
+from healthscore.reports.batch_view import read_batch
 
 #: the only columns of ``scores.parquet`` the customer's report reads
 SCORE_FIELDS: tuple[str, ...] = ("account_id", "name", "segment", "as_of", "status", "score", "model_score",
@@ -211,8 +213,6 @@ def render_share(report: SharedReport, env=None) -> str:
 
 def write_share(account_id: str, scores_dir: str | Path, out: str | Path, *, config: Config | None = None) -> Path:
     """Write the customer-facing report of one account of a score run's current batch to ``out`` (atomically)."""
-    from healthscore.io.write import write_text_atomic
-    from healthscore.reports.site import read_batch
 
     config = config or Config()
     batch = read_batch(scores_dir)

@@ -41,13 +41,17 @@ import numpy as np
 import pandas as pd
 from markupsafe import Markup
 
-from healthscore.config import COMPONENTS, Config
-from healthscore.errors import HealthscoreError
+from healthscore.config import (
+    BANDS,  # noqa: E402  (the one band vocabulary)
+    COMPONENTS,
+    Config,
+)
 from healthscore.reports import _svg
+from healthscore.reports import share as share_mod
 from healthscore.reports._html import template_env
 from healthscore.reports.account import COMPONENT_LABELS, explanation_from_rows, html_context
+from healthscore.reports.batch_view import SiteBatch, SiteError, read_batch
 
-BANDS = ("healthy", "watch", "at_risk")
 BAND_LABELS = {"healthy": "healthy", "watch": "watch", "at_risk": "at risk", "": "not scored"}
 #: how many rows the index table shows per page (the rest are a click away; 10,000 stay fast)
 PAGE_ROWS = 100
@@ -60,59 +64,6 @@ MODEL_REPORTS = {"model_report.html": "the global model report", "backtest.html"
 _BACK_LINK = '<p style="margin:0 0 12px"><a href="../model.html">← back to the portfolio site</a></p>'
 ROW_COLUMNS = ("id", "name", "segment", "csm", "band", "score", "model_score", "delta", "renewal", "days", "arr",
                "alert", "play", "page", "csm_page")
-
-
-class SiteError(HealthscoreError):
-    """The scores folder holds no batch to build a site from, or the site folder cannot be written."""
-
-
-# ---- reading the batch ------------------------------------------------------------------------------------
-
-@dataclass
-class SiteBatch:
-    """The tables of one complete batch (the current one of a score output folder)."""
-
-    root: Path
-    manifest: dict | None
-    scores: pd.DataFrame
-    history: pd.DataFrame | None
-    explanations: pd.DataFrame | None
-    portfolio: pd.DataFrame | None
-
-    @property
-    def as_of(self) -> str:
-        if len(self.scores) and pd.notna(self.scores["as_of"].iloc[0]):
-            return pd.Timestamp(self.scores["as_of"].iloc[0]).date().isoformat()
-        return str((self.manifest or {}).get("as_of") or "")
-
-    @property
-    def name(self) -> str:
-        return str((self.manifest or {}).get("batch") or self.root.name)
-
-
-def read_batch(scores_dir: str | Path) -> SiteBatch:
-    """The current batch of a ``score`` output folder (or one batch folder), every file checked (CONTRACT §6)."""
-    from healthscore.io.output import read_tables
-
-    d = Path(scores_dir)
-    if not d.is_dir():
-        raise SiteError(f"{d} does not exist or is not a folder: point --scores at the output folder of "
-                        "`healthscore score --out DIR` (it holds current/, scores.parquet and history.parquet)")
-    batch, tables = read_tables(d, ("scores.parquet", "history.parquet", "explanations.parquet", "portfolio.csv"))
-    if batch is None or tables["scores.parquet"] is None:
-        raise SiteError(f"{d} holds no complete score batch (no current batch with scores.parquet): run "
-                        f"`healthscore score --data DATA --as-of DATE --out {d}` first, or point --scores at the "
-                        "output folder of a score run")
-    from healthscore.scoring import SCORE_COLUMNS
-
-    scores = tables["scores.parquet"].sort_values("account_id", kind="stable").reset_index(drop=True)
-    scores["account_id"] = scores["account_id"].astype(str)
-    for column in SCORE_COLUMNS:  # a batch of `score --table` has no contracts, CSMs or plays: empty columns
-        if column not in scores:
-            scores[column] = pd.Series(pd.NaT if column in ("as_of", "renewal_date") else None, index=scores.index,
-                                       dtype="datetime64[ns]" if column in ("as_of", "renewal_date") else object)
-    return SiteBatch(batch.root, batch.manifest, scores, tables["history.parquet"], tables["explanations.parquet"],
-                     tables["portfolio.csv"])
 
 
 # ---- names of pages ---------------------------------------------------------------------------------------
@@ -538,12 +489,10 @@ def _write_site(batch: SiteBatch, root: Path, *, config: Config, share: bool, re
 
 def _write_pages(batch: SiteBatch, root: Path, w: _Writer, *, config: Config, share: bool, reports: Path | None,
                  final: Path) -> SiteResult:
-    from healthscore.reports import share as share_mod
-
+    """Every page of the site into ``root``: shared reports, accounts, CSM books, the model page, the index."""
     env = template_env()
     s = _frame(batch, config)
     manifest = batch.manifest or {}
-    h, days = _history_dates(batch.history)
     records = _frame_records(s)
     rows = [_account_row(r) for r in records]
     weights = share_mod.component_weights(batch.scores)
@@ -551,23 +500,45 @@ def _write_pages(batch: SiteBatch, root: Path, w: _Writer, *, config: Config, sh
               "accounts": len(s), "scored": int((s["status"] == "scored").sum()), "band_labels": BAND_LABELS,
               "money": _money}
     history, hist_ranges = _by_account(batch.history, then="as_of")
+    shared_ids = _write_shared(batch, records, history, hist_ranges, w, env, weights=weights, config=config) \
+        if share else set()
+    _write_accounts(batch, records, history, hist_ranges, w, env, shared_ids=shared_ids, config=config)
+    books = _write_books(rows, w, env, common)
+    copied = _write_model_page(s, w, env, common, manifest, weights=weights, reports=reports, config=config)
+    index = _write_index(batch, s, rows, books, w, env, common, config=config)
+    site_manifest = {"format": 1, "batch": batch.name, "as_of": batch.as_of, "scores": str(batch.root),
+                     "model_version": manifest.get("model_version"), "accounts": len(s), "csm_pages": len(books),
+                     "shared": len(shared_ids), "model_reports": copied, "pages": len(w.pages) + 1}
+    w.write(SITE_MANIFEST, json.dumps(site_manifest, indent=2, sort_keys=True, default=str) + "\n")
+    return SiteResult(root=final, index=final / index.relative_to(root), accounts=len(s), csms=len(books),
+                      shared=len(shared_ids), model_reports=tuple(copied))
+
+
+
+
+def _write_shared(batch: SiteBatch, records, history, hist_ranges, w: _Writer, env, *, weights, config: Config
+                  ) -> set[str]:
+    """The customer-facing report of every scored account; their ids."""
+    shared_ids: set[str] = set()
+    standing = share_mod.standings(batch.scores, config)
+    share_tpl = env.get_template("site/share.html")
+    for r in records:
+        if r["status"] != "scored":
+            continue
+        aid = r["account_id"]
+        own = _rows_of(history, hist_ranges, aid) or {}
+        own = [dict(zip(own, values)) for values in zip(*own.values())]
+        report = share_mod.shared_report(r, own, weights=weights, standing=standing.get(aid), config=config)
+        w.write(f"share/{r['_page']}.html", share_tpl.render(r=report))
+        shared_ids.add(aid)
+    return shared_ids
+
+
+def _write_accounts(batch: SiteBatch, records, history, hist_ranges, w: _Writer, env, *, shared_ids: set[str],
+                    config: Config) -> None:
+    """Per-account pages: one environment, one template, each account's own rows (the batch is read once)."""
     explanations, expl_ranges = _by_account(batch.explanations,
                                             ("account_id", "feature", "component", "value", "contribution"))
-    shared_ids: set[str] = set()
-    if share:
-        standing = share_mod.standings(batch.scores, config)
-        share_tpl = env.get_template("site/share.html")
-        for r in records:
-            if r["status"] != "scored":
-                continue
-            aid = r["account_id"]
-            own = _rows_of(history, hist_ranges, aid) or {}
-            own = [dict(zip(own, values)) for values in zip(*own.values())]
-            report = share_mod.shared_report(r, own, weights=weights, standing=standing.get(aid), config=config)
-            w.write(f"share/{r['_page']}.html", share_tpl.render(r=report))
-            shared_ids.add(aid)
-
-    # per-account pages: one environment, one template, each account's own rows (the batch is read once)
     account_tpl = env.get_template("site/account.html")
     for r in records:
         aid = r["account_id"]
@@ -578,7 +549,9 @@ def _write_pages(batch: SiteBatch, root: Path, w: _Writer, *, config: Config, sh
             **ctx, trend=_trend(exp, r, config), csm_page=r["_csm_page"], csm=r["_csm"],
             share_page=r["_page"] if aid in shared_ids else None))
 
-    # per-CSM books of business
+
+def _write_books(rows, w: _Writer, env, common: dict) -> dict[str, Book]:
+    """Per-CSM books of business: their accounts, renewals in the next 90 days, the plays due."""
     books: dict[str, Book] = {}
     for row in rows:
         books.setdefault(row["csm"], Book(row["csm"], row["csm_page"])).rows.append(row)
@@ -594,8 +567,12 @@ def _write_pages(batch: SiteBatch, root: Path, w: _Writer, *, config: Config, sh
             **common, csm=book.csm, page=book.page, rows=accounts, plays=plays, renewals=renewals,
             book_arr=arr, band_counts={b: sum(1 for x in book.rows if x["band"] == b) for b in (*BANDS, "")},
             renewals_days=RENEWALS_DAYS))
+    return books
 
-    # the model page, and the full reports beside it
+
+def _write_model_page(s: pd.DataFrame, w: _Writer, env, common: dict, manifest: dict, *, weights, reports,
+                      config: Config) -> list[str]:
+    """The model page, and the full reports beside it (when ``reports`` holds them); the reports copied."""
     copied = []
     if reports is not None:
         for name in MODEL_REPORTS:
@@ -628,8 +605,13 @@ def _write_pages(batch: SiteBatch, root: Path, w: _Writer, *, config: Config, sh
         **common, model_uri=_text(manifest.get("model_uri")), data_source=_text(manifest.get("data_source")),
         weight_rows=weight_rows, weights_chart=weights_chart, by_band=by_band, reports=copied,
         report_labels=MODEL_REPORTS, bands=config.bands))
+    return copied
 
-    # the index
+
+def _write_index(batch: SiteBatch, s: pd.DataFrame, rows, books: dict, w: _Writer, env, common: dict, *,
+                 config: Config) -> Path:
+    """The portfolio index: bands, ARR, charts, migration, alerts and the table of every account."""
+    h, days = _history_dates(batch.history)
     band_rows = _band_summary(s)
     tables = _portfolio_tables(batch, s)
     spreads = _distribution(h, days)
@@ -660,19 +642,13 @@ def _write_pages(batch: SiteBatch, root: Path, w: _Writer, *, config: Config, sh
     js, js_hash = _script()
     segments = sorted({r["segment"] for r in rows if r["segment"]})
     csms = sorted(books)
-    index = w.write("index.html", env.get_template("site/index.html").render(
+    return w.write("index.html", env.get_template("site/index.html").render(
         **common, band_rows=band_rows, tables=tables, spreads=spreads, migration=_migration(h, days, s, batch.as_of),
         alerts=alerts[:ALERTS_LISTED], alert_count=len(alerts), arr_chart=arr_chart, risk_chart=risk_chart,
         segment_chart=segment_chart, dist_chart=dist_chart, books=[books[k] for k in csms],
         book_pages={b.page for b in books.values()},
         segments=segments, data=json_for_html({"columns": list(ROW_COLUMNS), "rows": _index_rows(s)}),
         script=js, script_hash=js_hash, page_rows=PAGE_ROWS, bands=config.bands))
-    site_manifest = {"format": 1, "batch": batch.name, "as_of": batch.as_of, "scores": str(batch.root),
-                     "model_version": manifest.get("model_version"), "accounts": len(s), "csm_pages": len(books),
-                     "shared": len(shared_ids), "model_reports": copied, "pages": len(w.pages) + 1}
-    w.write(SITE_MANIFEST, json.dumps(site_manifest, indent=2, sort_keys=True, default=str) + "\n")
-    return SiteResult(root=final, index=final / index.relative_to(root), accounts=len(s), csms=len(books),
-                      shared=len(shared_ids), model_reports=tuple(copied))
 
 
 def _by_account(frame: pd.DataFrame | None, columns: tuple[str, ...] | None = None, *, then: str | None = None
