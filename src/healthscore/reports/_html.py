@@ -18,6 +18,15 @@ import pandas as pd
 from healthscore.reports.plots import plt
 
 
+def as_number(value: Any) -> float | None:
+    """A cell as a float, or None when it is missing, NaN or not a number."""
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        return None
+    return None if math.isnan(v) else v
+
+
 def fmt_number(value: Any, digits: int = 3) -> str:
     """A number with ``digits`` decimals; missing or NaN as an en dash."""
     try:

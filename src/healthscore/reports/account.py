@@ -29,6 +29,7 @@ from healthscore.config import COMPONENTS
 from healthscore.errors import HealthscoreError, closest
 from healthscore.explain import CONTRIB_COLUMNS, feature_catalogue, feature_label, format_value
 from healthscore.io.output import read_tables
+from healthscore.reports._html import as_number as _num
 from healthscore.reports._html import png_data_uri, template_env
 from healthscore.reports.plots import plt  # the Agg backend, selected before pyplot is imported
 
@@ -155,14 +156,6 @@ def split_rounded(values: list[float], total: float, *, decimals: int = 1) -> li
 
 def _signed(x: float) -> str:
     return f"{x:+.1f}".replace("+0.0", "0.0").replace("-0.0", "0.0")
-
-
-def _num(x) -> float | None:
-    try:
-        v = float(x)
-    except (TypeError, ValueError):
-        return None
-    return None if math.isnan(v) else v
 
 
 def _text(x) -> str:

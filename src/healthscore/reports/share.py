@@ -26,6 +26,7 @@ from healthscore.config import COMPONENTS, Config
 from healthscore.errors import HealthscoreError
 from healthscore.explain import CONTRIB_COLUMNS
 from healthscore.io.write import write_text_atomic
+from healthscore.reports._html import as_number as _num
 from healthscore.reports._html import template_env
 from healthscore.reports._svg import Point, trend_chart
 from healthscore.reports.account import split_rounded
@@ -91,14 +92,6 @@ class SharedReport:
     steps: tuple[str, ...] = ()
     due: str = ""
     notes: list[str] = field(default_factory=list)
-
-
-def _num(x) -> float | None:
-    try:
-        v = float(x)
-    except (TypeError, ValueError):
-        return None
-    return None if math.isnan(v) else v
 
 
 def _day(x) -> date | None:

@@ -48,6 +48,7 @@ from healthscore.config import (
 )
 from healthscore.reports import _svg
 from healthscore.reports import share as share_mod
+from healthscore.reports._html import as_number as _num
 from healthscore.reports._html import template_env
 from healthscore.reports.account import COMPONENT_LABELS, explanation_from_rows, html_context
 from healthscore.reports.batch_view import SiteBatch, SiteError, read_batch
@@ -102,14 +103,6 @@ def _text(x) -> str:
     if x is None or x is pd.NA or x is pd.NaT or (isinstance(x, float) and math.isnan(x)):
         return ""
     return str(x)
-
-
-def _num(x) -> float | None:
-    try:
-        v = float(x)
-    except (TypeError, ValueError):
-        return None
-    return None if math.isnan(v) else v
 
 
 def _money(x) -> str:
