@@ -107,13 +107,13 @@ def test_spark_udf_scores_equal_the_pyfunc_row_by_row(spark, world):
     import mlflow.pyfunc
 
     from healthscore.spark import features_to_spark, score_spark
-    from healthscore.tracking import _plain_frame
+    from healthscore.tracking import plain_frame
 
     feats = build_features(world["ds"], world["rows"], config=world["features_config"])
     pyfunc = mlflow.pyfunc.load_model(world["uri"])
     names = pyfunc.metadata.get_input_schema().input_names()
     # the single-machine result: the same pyfunc on the same rows, as the signature's plain types
-    expected = pyfunc.predict(_plain_frame(feats[names]))
+    expected = pyfunc.predict(plain_frame(feats[names]))
     sdf = features_to_spark(spark, feats[names].assign(row=np.arange(len(feats))))
     got = score_spark(spark, sdf, world["uri"]).toPandas().sort_values("row").reset_index(drop=True)
     assert len(got) == len(expected)
