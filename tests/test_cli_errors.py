@@ -96,10 +96,11 @@ def test_an_out_that_is_a_file_is_refused_before_any_work(capsys, tmp_path, monk
 
 
 @pytest.fixture()
-def in_process_model(monkeypatch):
+def in_process_model(monkeypatch, mlflow_store):
     from healthscore import tracking
 
     world = ops_world()
+    # the model comes from memory; the batch's run goes to this test's own store (mlflow_store), never the cwd
     monkeypatch.setattr(tracking, "load_model", lambda uri, **kwargs: world["loaded"])
     return world
 

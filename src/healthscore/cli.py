@@ -438,14 +438,14 @@ def demo(
     seed: Annotated[int, typer.Option("--seed", help="Seed of the simulated world.")] = 7,
     config: ConfigOpt = None,
 ) -> None:
-    """Simulate a world, train, register, score twice a month apart and write reports (local MLflow store)."""
+    """Simulate a world, train, score, backtest and build the site, all under --out (its own MLflow store)."""
     from healthscore.jobs.demo import demo_job
 
     result = demo_job(out, config=_config(config), accounts=accounts, seed=seed, console=console,
                       progress=_progress(False))
     console.print(
         f"\noutputs: data in {result['data']}, scores/explanations/history/portfolio in {result['scores']}, "
-        f"MLflow store {os.environ.get('MLFLOW_TRACKING_URI') or Path.cwd() / 'mlflow.db'}\n"
+        f"MLflow store {result['store']} (its own, under --out)\n"
         f"explain one account: healthscore explain --scores {result['scores']} ACCOUNT_ID --html account.html"
     )
 

@@ -13,6 +13,7 @@ import pandas as pd
 
 from healthscore import gates, tracking
 from healthscore.config import Config
+from healthscore.errors import TrackingError
 from healthscore.io import load_dataset
 from healthscore.io.flat_table import read_table
 from healthscore.io.output import OutputDir
@@ -90,7 +91,10 @@ def score_job(
             paths = write_batch(batch, od, info=info)
     trained_on, known = _trained_on(loaded, batch)
     if uri.startswith(("models:/", "runs:/")):  # a model from the store: the batch is recorded beside it
-        tracking.log_run(batch_record(batch, loaded, uri=uri, data=data, fingerprint=ds.fingerprint))
+        try:
+            tracking.log_run(batch_record(batch, loaded, uri=uri, data=data, fingerprint=ds.fingerprint))
+        except TrackingError as exc:  # the batch is published already: say so, do not fail the run
+            known.append(f"the batch was written but not recorded in MLflow ({exc})")
     return ScoreOutcome(batch=batch, paths=paths, model_version=loaded.version, trained_on=trained_on,
                         notes=[*ds.warnings, *od.notes, *notes, *known], readiness=readiness)
 
