@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from datetime import date
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -340,3 +341,19 @@ def test_every_batch_is_recorded_as_a_run_with_its_counts(world):
         assert last.metrics[f"band.{band}"] == n
     assert last.metrics["status.scored"] == (s["status"] == "scored").sum()
     assert last.params["model_version"] == world["trained"].version
+
+
+def test_the_registered_models_input_example_is_strict_json(world):
+    import json
+
+    import mlflow
+
+    mlflow.set_tracking_uri(f"sqlite:///{world['root'] / 'mlflow.db'}")
+    local = mlflow.artifacts.download_artifacts(artifact_uri=world["uri"], dst_path=str(world["root"] / "model"))
+    text = next(Path(local).rglob("serving_input_example.json")).read_text(encoding="utf-8")
+
+    def refuse(constant):
+        raise ValueError(f"not strict JSON: {constant}")
+
+    example = json.loads(text, parse_constant=refuse)  # NaN / Infinity would raise
+    assert "NaN" not in text and example

@@ -232,7 +232,7 @@ def log_model(
             python_model=HealthScorePyfunc(),
             artifacts={"health_model": str(path)},
             signature=signature,
-            input_example=example,
+            input_example=strict_example(example, health_model),
             pip_requirements=_requirements(),
         )
     client = MlflowClient()
@@ -251,6 +251,22 @@ def log_model(
         raise TrackingError(f"registered {model_name} version {version}, but @{alias} now points to version "
                             f"{actual}: another run moved it at the same moment; check the registry")
     return version, alias
+
+
+def strict_example(example: pd.DataFrame, health_model: Any) -> pd.DataFrame:
+    """The input example with no missing cell, so ``serving_input_example.json`` is strict JSON (no bare NaN):
+    a number missing in every example row takes 0, one missing in some rows the rows' median; a category the
+    first one the model knows. (Missing values stay valid input: every column is optional in the signature.)"""
+    out = example.copy()
+    for column in out.columns:
+        values = out[column]
+        if column in getattr(health_model, "categories", {}):
+            known = health_model.categories.get(column) or [""]
+            out[column] = values.where(values.notna(), known[0])
+        else:
+            median = pd.to_numeric(values, errors="coerce").median()
+            out[column] = pd.to_numeric(values, errors="coerce").fillna(0.0 if pd.isna(median) else float(median))
+    return out
 
 
 def plain_frame(frame: pd.DataFrame) -> pd.DataFrame:
