@@ -1,4 +1,4 @@
-"""The registered model is the evaluated procedure refit on every row; the scorecard start."""
+"""The registered model is the evaluated procedure refit on every row; the scorecard starts."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import pytest
 from _fast import fast_model
 from healthscore.config import config_from_dict
 from healthscore.explain import explain_frame
-from healthscore.model.linear import ScorecardStart
+from healthscore.model.linear import LearnedScorecardStart, ScorecardStart
 from healthscore.model.split import split_by_renewal_date
 from healthscore.model.train import TrainingSet, fit_health_model
 
@@ -94,7 +94,8 @@ def test_scorecard_start_is_exact_additive_and_ranks_as_the_scorecard() -> None:
 def test_with_few_renewals_cv_may_choose_the_scorecard_and_says_so() -> None:
     # 240 renewals, a weak signal that the hand weights already have right: the line and trees overfit
     ts = _dated_set(240, 4, signal=0.6)
-    result = fit_health_model(ts, config=config_from_dict(FAST))
+    config = config_from_dict({"model": {**FAST["model"], "learned_scorecard_start": "off"}})
+    result = fit_health_model(ts, config=config)
     assert set(result.cv_results["start"]) == {"constant", "linear", "scorecard"}
     chosen = result.cv_results.iloc[0]
     assert chosen["start"] == "scorecard" and chosen["within_one_se"]
@@ -111,12 +112,72 @@ def test_scorecard_start_is_a_candidate_only_when_asked() -> None:
     assert "scorecard" not in set(result.cv_results["start"])
 
 
+@pytest.mark.parametrize("key", ["scorecard_start", "learned_scorecard_start"])
 @pytest.mark.parametrize("value", ["sometimes", "on"])
-def test_config_rejects_unknown_scorecard_start(value) -> None:
+def test_config_rejects_unknown_scorecard_start(key, value) -> None:
     from healthscore.errors import ConfigError
 
-    with pytest.raises(ConfigError, match="scorecard_start"):
-        config_from_dict({"model": {"scorecard_start": value}})
+    with pytest.raises(ConfigError, match=key):
+        config_from_dict({"model": {key: value}})
+
+
+def _weighted_wrong(n: int, seed: int) -> TrainingSet:
+    """Tickets ``b`` drive renewal and usage ``a`` barely does, while the hand weights favour usage; ``d`` is
+    directed +1 but really lowers renewal odds (a weight must never follow it the wrong way). Both counts are
+    heavy-tailed and act through their logarithm: monotone, not linear, as CS signals usually are."""
+    rng = np.random.default_rng(seed)
+    a = rng.lognormal(2.0, 1.0, size=n)
+    b = rng.lognormal(0.0, 1.5, size=n)
+    d = rng.normal(size=n)
+    index = 0.1 * (np.log(a) - 2) - 1.5 * np.log1p(b) - 0.8 * d + 2.5
+    y = (rng.random(n) < 1 / (1 + np.exp(-index))).astype(int)
+    dates = pd.Timestamp("2023-01-01") + pd.to_timedelta(np.sort(rng.integers(0, 730, size=n)), unit="D")
+    a[rng.random(n) < 0.1] = np.nan  # missing values sit at the neutral 50th percentile
+    rows = pd.DataFrame({"contract_id": [f"C-{i}" for i in range(n)], "renewal_date": dates})
+    return TrainingSet(features=pd.DataFrame({"a": a, "b": b, "c": rng.normal(size=n), "d": d}), label=y,
+                       rows=rows, components={"a": "usage", "b": "support", "c": "feedback", "d": "engagement"},
+                       directions={"a": 1, "b": -1, "c": 0, "d": 1}, categorical=[], group_columns=())
+
+
+def test_learned_scorecard_start_learns_the_weights_the_hand_got_wrong_and_stays_exact() -> None:
+    from sklearn.metrics import roc_auc_score
+
+    from healthscore.model.baselines import Scorecard
+
+    train, held = _weighted_wrong(1500, 21), _weighted_wrong(1500, 22)
+    start = LearnedScorecardStart.fit(train.features, train.label, components=train.components,
+                                      directions=train.directions)
+    # the weight of tickets exceeds usage's; "d" (directed +1, really harmful) gets no weight, never a negative
+    assert start.weights["b"] > 3 * start.weights.get("a", 0.0)
+    assert "d" not in start.weights and "c" not in start.weights
+    assert all(w > 0 for w in start.weights.values())
+    assert start.l2 in (1.0, 10.0, 100.0)
+    weights = {"usage": 60.0, "support": 20.0, "feedback": 10.0, "engagement": 10.0}
+    card = Scorecard(weights=weights, components=train.components, directions=train.directions).fit(train.features)
+    learned_auc = roc_auc_score(held.label, start.margin(held.features))
+    hand_auc = roc_auc_score(held.label, card.predict_score(held.features))
+    assert learned_auc > hand_auc + 0.03
+    # exact SHAP: contributions add up to the margin, 0 for features it ignores
+    contrib = start.contributions(held.features)
+    np.testing.assert_allclose(contrib.sum(axis=1) + start.expected_margin, start.margin(held.features), atol=1e-10)
+    assert (contrib[["c", "d"]] == 0).all().all()
+    again = pickle.loads(pickle.dumps(start))
+    np.testing.assert_array_equal(again.margin(held.features), start.margin(held.features))
+
+
+def test_learned_scorecard_start_is_a_cv_candidate_and_can_be_turned_off() -> None:
+    ts = _weighted_wrong(900, 23)
+    result = fit_health_model(ts, config=config_from_dict(FAST))
+    assert "learned_scorecard" in set(result.cv_results["start"])
+    off = fit_health_model(ts, config=config_from_dict({"model": {**FAST["model"],
+                                                                  "learned_scorecard_start": "off"}}))
+    assert "learned_scorecard" not in set(off.cv_results["start"])
+    # monotone but not linear in the raw counts: the learned scorecard beats the line and is chosen
+    assert result.model.metadata["start"] == "learned_scorecard"
+    assert result.model.form.startswith("learned-scorecard start")
+    out = explain_frame(result.model, ts.features)
+    points = out.filter(like="contrib_").sum(axis=1) + out["baseline"]
+    np.testing.assert_allclose(points, 100 * out["probability"], atol=1e-9)
 
 
 def test_platt_never_reverses_the_order_of_margins() -> None:

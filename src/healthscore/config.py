@@ -126,6 +126,10 @@ class ModelConfig:
     #: logistic fit: with few renewals that is often the best a model can do. "auto" (a candidate when
     #: ``linear_start`` is "auto") or "off".
     scorecard_start: str = "auto"
+    #: Also let CV start from a scorecard whose weights are learned: each directed feature's percentile (as
+    #: the scorecard reads it) with one non-negative weight per feature from a logistic fit
+    #: (``LearnedScorecardStart``). "auto" (a candidate when ``linear_start`` is "auto") or "off".
+    learned_scorecard_start: str = "auto"
     #: After the time-ordered evaluation, refit the same settings on every renewal decided before as-of
     #: (calibrated on time-ordered out-of-fold margins): that model is registered and scores accounts. The
     #: newest renewals are the most informative; the evaluation measures the procedure. false: register
@@ -615,6 +619,7 @@ def _check(cfg: Config, problems: list[str]) -> None:
     for section, key, allowed in (("model", "linear_start", ("auto", "on", "off")),
                                   ("model", "calibration_rows", ("auto", "holdout", "cross_fit")),
                                   ("model", "scorecard_start", ("auto", "off")),
+                                  ("model", "learned_scorecard_start", ("auto", "off")),
                                   ("features", "usage_by_feature", USAGE_BY_FEATURE)):
         value = getattr(getattr(cfg, section), key)
         if value not in allowed:

@@ -65,7 +65,8 @@ class HealthModel:
         trees = int(self.params.get("num_boost_round", 0)) if self.has_trees else 0
         if self.linear is None:
             return f"{trees} trees"
-        start = "scorecard start" if type(self.linear).__name__ == "ScorecardStart" else "logistic start"
+        start = {"ScorecardStart": "scorecard start", "LearnedScorecardStart": "learned-scorecard start"}.get(
+            type(self.linear).__name__, "logistic start")
         return f"{start} + {trees} trees" if trees else f"{start} alone"
 
     def use_booster(self, booster: lgb.Booster | None) -> None:

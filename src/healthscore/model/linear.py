@@ -196,10 +196,11 @@ class ScorecardStart:
         return base
 
     def margin(self, X: pd.DataFrame) -> np.ndarray:
-        """Log-odds of renewal from the scorecard start alone."""
+        """Log-odds of renewal from the scorecard start alone: ``a + b × Σ_f k_f × percentile_f / 100``."""
         if not self.weights:
             return np.full(len(X), self.a)
-        return self.a + self.b * self.scorecard.predict_score(X) / 100.0
+        pct = self.scorecard.feature_percentiles(X)
+        return self.a + self.b * sum(k * pct[f].to_numpy() for f, k in self.weights.items()) / 100.0
 
     @property
     def used(self) -> list[str]:
@@ -218,3 +219,95 @@ class ScorecardStart:
         for f, k in self.weights.items():
             out[f] = self.b * k * (pct[f].to_numpy() - self.mean_pct[f]) / 100.0
         return out
+
+
+#: L2 penalties a learned scorecard chooses between (by inner stratified CV log loss; the loss is summed
+#: over rows, so the same penalty regularises less as renewals accumulate)
+LEARNED_L2 = (1.0, 10.0, 100.0)
+
+
+@dataclass
+class LearnedScorecardStart(ScorecardStart):
+    """A scorecard whose weights are learned from renewals: log-odds ``a + Σ_f w_f × percentile_f / 100``.
+
+    Why. The scorecard's inputs are robust — each directed feature as its percentile among the training
+    rows, flipped when more is worse, missing at the neutral 50 — so a heavy tail or a count's scale cannot
+    dominate, and a weight means the same on any data. The hand-weighted scorecard fixes the weights by
+    component; this start learns one weight per feature from the renewal outcomes (a logistic regression on
+    the percentiles), each constrained to be at least 0, so more of a healthy signal never lowers the score
+    (the catalogue's directions, as the trees' monotone constraints). Measured on the b2b world it ranks
+    later renewals better than both the hand weights and a logistic regression on the raw features; CV
+    compares it with the other starts, so where it is worse (the subscription world) it is not chosen.
+
+    Every directed numeric feature takes part, whatever its component's hand weight (``b`` is 1; the
+    weights are in log-odds per 100 percentile points). The L2 penalty is chosen from ``LEARNED_L2`` by a
+    3-fold stratified CV inside the rows it is fitted on. SHAP values are exact, as for the parent.
+    """
+
+    l2: float = 0.0
+
+    @classmethod
+    def fit(cls, X: pd.DataFrame, y: np.ndarray, *, components: dict[str, str], directions: dict[str, int],
+            seed: int = 42) -> LearnedScorecardStart:
+        every = {c: 1.0 for c in set(components.values())}
+        card = Scorecard(weights=every, components=components, directions=directions).fit(X)
+        base = cls(feature_names=list(X.columns), scorecard=card, b=1.0)
+        y = np.asarray(y, dtype=int)
+        pct = card.feature_percentiles(X)
+        names = list(pct.columns)
+        rate = float(np.clip(np.mean(y), 1e-6, 1 - 1e-6))
+        base.a = float(np.log(rate / (1 - rate)))
+        if names and len(np.unique(y)) == 2:
+            Z = pct.to_numpy(dtype=float) / 100.0
+            base.l2 = _choose_l2(Z, y, seed=seed)
+            w = _nonnegative_logit(Z, y, base.l2)
+            base.a = float(w[0])
+            base.weights = {f: float(k) for f, k in zip(names, w[1:]) if k > 1e-9}
+        base.mean_pct = {f: float(pct[f].mean()) for f in base.weights}
+        return base
+
+
+def _nonnegative_logit(Z: np.ndarray, y: np.ndarray, l2: float) -> np.ndarray:
+    """``[intercept, w...]`` minimising the summed log loss + ``l2/2 ‖w‖²`` with every ``w ≥ 0`` (L-BFGS-B)."""
+    from scipy.optimize import minimize
+
+    t = np.asarray(y, dtype=float)
+    centre = Z.mean(axis=0)
+    Zc = Z - centre  # centred for conditioning; the intercept absorbs the shift
+
+    def objective(v: np.ndarray) -> tuple[float, np.ndarray]:
+        m = v[0] + Zc @ v[1:]
+        p = 1.0 / (1.0 + np.exp(-m))
+        r = p - t
+        value = float(np.sum(np.logaddexp(0.0, m) - t * m) + 0.5 * l2 * v[1:] @ v[1:])
+        return value, np.concatenate([[r.sum()], Zc.T @ r + l2 * v[1:]])
+
+    rate = float(np.clip(t.mean(), 1e-6, 1 - 1e-6))
+    v0 = np.concatenate([[np.log(rate / (1 - rate))], np.zeros(Z.shape[1])])
+    res = minimize(objective, v0, jac=True, method="L-BFGS-B",
+                   bounds=[(None, None)] + [(0.0, None)] * Z.shape[1], options={"maxiter": 500})
+    w = np.asarray(res.x, dtype=float)
+    w[1:] = np.clip(w[1:], 0.0, None)
+    return np.concatenate([[w[0] - centre @ w[1:]], w[1:]])
+
+
+def _choose_l2(Z: np.ndarray, y: np.ndarray, *, seed: int, folds: int = 3) -> float:
+    """The penalty from ``LEARNED_L2`` with the lowest stratified-CV log loss (the largest when too few rows)."""
+    counts = np.bincount(y, minlength=2)
+    if counts.min() < 2 * folds:
+        return LEARNED_L2[-1]
+    rng = np.random.default_rng(seed)
+    fold = np.empty(len(y), dtype=int)
+    for label in (0, 1):
+        idx = np.flatnonzero(y == label)
+        fold[rng.permutation(idx)] = np.arange(len(idx)) % folds
+    losses = []
+    for l2 in LEARNED_L2:
+        total = 0.0
+        for k in range(folds):
+            tr, va = fold != k, fold == k
+            w = _nonnegative_logit(Z[tr], y[tr], l2 * tr.mean())
+            m = w[0] + Z[va] @ w[1:]
+            total += float(np.sum(np.logaddexp(0.0, m) - y[va] * m))
+        losses.append(total)
+    return LEARNED_L2[int(np.argmin(losses))]

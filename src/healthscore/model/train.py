@@ -22,7 +22,7 @@ from healthscore.model.baselines import Scorecard, logistic_baseline, logistic_p
 from healthscore.model.calibrate import Calibrator, calibrated_losses
 from healthscore.model.evaluate import evaluate_predictions, reliability_table
 from healthscore.model.health_model import HealthModel, combined_margin
-from healthscore.model.linear import LinearStart, ScorecardStart
+from healthscore.model.linear import LearnedScorecardStart, LinearStart, ScorecardStart
 from healthscore.model.split import split_by_renewal_date, time_folds
 from healthscore.timeline import data_end, no_training_rows_reason, scoring_rows, training_rows
 
@@ -118,8 +118,9 @@ MIN_TREES = 20
 TREE_CHECKPOINTS = (0.25, 0.5, 1.0)
 
 
-#: the starts CV may choose between (``model.linear_start``, ``model.scorecard_start``)
-STARTS = ("constant", "linear", "scorecard")
+#: the starts CV may choose between (``model.linear_start``, ``model.scorecard_start``,
+#: ``model.learned_scorecard_start``)
+STARTS = ("constant", "linear", "scorecard", "learned_scorecard")
 
 
 def start_fitters(config: Config, *, categorical: list[str], monotone: dict[str, int],
@@ -131,6 +132,8 @@ def start_fitters(config: Config, *, categorical: list[str], monotone: dict[str,
     - ``linear``: a logistic regression's log-odds (``model/linear.py``; ``auto`` or ``on``).
     - ``scorecard``: the hand-weighted scorecard's score, scaled by a one-input logistic fit
       (``model.scorecard_start: auto`` with ``linear_start: auto``; needs components and directions).
+    - ``learned_scorecard``: the scorecard's percentiles with one non-negative weight per feature learned
+      from the renewals (``model.learned_scorecard_start: auto`` with ``linear_start: auto``).
     """
     m = config.model
     out: dict[str, Callable[[pd.DataFrame, np.ndarray], Any] | None] = {}
@@ -142,6 +145,9 @@ def start_fitters(config: Config, *, categorical: list[str], monotone: dict[str,
         out["scorecard"] = lambda X, y: ScorecardStart.fit(
             X, y, weights=config.scorecard.weights, components=components,
             directions={f: directions.get(f, 0) for f in X.columns})
+    if m.learned_scorecard_start == "auto" and m.linear_start == "auto" and components and directions:
+        out["learned_scorecard"] = lambda X, y: LearnedScorecardStart.fit(
+            X, y, components=components, directions={f: directions.get(f, 0) for f in X.columns}, seed=m.seed)
     return out
 
 
@@ -159,7 +165,7 @@ def _fold_starts(fitters: dict[str, Callable | None], X: pd.DataFrame, y: np.nda
         inits[name] = []
         for tr, va in folds:
             start = fit(X.iloc[tr], y[tr])
-            if name == "scorecard" and not start.weights:
+            if name in ("scorecard", "learned_scorecard") and not start.weights:
                 break
             inits[name].append((start.margin(X.iloc[tr]), start.margin(X.iloc[va])))
         else:
