@@ -357,3 +357,134 @@ def test_the_registered_models_input_example_is_strict_json(world):
 
     example = json.loads(text, parse_constant=refuse)  # NaN / Infinity would raise
     assert "NaN" not in text and example
+
+
+def _served_rows(world):
+    """The batch's scored accounts as a client would send them: raw features plus account_id, plain types."""
+    import mlflow
+
+    from healthscore.model.card import features_config_of
+    from healthscore.timeline import scoring_rows
+    from healthscore.tracking import plain_frame
+
+    mlflow.set_tracking_uri(f"sqlite:///{world['root'] / 'mlflow.db'}")
+    pyfunc = mlflow.pyfunc.load_model(world["uri"])
+    columns = pyfunc.metadata.metadata["input_columns"]
+    model = world["trained"].result.model
+    ds = load_dataset(world["data"])
+    rows = scoring_rows(ds, AS_OF_2).reset_index(drop=True)
+    from healthscore.features import build_features
+
+    feats = build_features(ds, rows, config=features_config_of(model, world["cfg"].features))
+    scored = (rows["status"] == "scored").to_numpy()
+    frame = plain_frame(feats.loc[scored, columns]).reset_index(drop=True)
+    return pyfunc, frame.assign(account_id=rows.loc[scored, "account_id"].astype(str).to_numpy())
+
+
+def test_the_served_model_returns_the_batchs_band_drivers_and_points(world):
+    pyfunc, frame = _served_rows(world)
+    served = pyfunc.predict(frame)
+    batch = world["second"].batch.scores.set_index("account_id").loc[frame["account_id"]]
+    assert list(served["account_id"]) == list(frame["account_id"])
+    assert (served["status"] == "scored").all()
+    np.testing.assert_allclose(served["probability"], batch["probability"], rtol=0, atol=1e-12)
+    np.testing.assert_array_equal(served["model_score"], batch["model_score"])
+    for col in ("driver_1", "driver_2", "driver_3", "positive_driver", *CONTRIB_COLUMNS):
+        assert served[col].tolist() == batch[col].tolist(), col
+    # the band of the model score (a served row has no CSM adjustment)
+    assert served["band"].tolist() == band_of(served["score"], world["cfg"]).tolist()
+    assert served["band"].nunique() > 1 and served["driver_1"].notna().all()
+
+
+def test_a_bad_request_is_refused_naming_every_problem(world):
+    from mlflow.exceptions import MlflowException
+
+    pyfunc, frame = _served_rows(world)
+    columns = pyfunc.metadata.metadata["input_columns"]
+    numeric = next(c for c in columns if c != "segment")
+    bad = frame.head(3).drop(columns=[numeric]).rename(columns={"segment": "segmnt"})
+    with pytest.raises(MlflowException) as err:
+        pyfunc.predict(bad)
+    message = err.value.message
+    assert f"missing column(s) (2): " in message and numeric in message and "segment" in message
+    assert "unknown column 'segmnt'; did you mean 'segment'?" in message
+    typo = frame.head(3).copy()
+    typo.loc[1, "segment"] = "Enterprise "
+    typo[numeric] = typo[numeric].astype("object")
+    typo.loc[2, numeric] = "twelve"
+    with pytest.raises(MlflowException) as err:
+        pyfunc.predict(typo)
+    message = err.value.message
+    assert "column 'segment': unknown value(s) 'Enterprise ' (rows 1); known: " in message
+    assert f"column '{numeric}': not a number: 'twelve' (rows 2)" in message
+    # a null is "not known", never a problem; a row with nothing known is kept with a status
+    empty = frame.head(2).copy()
+    empty.loc[0, columns] = None
+    out = pyfunc.predict(empty)
+    assert out["status"].tolist() == ["no_features", "scored"] and np.isnan(out.loc[0, "probability"])
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _post(url: str, payload: dict) -> tuple[int, dict]:
+    import json
+    import urllib.error
+    import urllib.request
+
+    request = urllib.request.Request(url, data=json.dumps(payload).encode(), method="POST",
+                                     headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=60) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as err:
+        return err.code, json.loads(err.read())
+
+
+def test_mlflow_models_serve_answers_a_good_and_a_bad_request(world):
+    import os
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+
+    _, frame = _served_rows(world)
+    rows = frame.head(3).astype("object").where(frame.head(3).notna(), None)
+    good = {"dataframe_split": {"columns": list(rows.columns), "data": rows.values.tolist()}}
+    bad_rows = rows.assign(segment=["Enterprise ", None, None])
+    bad = {"dataframe_split": {"columns": list(bad_rows.columns), "data": bad_rows.values.tolist()}}
+    port = _free_port()
+    # the server runs uvicorn from the venv's bin, as `make` puts it on PATH
+    env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{world['root'] / 'mlflow.db'}",
+           "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+    server = subprocess.Popen([sys.executable, "-m", "mlflow", "models", "serve", "-m", world["uri"],
+                               "--env-manager", "local", "-h", "127.0.0.1", "-p", str(port), "-w", "1"],
+                              env=env, cwd=world["root"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/ping", timeout=2) as r:
+                    if r.status == 200:
+                        break
+            except OSError:
+                pass
+            if server.poll() is not None or time.monotonic() > deadline:
+                raise AssertionError(f"the server did not start: {server.stderr.read().decode()[-2000:]}")
+            time.sleep(0.5)
+        status, body = _post(f"http://127.0.0.1:{port}/invocations", good)
+        assert status == 200, body
+        predictions = body["predictions"]
+        assert [p["account_id"] for p in predictions] == rows["account_id"].tolist()
+        assert all(p["band"] in ("healthy", "watch", "at_risk") and p["driver_1"] for p in predictions)
+        status, body = _post(f"http://127.0.0.1:{port}/invocations", bad)
+        assert status == 400
+        assert "column 'segment': unknown value(s) 'Enterprise ' (rows 0)" in body["message"]
+    finally:
+        server.terminate()
+        server.wait(timeout=30)

@@ -17,7 +17,7 @@ import joblib
 import pandas as pd
 
 from healthscore.errors import TrackingError
-from healthscore.explain import CONTRIB_COLUMNS, explain_frame
+from healthscore.explain import CONTRIB_COLUMNS, DRIVER_COLUMNS
 from healthscore.io.lock import FileLock
 
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
@@ -181,17 +181,56 @@ def git_commit() -> str:
         return "unknown"
 
 
-class HealthScorePyfunc(PythonModel):
-    """pyfunc wrapper: raw feature frame in; probability, model_score, baseline, contrib_* out.
+#: the column a client may send beside the model's inputs, echoed in the output to match rows
+SERVING_ID = "account_id"
 
-    Used by ``mlflow models serve`` and Spark's ``spark_udf``; the CLI loads the inner model directly.
+
+class HealthScorePyfunc(PythonModel):
+    """pyfunc wrapper (``mlflow models serve``, Spark's ``spark_udf``): the batch's engine on a client's rows.
+
+    Input: one column per model input (the model metadata's ``input_columns``, the raw features as
+    ``healthscore features`` writes them; null where not known) and optionally ``account_id``. Output, one
+    row per input row, in order: ``account_id`` (the row number when not sent), ``status`` (``scored``, or
+    ``no_features`` when every input is null), ``probability``, ``model_score``, ``score``, ``band``,
+    ``baseline``, ``contrib_*``, ``driver_1``–``driver_3`` and ``positive_driver`` — the columns and values
+    ``score_table`` writes for a flat table (no CSM adjustments: they need the raw tables). A request with
+    missing or unknown columns, unknown category values or text in a numeric column is refused as a whole:
+    an ``MlflowException`` (HTTP 400 from the scoring server) whose message lists every problem.
+    The CLI loads the inner model directly.
     """
+
+    def __init__(self, settings: dict | None = None):
+        #: the config sections scoring reads (bands, explain), as at training
+        self.settings = settings or {}
 
     def load_context(self, context) -> None:
         self.health_model = joblib.load(context.artifacts["health_model"])
 
     def predict(self, context, model_input: pd.DataFrame, params: dict | None = None) -> pd.DataFrame:
-        return explain_frame(self.health_model, model_input).reset_index(drop=True)
+        from mlflow.exceptions import MlflowException
+        from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
+
+        from healthscore.config import config_from_dict
+        from healthscore.scoring.batch import score_table
+
+        model = self.health_model
+        frame = pd.DataFrame(model_input).reset_index(drop=True)
+        problems = model.input_problems(frame, passthrough=(SERVING_ID,))
+        if problems:
+            raise MlflowException("healthscore cannot score this input:\n- " + "\n- ".join(problems),
+                                  error_code=INVALID_PARAMETER_VALUE)
+        ids = (frame[SERVING_ID].astype("object").where(frame[SERVING_ID].notna(), None)
+               if SERVING_ID in frame else pd.Series([str(i) for i in range(len(frame))], dtype="object"))
+        config = config_from_dict(getattr(self, "settings", {}) or {})
+        loaded = LoadedModel(model=model, version="", uri="", run_id=None)
+        scores = score_table(ids, frame[model.raw_input_columns()], loaded, config).scores
+        return scores.drop(columns=["model_version"]).reset_index(drop=True)
+
+
+def serving_settings(config: Any) -> dict:
+    """The config sections the served model scores with (bands and explanation thresholds)."""
+    return {"bands": {"healthy": config.bands.healthy, "watch": config.bands.watch},
+            "explain": {"min_points": config.explain.min_points}}
 
 
 @dataclass(frozen=True)
@@ -207,32 +246,35 @@ def log_model(
     *,
     input_example: pd.DataFrame,
     model_name: str,
+    settings: dict | None = None,
 ) -> tuple[str, str]:
     """Log the pyfunc in the active run, register it and set the alias; return (version, alias).
 
     The first version becomes ``champion``; later ones ``challenger`` (promotion is ``retrain``'s job).
+    The signature declares the outputs only: the pyfunc checks its input itself (``HealthModel.input_problems``),
+    so an unknown column or category is refused by name rather than dropped by MLflow's schema enforcement.
+    The input columns are the model metadata's ``input_columns`` and the input example's.
     """
-    from mlflow.models import infer_signature
-    from mlflow.types import ColSpec, Schema
+    from mlflow.models import ModelSignature, infer_signature
 
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "health_model.joblib"
         joblib.dump(health_model, path)
-        example = plain_frame(input_example.reset_index(drop=True))
-        with warnings.catch_warnings():  # "integer columns cannot hold missing values": model_score never is
+        columns = health_model.raw_input_columns()
+        example = strict_example(plain_frame(input_example[columns].reset_index(drop=True)), health_model)
+        pyfunc = HealthScorePyfunc(settings)
+        pyfunc.health_model = health_model
+        with warnings.catch_warnings():  # pandas' notes on all-null columns of the example's output
             warnings.simplefilter("ignore")
-            signature = infer_signature(example, explain_frame(health_model, example))
-        # Every input column optional: a scoring batch legitimately has missing values (no surveys yet, ...).
-        signature.inputs = Schema(
-            [ColSpec("string" if c in health_model.categories else "double", c, required=False)
-             for c in example.columns]
-        )
+            outputs = infer_signature(example, pyfunc.predict(None, example)).outputs
         info = mlflow.pyfunc.log_model(
             name="model",
-            python_model=HealthScorePyfunc(),
+            python_model=HealthScorePyfunc(settings),
             artifacts={"health_model": str(path)},
-            signature=signature,
-            input_example=strict_example(example, health_model),
+            signature=ModelSignature(inputs=None, outputs=outputs),
+            input_example=example,
+            metadata={"input_columns": columns, "categories": health_model.categories,
+                      "passthrough_columns": [SERVING_ID]},
             pip_requirements=_requirements(),
         )
     client = MlflowClient()
@@ -349,7 +391,7 @@ class LoggedRun:
 
 
 def log_run(record: RunRecord, *, model: Any = None, input_example: pd.DataFrame | None = None,
-            model_name: str | None = None) -> LoggedRun:
+            model_name: str | None = None, config: Any = None) -> LoggedRun:
     """Start (or join) the run, log params, metrics, tags, dicts and files; log and register ``model`` if given."""
     with run(experiment=record.experiment, run_name=record.run_name) as active:
         log_params_metrics(record.params, record.metrics, record.tags)
@@ -360,7 +402,8 @@ def log_run(record: RunRecord, *, model: Any = None, input_example: pd.DataFrame
                 mlflow.log_artifact(str(path), artifact_path=folder)
         version = alias = None
         if model is not None:
-            version, alias = log_model(model, input_example=input_example, model_name=model_name)
+            version, alias = log_model(model, input_example=input_example, model_name=model_name,
+                                       settings=serving_settings(config) if config is not None else None)
         return LoggedRun(run_id=active.info.run_id, version=version, alias=alias)
 
 
@@ -449,23 +492,31 @@ def model_aliases(model_name: str) -> dict[str, str]:
 
 # -- Spark: the registered model as a Spark UDF (needs the spark environment, docs/spark.md) -------------
 
+#: the pyfunc's output columns and their Spark types (``HealthScorePyfunc``)
+SPARK_OUTPUTS = (("account_id", "string"), ("status", "string"), ("probability", "double"),
+                 ("model_score", "double"), ("score", "double"), ("band", "string"), ("baseline", "double"),
+                 *((c, "double") for c in CONTRIB_COLUMNS),
+                 *((c, "string") for c in DRIVER_COLUMNS))
+
+
 def score_spark(spark, features, model_uri: str, *, feature_names: list[str] | None = None):
     """Score a Spark DataFrame of raw features with the registered model via ``mlflow.pyfunc.spark_udf``.
 
-    Returns ``features`` plus ``probability``, ``model_score``, ``baseline`` and ``contrib_*`` (the pyfunc's
-    outputs). ``feature_names`` defaults to the model signature's inputs.
+    Returns ``features`` plus the pyfunc's outputs (``SPARK_OUTPUTS``: status, probability, scores, band,
+    points and drivers; ``account_id`` is the served row's when ``features`` has one). ``feature_names``
+    defaults to the model metadata's ``input_columns``.
     """
     from pyspark.sql import functions as F
 
     if feature_names is None:
-        signature = mlflow.models.get_model_info(model_uri).signature
-        feature_names = signature.inputs.input_names()
-    result_type = ", ".join(
-        ["probability double", "model_score bigint", "baseline double", *(f"{c} double" for c in CONTRIB_COLUMNS)]
-    )
+        info = mlflow.models.get_model_info(model_uri)
+        feature_names = list((info.metadata or {}).get("input_columns") or info.signature.inputs.input_names())
+    if SERVING_ID in features.columns and SERVING_ID not in feature_names:
+        feature_names = [*feature_names, SERVING_ID]
+    result_type = ", ".join(f"{name} {kind}" for name, kind in SPARK_OUTPUTS)
     udf = mlflow.pyfunc.spark_udf(spark, model_uri, result_type=result_type, env_manager="local")
     scored = features.withColumn("_healthscore", udf(F.struct(*[F.col(c) for c in feature_names])))
-    outputs = ["probability", "model_score", "baseline", *CONTRIB_COLUMNS]
+    outputs = [name for name, _ in SPARK_OUTPUTS if name not in features.columns]
     return scored.select("*", *[F.col(f"_healthscore.{c}").alias(c) for c in outputs]).drop("_healthscore")
 
 

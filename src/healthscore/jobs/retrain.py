@@ -296,7 +296,7 @@ def retrain_job(
                              champion_version=champion_version, shuffled=shuffled, config_path=config_path,
                              tmpdir=Path(tmp))
         logged = tracking.log_run(record, model=registered, input_example=train_set.features.iloc[:5]
-                                  .reset_index(drop=True), model_name=model_name)
+                                  .reset_index(drop=True), model_name=model_name, config=config)
         report_html = render_retrain_report(
             model_name=model_name, decision=cmp.decision, reason=cmp.reason, reasons=cmp.reasons, notes=cmp.notes,
             champion_version=champion_version, challenger_version=logged.version, comparison=cmp.table,

@@ -194,7 +194,7 @@ def train_job(
         if report_dir is not None:
             copy_file_atomic(report, Path(report_dir) / "model_report.html")
         logged = tracking.log_run(record, model=result.model, input_example=ts.features.iloc[:5].reset_index(drop=True),
-                                  model_name=model_name)
+                                  model_name=model_name, config=config)
     tracking.describe_version(model_name, logged.version, *version_card(result))
     return TrainOutcome(result=result, version=logged.version, alias=logged.alias, run_id=logged.run_id,
                         model_name=model_name, artifacts={k: Path(v).name for k, v in artifacts.items()})
@@ -251,7 +251,7 @@ def train_table_job(
         record.dicts["config/resolved_config.json"] = config.to_dict()
         logged = tracking.log_run(record, model=result.model,
                                   input_example=prepared.training_set.features.iloc[:5].reset_index(drop=True),
-                                  model_name=model_name)
+                                  model_name=model_name, config=config)
     tracking.describe_version(model_name, logged.version, *version_card(result))
     return TableTrainOutcome(result=result, version=logged.version, alias=logged.alias, run_id=logged.run_id,
                              model_name=model_name, artifacts={k: Path(v).name for k, v in artifacts.items()},

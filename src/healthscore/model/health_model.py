@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from healthscore.config import COMPONENTS
-from healthscore.errors import ModelMismatchError
+from healthscore.errors import ModelMismatchError, did_you_mean
 from healthscore.model.calibrate import Calibrator
 from healthscore.model.linear import LinearStart
 
@@ -65,7 +65,8 @@ class HealthModel:
         trees = int(self.params.get("num_boost_round", 0)) if self.has_trees else 0
         if self.linear is None:
             return f"{trees} trees"
-        start = {"ScorecardStart": "scorecard start", "LearnedScorecardStart": "learned-scorecard start"}.get(
+        start = {"ScorecardStart": "scorecard start", "LearnedScorecardStart": "learned-scorecard start",
+                 "BlendStart": "blended start"}.get(
             type(self.linear).__name__, "logistic start")
         return f"{start} + {trees} trees" if trees else f"{start} alone"
 
@@ -86,6 +87,46 @@ class HealthModel:
         """Columns a raw feature frame must have (fitted features are derived here, not supplied)."""
         fitted = set(getattr(self.adoption_curve, "output_columns_", []) or [])
         return [f for f in self.feature_names if f not in fitted]
+
+    def input_problems(self, frame: pd.DataFrame, *, passthrough: tuple[str, ...] = ()) -> list[str]:
+        """What is wrong with a raw feature frame sent by a client, each problem one line naming the columns,
+        values and rows (a few), and the fix; empty when it can be scored.
+
+        Checked: missing input columns, unknown columns (``passthrough`` ones are allowed), category values
+        the model never saw (a typo or a stray space would otherwise score as "missing" silently), and
+        text in a numeric column. A null is always allowed: it means "not known".
+        """
+        problems = []
+        expected = self.raw_input_columns()
+        missing = [c for c in expected if c not in frame.columns]
+        if missing:
+            problems.append(f"missing column(s) ({len(missing)}): {', '.join(missing[:10])}"
+                            f"{' …' if len(missing) > 10 else ''}. Send every input column (null where a value "
+                            "is not known); the list is the model's metadata 'input_columns'.")
+        unknown = [str(c) for c in frame.columns if c not in expected and c not in passthrough]
+        for c in unknown[:10]:
+            problems.append(f"unknown column '{c}'{did_you_mean(c, missing or expected)}: the model has no "
+                            "such input; rename or drop it")
+        for c in [c for c in expected if c in frame.columns]:
+            col = frame[c]
+            present = col.notna().to_numpy()
+            if c in self.categories:
+                text = col.astype("object").where(col.notna(), None)
+                bad = present & ~text.isin(self.categories[c]).to_numpy()
+                if bad.any():
+                    rows = np.flatnonzero(bad)
+                    values = sorted({repr(str(v)) for v in text.iloc[rows]})[:5]
+                    problems.append(f"column '{c}': unknown value(s) {', '.join(values)} (rows "
+                                    f"{', '.join(map(str, rows[:5]))}); known: {', '.join(self.categories[c])}, "
+                                    "or null")
+            elif not pd.api.types.is_numeric_dtype(col):
+                bad = present & pd.to_numeric(col, errors="coerce").isna().to_numpy()
+                if bad.any():
+                    rows = np.flatnonzero(bad)
+                    values = sorted({repr(v) for v in col.iloc[rows]})[:5]
+                    problems.append(f"column '{c}': not a number: {', '.join(values)} (rows "
+                                    f"{', '.join(map(str, rows[:5]))}); send a number or null")
+        return problems
 
     def prepare(self, features: pd.DataFrame) -> pd.DataFrame:
         """Model matrix from a raw feature frame; raises ModelMismatchError naming missing columns."""

@@ -227,48 +227,131 @@ LEARNED_L2 = (1.0, 10.0, 100.0)
 
 
 @dataclass
-class LearnedScorecardStart(ScorecardStart):
-    """A scorecard whose weights are learned from renewals: log-odds ``a + Σ_f w_f × percentile_f / 100``.
+class LearnedScorecardStart:
+    """A scorecard whose weights are learned from renewals: log-odds ``a + Σ_k w_k z_k(x)``.
 
     Why. The scorecard's inputs are robust — each directed feature as its percentile among the training
-    rows, flipped when more is worse, missing at the neutral 50 — so a heavy tail or a count's scale cannot
-    dominate, and a weight means the same on any data. The hand-weighted scorecard fixes the weights by
-    component; this start learns one weight per feature from the renewal outcomes (a logistic regression on
-    the percentiles), each constrained to be at least 0, so more of a healthy signal never lowers the score
-    (the catalogue's directions, as the trees' monotone constraints). Measured on the b2b world it ranks
-    later renewals better than both the hand weights and a logistic regression on the raw features; CV
-    compares it with the other starts, so where it is worse (the subscription world) it is not chosen.
+    rows, flipped when more is worse — so a heavy tail or a count's scale cannot dominate, and a weight
+    means the same on any data. The hand-weighted scorecard fixes the weights by component; this start
+    learns one weight per input from the renewal outcomes (a penalised logistic regression), and a directed
+    feature's weight is constrained to be at least 0, so more of a healthy signal never lowers the score
+    (the catalogue's directions, as the trees' monotone constraints).
 
-    Every directed numeric feature takes part, whatever its component's hand weight (``b`` is 1; the
-    weights are in log-odds per 100 percentile points). The L2 penalty is chosen from ``LEARNED_L2`` by a
-    3-fold stratified CV inside the rows it is fitted on. SHAP values are exact, as for the parent.
+    Inputs ``z_k`` (each belongs to one feature):
+
+    - ``pct``: a directed numeric feature's percentile / 100 (the scorecard's; missing at 0.5), weight ≥ 0;
+    - ``missing``: 1 where a numeric feature is missing (when it ever is in training), free sign — "no
+      survey answered" is a signal of its own, not the middle of the range;
+    - ``rank``: an undirected numeric feature's percentile / 100 (missing at 0.5), free sign;
+    - ``category``: 1 for each category value seen in training, free sign.
+
+    The L2 penalty is chosen from ``LEARNED_L2`` by a 3-fold stratified CV inside the rows it is fitted on.
+    SHAP values are exact: ``φ_f = Σ_{k from f} w_k (z_k(x) − mean z_k)`` over the training rows, adding up
+    to the margin. CV compares it with the other starts (``model.learned_scorecard_start``).
     """
 
+    feature_names: list[str]
+    scorecard: object = None  # baselines.Scorecard over the directed features (every component weighted)
+    inputs: list[tuple[str, str, object]] = field(default_factory=list)  # (feature, kind, category)
+    ranks: dict[str, np.ndarray] = field(default_factory=dict)  # sorted training values of undirected features
+    coef: np.ndarray | None = None
+    intercept: float = 0.0
+    design_mean: np.ndarray | None = None
     l2: float = 0.0
+    #: the linear start's fields that reports read; nothing is dropped (a wrong-way weight is 0 instead)
+    dropped: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def fit(cls, X: pd.DataFrame, y: np.ndarray, *, components: dict[str, str], directions: dict[str, int],
-            seed: int = 42) -> LearnedScorecardStart:
+            categorical: list[str] | None = None, seed: int = 42, extras: bool = False) -> LearnedScorecardStart:
+        categorical = [c for c in (categorical or []) if c in X.columns]
         every = {c: 1.0 for c in set(components.values())}
         card = Scorecard(weights=every, components=components, directions=directions).fit(X)
-        base = cls(feature_names=list(X.columns), scorecard=card, b=1.0)
+        base = cls(feature_names=list(X.columns), scorecard=card)
+        inputs: list[tuple[str, str, object]] = [(f, "pct", None) for f in card.sorted_]
+        for f in (X.columns if extras else []):
+            if f in categorical:
+                values = X[f].astype("object").dropna().astype(str)
+                inputs += [(f, "category", v) for v in sorted(values.unique())]
+                continue
+            v = pd.to_numeric(X[f], errors="coerce").to_numpy(dtype=float)
+            if f not in card.sorted_ and (~np.isnan(v)).any() and directions.get(f, 0) == 0:
+                base.ranks[f] = np.sort(v[~np.isnan(v)])
+                inputs.append((f, "rank", None))
+            if np.isnan(v).any() and (~np.isnan(v)).any():
+                inputs.append((f, "missing", None))
+        base.inputs = inputs
         y = np.asarray(y, dtype=int)
-        pct = card.feature_percentiles(X)
-        names = list(pct.columns)
         rate = float(np.clip(np.mean(y), 1e-6, 1 - 1e-6))
-        base.a = float(np.log(rate / (1 - rate)))
-        if names and len(np.unique(y)) == 2:
-            Z = pct.to_numpy(dtype=float) / 100.0
-            base.l2 = _choose_l2(Z, y, seed=seed)
-            w = _nonnegative_logit(Z, y, base.l2)
-            base.a = float(w[0])
-            base.weights = {f: float(k) for f, k in zip(names, w[1:]) if k > 1e-9}
-        base.mean_pct = {f: float(pct[f].mean()) for f in base.weights}
+        base.intercept, base.coef = float(np.log(rate / (1 - rate))), np.zeros(len(inputs))
+        Z = base._design(X)
+        base.design_mean = Z.mean(axis=0) if len(Z) else np.zeros(len(inputs))
+        if inputs and len(np.unique(y)) == 2:
+            lower = [0.0 if kind == "pct" else None for _, kind, _ in inputs]
+            base.l2 = _choose_l2(Z, y, lower, seed=seed)
+            w = _bounded_logit(Z, y, base.l2, lower)
+            base.intercept, base.coef = float(w[0]), w[1:]
         return base
 
+    def _design(self, X: pd.DataFrame) -> np.ndarray:
+        pct = self.scorecard.feature_percentiles(X) if self.scorecard.sorted_ else None
+        cols = []
+        for f, kind, category in self.inputs:
+            if kind == "pct":
+                cols.append(pct[f].to_numpy(dtype=float) / 100.0)
+            elif kind == "category":
+                cols.append((X[f].astype("object").astype(str) == category).to_numpy(dtype=float)
+                            * X[f].notna().to_numpy())
+            else:
+                v = pd.to_numeric(X[f], errors="coerce").to_numpy(dtype=float)
+                if kind == "missing":
+                    cols.append(np.isnan(v).astype(float))
+                else:
+                    ref = self.ranks[f]
+                    cols.append(np.where(np.isnan(v), 0.5, np.searchsorted(ref, v, side="right") / len(ref)))
+        return np.column_stack(cols) if cols else np.zeros((len(X), 0))
 
-def _nonnegative_logit(Z: np.ndarray, y: np.ndarray, l2: float) -> np.ndarray:
-    """``[intercept, w...]`` minimising the summed log loss + ``l2/2 ‖w‖²`` with every ``w ≥ 0`` (L-BFGS-B)."""
+    @property
+    def used(self) -> list[str]:
+        """Features with a non-zero weight on any of their inputs."""
+        if self.coef is None:
+            return []
+        return sorted({f for (f, _, _), w in zip(self.inputs, self.coef) if abs(w) > 1e-9},
+                      key=self.feature_names.index)
+
+    @property
+    def weights(self) -> dict[str, float]:
+        """Each directed feature's learned weight in log-odds per 100 percentile points (0s left out)."""
+        if self.coef is None:
+            return {}
+        return {f: float(w) for (f, kind, _), w in zip(self.inputs, self.coef) if kind == "pct" and w > 1e-9}
+
+    def margin(self, X: pd.DataFrame) -> np.ndarray:
+        """Log-odds of renewal from the learned scorecard alone."""
+        if self.coef is None or not len(self.coef):
+            return np.full(len(X), self.intercept)
+        return self.intercept + self._design(X) @ self.coef
+
+    @property
+    def expected_margin(self) -> float:
+        if self.coef is None or not len(self.coef):
+            return self.intercept
+        return float(self.intercept + self.design_mean @ self.coef)
+
+    def contributions(self, X: pd.DataFrame) -> pd.DataFrame:
+        """Exact SHAP values in log-odds, one column per model feature (0 for features it ignores)."""
+        out = pd.DataFrame(0.0, index=X.index, columns=self.feature_names)
+        if self.coef is None or not len(self.coef):
+            return out
+        parts = (self._design(X) - self.design_mean) * self.coef
+        for k, (f, _, _) in enumerate(self.inputs):
+            if self.coef[k] != 0:
+                out[f] = out[f].to_numpy() + parts[:, k]
+        return out
+
+
+def _bounded_logit(Z: np.ndarray, y: np.ndarray, l2: float, lower: list[float | None]) -> np.ndarray:
+    """``[intercept, w...]`` minimising the summed log loss + ``l2/2 ‖w‖²`` with ``w_k ≥ lower_k`` (L-BFGS-B)."""
     from scipy.optimize import minimize
 
     t = np.asarray(y, dtype=float)
@@ -284,14 +367,14 @@ def _nonnegative_logit(Z: np.ndarray, y: np.ndarray, l2: float) -> np.ndarray:
 
     rate = float(np.clip(t.mean(), 1e-6, 1 - 1e-6))
     v0 = np.concatenate([[np.log(rate / (1 - rate))], np.zeros(Z.shape[1])])
-    res = minimize(objective, v0, jac=True, method="L-BFGS-B",
-                   bounds=[(None, None)] + [(0.0, None)] * Z.shape[1], options={"maxiter": 500})
+    res = minimize(objective, v0, jac=True, method="L-BFGS-B", bounds=[(None, None)] + [(b, None) for b in lower],
+                   options={"maxiter": 1000})
     w = np.asarray(res.x, dtype=float)
-    w[1:] = np.clip(w[1:], 0.0, None)
+    w[1:] = np.where([b is not None for b in lower], np.maximum(w[1:], [b or 0.0 for b in lower]), w[1:])
     return np.concatenate([[w[0] - centre @ w[1:]], w[1:]])
 
 
-def _choose_l2(Z: np.ndarray, y: np.ndarray, *, seed: int, folds: int = 3) -> float:
+def _choose_l2(Z: np.ndarray, y: np.ndarray, lower: list[float | None], *, seed: int, folds: int = 3) -> float:
     """The penalty from ``LEARNED_L2`` with the lowest stratified-CV log loss (the largest when too few rows)."""
     counts = np.bincount(y, minlength=2)
     if counts.min() < 2 * folds:
@@ -306,8 +389,45 @@ def _choose_l2(Z: np.ndarray, y: np.ndarray, *, seed: int, folds: int = 3) -> fl
         total = 0.0
         for k in range(folds):
             tr, va = fold != k, fold == k
-            w = _nonnegative_logit(Z[tr], y[tr], l2 * tr.mean())
+            w = _bounded_logit(Z[tr], y[tr], l2 * tr.mean(), lower)
             m = w[0] + Z[va] @ w[1:]
             total += float(np.sum(np.logaddexp(0.0, m) - y[va] * m))
         losses.append(total)
     return LEARNED_L2[int(np.argmin(losses))]
+
+
+@dataclass
+class BlendStart:
+    """The average of two starts' log-odds (the logistic regression's and the learned scorecard's).
+
+    Why. The two read the same features with different biases — the line on raw values, the scorecard on
+    percentiles — and where CV cannot tell them apart, picking one is a coin flip that the next renewals
+    may punish; their average is rarely worse than either and often better (model averaging). SHAP values
+    stay exact: the average of two exact, additive explanations, adding up to the average margin.
+    """
+
+    feature_names: list[str]
+    parts: list = field(default_factory=list)
+    shares: list[float] = field(default_factory=list)
+
+    @property
+    def dropped(self) -> dict[str, str]:
+        return {k: v for part in self.parts for k, v in getattr(part, "dropped", {}).items()}
+
+    @property
+    def used(self) -> list[str]:
+        seen = {f for part in self.parts for f in part.used}
+        return [f for f in self.feature_names if f in seen]
+
+    def margin(self, X: pd.DataFrame) -> np.ndarray:
+        return sum(w * part.margin(X) for w, part in zip(self.shares, self.parts))
+
+    @property
+    def expected_margin(self) -> float:
+        return float(sum(w * part.expected_margin for w, part in zip(self.shares, self.parts)))
+
+    def contributions(self, X: pd.DataFrame) -> pd.DataFrame:
+        out = pd.DataFrame(0.0, index=X.index, columns=self.feature_names)
+        for w, part in zip(self.shares, self.parts):
+            out = out + w * part.contributions(X)[self.feature_names]
+        return out

@@ -22,7 +22,7 @@ from healthscore.model.baselines import Scorecard, logistic_baseline, logistic_p
 from healthscore.model.calibrate import Calibrator, calibrated_losses
 from healthscore.model.evaluate import evaluate_predictions, reliability_table
 from healthscore.model.health_model import HealthModel, combined_margin
-from healthscore.model.linear import LearnedScorecardStart, LinearStart, ScorecardStart
+from healthscore.model.linear import BlendStart, LearnedScorecardStart, LinearStart, ScorecardStart
 from healthscore.model.split import split_by_renewal_date, time_folds
 from healthscore.timeline import data_end, no_training_rows_reason, scoring_rows, training_rows
 
@@ -147,7 +147,12 @@ def start_fitters(config: Config, *, categorical: list[str], monotone: dict[str,
             directions={f: directions.get(f, 0) for f in X.columns})
     if m.learned_scorecard_start == "auto" and m.linear_start == "auto" and components and directions:
         out["learned_scorecard"] = lambda X, y: LearnedScorecardStart.fit(
-            X, y, components=components, directions={f: directions.get(f, 0) for f in X.columns}, seed=m.seed)
+            X, y, components=components, directions={f: directions.get(f, 0) for f in X.columns},
+            categorical=categorical, seed=m.seed)
+        if "linear" in out:
+            lin, learned = out["linear"], out["learned_scorecard"]
+            out["blend"] = lambda X, y: BlendStart(feature_names=list(X.columns), parts=[lin(X, y), learned(X, y)],
+                                                   shares=[0.5, 0.5])
     return out
 
 
@@ -165,7 +170,7 @@ def _fold_starts(fitters: dict[str, Callable | None], X: pd.DataFrame, y: np.nda
         inits[name] = []
         for tr, va in folds:
             start = fit(X.iloc[tr], y[tr])
-            if name in ("scorecard", "learned_scorecard") and not start.weights:
+            if name in ("scorecard", "learned_scorecard") and not start.used:
                 break
             inits[name].append((start.margin(X.iloc[tr]), start.margin(X.iloc[va])))
         else:
