@@ -149,9 +149,8 @@ def test_learned_scorecard_start_learns_the_weights_the_hand_got_wrong_and_stays
                                       directions=train.directions)
     # the weight of tickets exceeds usage's; "d" (directed +1, really harmful) gets no weight, never a negative
     assert start.weights["b"] > 3 * start.weights.get("a", 0.0)
-    assert "d" not in start.weights and "c" not in start.weights  # c has no direction: a free-signed rank
+    assert "d" not in start.weights and "c" not in start.weights  # c has no direction: not an input
     assert all(w > 0 for w in start.weights.values())
-    assert ("a", "missing", None) in start.inputs  # a is missing on 10% of rows: an indicator of its own
     assert start.l2 in (1.0, 10.0, 100.0)
     weights = {"usage": 60.0, "support": 20.0, "feedback": 10.0, "engagement": 10.0}
     card = Scorecard(weights=weights, components=train.components, directions=train.directions).fit(train.features)
@@ -161,7 +160,7 @@ def test_learned_scorecard_start_learns_the_weights_the_hand_got_wrong_and_stays
     # exact SHAP: contributions add up to the margin, 0 for features it ignores
     contrib = start.contributions(held.features)
     np.testing.assert_allclose(contrib.sum(axis=1) + start.expected_margin, start.margin(held.features), atol=1e-10)
-    assert (contrib["d"] == 0).all()
+    assert (contrib[["c", "d"]] == 0).all().all()
     again = pickle.loads(pickle.dumps(start))
     np.testing.assert_array_equal(again.margin(held.features), start.margin(held.features))
 
@@ -169,13 +168,14 @@ def test_learned_scorecard_start_learns_the_weights_the_hand_got_wrong_and_stays
 def test_learned_scorecard_start_is_a_cv_candidate_and_can_be_turned_off() -> None:
     ts = _weighted_wrong(900, 23)
     result = fit_health_model(ts, config=config_from_dict(FAST))
-    assert "learned_scorecard" in set(result.cv_results["start"])
+    assert {"learned_scorecard", "blend"} <= set(result.cv_results["start"])
     off = fit_health_model(ts, config=config_from_dict({"model": {**FAST["model"],
                                                                   "learned_scorecard_start": "off"}}))
-    assert "learned_scorecard" not in set(off.cv_results["start"])
-    # monotone but not linear in the raw counts: the learned scorecard beats the line and is chosen
-    assert result.model.metadata["start"] == "learned_scorecard"
-    assert result.model.form.startswith("learned-scorecard start")
+    assert not {"learned_scorecard", "blend"} & set(off.cv_results["start"])
+    # monotone but not linear in the raw counts: the learned scorecard (alone or blended with the line) wins
+    assert result.model.metadata["start"] in ("learned_scorecard", "blend")
+    assert result.model.form.startswith(("learned-scorecard start", "blended start"))
+    assert result.cv_results.iloc[0]["cv_log_loss"] < off.cv_results.iloc[0]["cv_log_loss"]
     out = explain_frame(result.model, ts.features)
     points = out.filter(like="contrib_").sum(axis=1) + out["baseline"]
     np.testing.assert_allclose(points, 100 * out["probability"], atol=1e-9)
@@ -194,3 +194,19 @@ def test_platt_never_reverses_the_order_of_margins() -> None:
     assert np.all(np.diff(p) >= 0)  # whichever map was chosen, order is kept
     agree = (rng.random(120) < 1 / (1 + np.exp(-1.5 * margin))).astype(int)
     assert platt(margin, agree)[0] > 0.5
+
+
+def test_blended_start_is_the_average_of_its_parts_and_stays_exact() -> None:
+    from healthscore.model.linear import BlendStart, LinearStart
+
+    ts = _weighted_wrong(800, 25)
+    lin = LinearStart.fit(ts.features, ts.label, categorical=[], monotone={"a": 1, "b": -1, "d": 1})
+    learned = LearnedScorecardStart.fit(ts.features, ts.label, components=ts.components, directions=ts.directions)
+    blend = BlendStart(feature_names=list(ts.features.columns), parts=[lin, learned], shares=[0.5, 0.5])
+    np.testing.assert_allclose(blend.margin(ts.features), 0.5 * lin.margin(ts.features)
+                               + 0.5 * learned.margin(ts.features))
+    contrib = blend.contributions(ts.features)
+    np.testing.assert_allclose(contrib.sum(axis=1) + blend.expected_margin, blend.margin(ts.features), atol=1e-10)
+    assert set(blend.used) == set(lin.used) | set(learned.used)
+    again = pickle.loads(pickle.dumps(blend))
+    np.testing.assert_array_equal(again.margin(ts.features), blend.margin(ts.features))

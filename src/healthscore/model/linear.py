@@ -228,32 +228,28 @@ LEARNED_L2 = (1.0, 10.0, 100.0)
 
 @dataclass
 class LearnedScorecardStart:
-    """A scorecard whose weights are learned from renewals: log-odds ``a + Σ_k w_k z_k(x)``.
+    """A scorecard whose weights are learned from renewals: log-odds ``a + Σ_f w_f × percentile_f / 100``.
 
     Why. The scorecard's inputs are robust — each directed feature as its percentile among the training
-    rows, flipped when more is worse — so a heavy tail or a count's scale cannot dominate, and a weight
-    means the same on any data. The hand-weighted scorecard fixes the weights by component; this start
-    learns one weight per input from the renewal outcomes (a penalised logistic regression), and a directed
-    feature's weight is constrained to be at least 0, so more of a healthy signal never lowers the score
-    (the catalogue's directions, as the trees' monotone constraints).
+    rows, flipped when more is worse, missing at the neutral 50 — so a heavy tail or a count's scale cannot
+    dominate, and a weight means the same on any data. The hand-weighted scorecard fixes the weights by
+    component; this start learns one weight per feature from the renewal outcomes (a penalised logistic
+    regression on the percentiles), each constrained to be at least 0, so more of a healthy signal never
+    lowers the score (the catalogue's directions, as the trees' monotone constraints). Every directed
+    numeric feature takes part, whatever its component's hand weight.
 
-    Inputs ``z_k`` (each belongs to one feature):
-
-    - ``pct``: a directed numeric feature's percentile / 100 (the scorecard's; missing at 0.5), weight ≥ 0;
-    - ``missing``: 1 where a numeric feature is missing (when it ever is in training), free sign — "no
-      survey answered" is a signal of its own, not the middle of the range;
-    - ``rank``: an undirected numeric feature's percentile / 100 (missing at 0.5), free sign;
-    - ``category``: 1 for each category value seen in training, free sign.
+    Measured and dropped (``benchmarks/model_quality.py`` worlds): adding missing-value indicators, ranks of
+    the undirected features and category indicators (free signs) made CV prefer it less often on the b2b
+    world and did not close the subscription world's gap to the line.
 
     The L2 penalty is chosen from ``LEARNED_L2`` by a 3-fold stratified CV inside the rows it is fitted on.
-    SHAP values are exact: ``φ_f = Σ_{k from f} w_k (z_k(x) − mean z_k)`` over the training rows, adding up
-    to the margin. CV compares it with the other starts (``model.learned_scorecard_start``).
+    SHAP values are exact: ``φ_f = w_f (pct_f(x) − mean pct_f) / 100`` over the training rows, adding up to
+    the margin. CV compares it with the other starts (``model.learned_scorecard_start``).
     """
 
     feature_names: list[str]
     scorecard: object = None  # baselines.Scorecard over the directed features (every component weighted)
-    inputs: list[tuple[str, str, object]] = field(default_factory=list)  # (feature, kind, category)
-    ranks: dict[str, np.ndarray] = field(default_factory=dict)  # sorted training values of undirected features
+    inputs: list[str] = field(default_factory=list)  # the directed features, in the design's order
     coef: np.ndarray | None = None
     intercept: float = 0.0
     design_mean: np.ndarray | None = None
@@ -263,68 +259,37 @@ class LearnedScorecardStart:
 
     @classmethod
     def fit(cls, X: pd.DataFrame, y: np.ndarray, *, components: dict[str, str], directions: dict[str, int],
-            categorical: list[str] | None = None, seed: int = 42, extras: bool = False) -> LearnedScorecardStart:
-        categorical = [c for c in (categorical or []) if c in X.columns]
+            seed: int = 42) -> LearnedScorecardStart:
         every = {c: 1.0 for c in set(components.values())}
         card = Scorecard(weights=every, components=components, directions=directions).fit(X)
-        base = cls(feature_names=list(X.columns), scorecard=card)
-        inputs: list[tuple[str, str, object]] = [(f, "pct", None) for f in card.sorted_]
-        for f in (X.columns if extras else []):
-            if f in categorical:
-                values = X[f].astype("object").dropna().astype(str)
-                inputs += [(f, "category", v) for v in sorted(values.unique())]
-                continue
-            v = pd.to_numeric(X[f], errors="coerce").to_numpy(dtype=float)
-            if f not in card.sorted_ and (~np.isnan(v)).any() and directions.get(f, 0) == 0:
-                base.ranks[f] = np.sort(v[~np.isnan(v)])
-                inputs.append((f, "rank", None))
-            if np.isnan(v).any() and (~np.isnan(v)).any():
-                inputs.append((f, "missing", None))
-        base.inputs = inputs
+        base = cls(feature_names=list(X.columns), scorecard=card, inputs=list(card.sorted_))
         y = np.asarray(y, dtype=int)
         rate = float(np.clip(np.mean(y), 1e-6, 1 - 1e-6))
-        base.intercept, base.coef = float(np.log(rate / (1 - rate))), np.zeros(len(inputs))
+        base.intercept, base.coef = float(np.log(rate / (1 - rate))), np.zeros(len(base.inputs))
         Z = base._design(X)
-        base.design_mean = Z.mean(axis=0) if len(Z) else np.zeros(len(inputs))
-        if inputs and len(np.unique(y)) == 2:
-            lower = [0.0 if kind == "pct" else None for _, kind, _ in inputs]
-            base.l2 = _choose_l2(Z, y, lower, seed=seed)
-            w = _bounded_logit(Z, y, base.l2, lower)
+        base.design_mean = Z.mean(axis=0) if len(Z) else np.zeros(len(base.inputs))
+        if base.inputs and len(np.unique(y)) == 2:
+            base.l2 = _choose_l2(Z, y, seed=seed)
+            w = _nonnegative_logit(Z, y, base.l2)
             base.intercept, base.coef = float(w[0]), w[1:]
         return base
 
     def _design(self, X: pd.DataFrame) -> np.ndarray:
-        pct = self.scorecard.feature_percentiles(X) if self.scorecard.sorted_ else None
-        cols = []
-        for f, kind, category in self.inputs:
-            if kind == "pct":
-                cols.append(pct[f].to_numpy(dtype=float) / 100.0)
-            elif kind == "category":
-                cols.append((X[f].astype("object").astype(str) == category).to_numpy(dtype=float)
-                            * X[f].notna().to_numpy())
-            else:
-                v = pd.to_numeric(X[f], errors="coerce").to_numpy(dtype=float)
-                if kind == "missing":
-                    cols.append(np.isnan(v).astype(float))
-                else:
-                    ref = self.ranks[f]
-                    cols.append(np.where(np.isnan(v), 0.5, np.searchsorted(ref, v, side="right") / len(ref)))
-        return np.column_stack(cols) if cols else np.zeros((len(X), 0))
-
-    @property
-    def used(self) -> list[str]:
-        """Features with a non-zero weight on any of their inputs."""
-        if self.coef is None:
-            return []
-        return sorted({f for (f, _, _), w in zip(self.inputs, self.coef) if abs(w) > 1e-9},
-                      key=self.feature_names.index)
+        if not self.inputs:
+            return np.zeros((len(X), 0))
+        return self.scorecard.feature_percentiles(X)[self.inputs].to_numpy(dtype=float) / 100.0
 
     @property
     def weights(self) -> dict[str, float]:
         """Each directed feature's learned weight in log-odds per 100 percentile points (0s left out)."""
         if self.coef is None:
             return {}
-        return {f: float(w) for (f, kind, _), w in zip(self.inputs, self.coef) if kind == "pct" and w > 1e-9}
+        return {f: float(w) for f, w in zip(self.inputs, self.coef) if w > 1e-9}
+
+    @property
+    def used(self) -> list[str]:
+        """Features with a non-zero weight."""
+        return list(self.weights)
 
     def margin(self, X: pd.DataFrame) -> np.ndarray:
         """Log-odds of renewal from the learned scorecard alone."""
@@ -344,14 +309,14 @@ class LearnedScorecardStart:
         if self.coef is None or not len(self.coef):
             return out
         parts = (self._design(X) - self.design_mean) * self.coef
-        for k, (f, _, _) in enumerate(self.inputs):
+        for k, f in enumerate(self.inputs):
             if self.coef[k] != 0:
-                out[f] = out[f].to_numpy() + parts[:, k]
+                out[f] = parts[:, k]
         return out
 
 
-def _bounded_logit(Z: np.ndarray, y: np.ndarray, l2: float, lower: list[float | None]) -> np.ndarray:
-    """``[intercept, w...]`` minimising the summed log loss + ``l2/2 ‖w‖²`` with ``w_k ≥ lower_k`` (L-BFGS-B)."""
+def _nonnegative_logit(Z: np.ndarray, y: np.ndarray, l2: float) -> np.ndarray:
+    """``[intercept, w...]`` minimising the summed log loss + ``l2/2 ‖w‖²`` with every ``w ≥ 0`` (L-BFGS-B)."""
     from scipy.optimize import minimize
 
     t = np.asarray(y, dtype=float)
@@ -360,21 +325,20 @@ def _bounded_logit(Z: np.ndarray, y: np.ndarray, l2: float, lower: list[float | 
 
     def objective(v: np.ndarray) -> tuple[float, np.ndarray]:
         m = v[0] + Zc @ v[1:]
-        p = 1.0 / (1.0 + np.exp(-m))
-        r = p - t
+        r = 1.0 / (1.0 + np.exp(-m)) - t
         value = float(np.sum(np.logaddexp(0.0, m) - t * m) + 0.5 * l2 * v[1:] @ v[1:])
         return value, np.concatenate([[r.sum()], Zc.T @ r + l2 * v[1:]])
 
     rate = float(np.clip(t.mean(), 1e-6, 1 - 1e-6))
     v0 = np.concatenate([[np.log(rate / (1 - rate))], np.zeros(Z.shape[1])])
-    res = minimize(objective, v0, jac=True, method="L-BFGS-B", bounds=[(None, None)] + [(b, None) for b in lower],
+    res = minimize(objective, v0, jac=True, method="L-BFGS-B", bounds=[(None, None)] + [(0.0, None)] * Z.shape[1],
                    options={"maxiter": 1000})
     w = np.asarray(res.x, dtype=float)
-    w[1:] = np.where([b is not None for b in lower], np.maximum(w[1:], [b or 0.0 for b in lower]), w[1:])
+    w[1:] = np.maximum(w[1:], 0.0)
     return np.concatenate([[w[0] - centre @ w[1:]], w[1:]])
 
 
-def _choose_l2(Z: np.ndarray, y: np.ndarray, lower: list[float | None], *, seed: int, folds: int = 3) -> float:
+def _choose_l2(Z: np.ndarray, y: np.ndarray, *, seed: int, folds: int = 3) -> float:
     """The penalty from ``LEARNED_L2`` with the lowest stratified-CV log loss (the largest when too few rows)."""
     counts = np.bincount(y, minlength=2)
     if counts.min() < 2 * folds:
@@ -389,7 +353,7 @@ def _choose_l2(Z: np.ndarray, y: np.ndarray, lower: list[float | None], *, seed:
         total = 0.0
         for k in range(folds):
             tr, va = fold != k, fold == k
-            w = _bounded_logit(Z[tr], y[tr], l2 * tr.mean(), lower)
+            w = _nonnegative_logit(Z[tr], y[tr], l2 * tr.mean())
             m = w[0] + Z[va] @ w[1:]
             total += float(np.sum(np.logaddexp(0.0, m) - y[va] * m))
         losses.append(total)
