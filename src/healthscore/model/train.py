@@ -118,6 +118,9 @@ MIN_TREES = 20
 TREE_CHECKPOINTS = (0.25, 0.5, 1.0)
 
 
+#: the blended start's weights on the logistic and the learned-scorecard log-odds
+BLEND_SHARES = (0.5, 0.5)
+
 #: the starts CV may choose between (``model.linear_start``, ``model.scorecard_start``,
 #: ``model.learned_scorecard_start``)
 STARTS = ("constant", "linear", "scorecard", "learned_scorecard", "blend")
@@ -155,7 +158,7 @@ def start_fitters(config: Config, *, categorical: list[str], monotone: dict[str,
         if "linear" in out:
             lin, learned = out["linear"], out["learned_scorecard"]
             out["blend"] = lambda X, y: BlendStart(feature_names=list(X.columns), parts=[lin(X, y), learned(X, y)],
-                                                   shares=[0.5, 0.5])
+                                                   shares=list(BLEND_SHARES))
     return out
 
 
@@ -169,6 +172,11 @@ def _fold_starts(fitters: dict[str, Callable | None], X: pd.DataFrame, y: np.nda
     inits: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {}
     for name, fit in fitters.items():
         if fit is None:
+            continue
+        if name == "blend":  # the average of two starts already fitted on the same rows: not fitted again
+            if "linear" in inits and "learned_scorecard" in inits:
+                inits[name] = [tuple(sum(w * m for w, m in zip(BLEND_SHARES, pair)) for pair in zip(a, b))
+                               for a, b in zip(inits["linear"], inits["learned_scorecard"])]
             continue
         inits[name] = []
         for tr, va in folds:
