@@ -292,7 +292,7 @@ def train_ref(data: Path) -> None:
     part = np.asarray(split_by_renewal_date(frame[["renewal_date", "segment", "contract_id"]], Config().split))
     X = model.prepare(frame[model.feature_names])[part == "train"]
     y = frame["label"].to_numpy()[part == "train"]
-    params = {k: v for k, v in model.params.items() if k not in ("num_boost_round", "linear_start")}
+    params = {k: v for k, v in model.params.items() if k not in ("num_boost_round", "linear_start", "start", "blend_shares")}
     init = model.linear.margin(X) if model.linear is not None else None  # the start is part of the fit
     t0 = time.perf_counter()
     if model.has_trees:

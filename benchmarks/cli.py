@@ -186,7 +186,7 @@ def train_floor(features: Path, model_dir: Path) -> None:
     frame = pd.read_parquet(features)
     y = frame["label"].to_numpy()
     X = model.prepare(frame.drop(columns="label"))
-    params = {k: v for k, v in model.params.items() if k not in ("num_boost_round", "linear_start")}
+    params = {k: v for k, v in model.params.items() if k not in ("num_boost_round", "linear_start", "start", "blend_shares")}
     init = model.linear.margin(X) if model.linear is not None else None
     if model.has_trees:
         lgb.train(params, lgb.Dataset(X, y, init_score=init), num_boost_round=int(model.params["num_boost_round"]))

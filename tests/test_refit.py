@@ -210,3 +210,27 @@ def test_blended_start_is_the_average_of_its_parts_and_stays_exact() -> None:
     assert set(blend.used) == set(lin.used) | set(learned.used)
     again = pickle.loads(pickle.dumps(blend))
     np.testing.assert_array_equal(again.margin(ts.features), blend.margin(ts.features))
+
+
+def test_stacked_shares_weigh_the_start_that_predicts_better_and_fall_back_to_the_average() -> None:
+    from healthscore.model.train import BLEND_SHARES, stacked_shares
+
+    rng = np.random.default_rng(26)
+    truth = rng.normal(size=4000)
+    y = (rng.random(4000) < 1 / (1 + np.exp(-truth))).astype(int)
+    good, noisy = truth + 0.3 * rng.normal(size=4000), truth + 3.0 * rng.normal(size=4000)
+    shares = stacked_shares(good, noisy, y)
+    assert shares[0] > 0.8 and abs(sum(shares) - 1) < 1e-12 and min(shares) >= 0
+    assert stacked_shares(noisy, good, y)[1] > 0.8  # the order of the inputs does not matter
+    assert stacked_shares(good[:5], noisy[:5], y[:5]) == BLEND_SHARES  # nothing to stack on
+    assert stacked_shares(good, noisy, np.ones(4000, dtype=int)) == BLEND_SHARES
+
+
+def test_the_registered_blend_is_restacked_on_every_row() -> None:
+    ts = _weighted_wrong(900, 23)
+    result = fit_health_model(ts, config=config_from_dict(FAST))
+    assert result.evaluated_model.params["start"] == "blend" == result.model.params["start"]
+    shares = result.model.params["blend_shares"]
+    assert shares != result.evaluated_model.params["blend_shares"]  # stacked again, on every row
+    assert abs(sum(shares) - 1) < 1e-12
+    np.testing.assert_allclose(result.model.linear.shares, shares)

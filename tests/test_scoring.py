@@ -417,6 +417,11 @@ def test_a_bad_request_is_refused_naming_every_problem(world):
     message = err.value.message
     assert "column 'segment': unknown value(s) 'Enterprise ' (rows 1); known: " in message
     assert f"column '{numeric}': not a number: 'twelve' (rows 2)" in message
+    twice = pd.concat([frame.head(2), frame.head(2)[[numeric]]], axis=1)
+    with pytest.raises(MlflowException, match=f"duplicate column\\(s\\): {numeric}: send each column once"):
+        pyfunc.predict(twice)
+    # numeric account ids come back as text
+    assert pyfunc.predict(frame.head(2).assign(account_id=[100, 101]))["account_id"].tolist() == ["100", "101"]
     # a null is "not known", never a problem; a row with nothing known is kept with a status
     empty = frame.head(2).copy()
     empty.loc[0, columns] = None

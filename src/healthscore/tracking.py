@@ -219,8 +219,9 @@ class HealthScorePyfunc(PythonModel):
         if problems:
             raise MlflowException("healthscore cannot score this input:\n- " + "\n- ".join(problems),
                                   error_code=INVALID_PARAMETER_VALUE)
-        ids = (frame[SERVING_ID].astype("object").where(frame[SERVING_ID].notna(), None)
-               if SERVING_ID in frame else pd.Series([str(i) for i in range(len(frame))], dtype="object"))
+        rows = pd.Series([str(i) for i in range(len(frame))], dtype="object")
+        ids = rows if SERVING_ID not in frame else pd.Series(
+            [str(v) if pd.notna(v) else r for v, r in zip(frame[SERVING_ID], rows)], dtype="object")
         config = config_from_dict(getattr(self, "settings", {}) or {})
         loaded = LoadedModel(model=model, version="", uri="", run_id=None)
         scores = score_table(ids, frame[model.raw_input_columns()], loaded, config).scores

@@ -98,6 +98,9 @@ class HealthModel:
         """
         problems = []
         expected = self.raw_input_columns()
+        duplicated = sorted({str(c) for c in frame.columns[frame.columns.duplicated()]})
+        if duplicated:  # a later check would read two columns as one
+            return [f"duplicate column(s): {', '.join(duplicated)}: send each column once"]
         missing = [c for c in expected if c not in frame.columns]
         if missing:
             problems.append(f"missing column(s) ({len(missing)}): {', '.join(missing[:10])}"

@@ -270,7 +270,7 @@ class LearnedScorecardStart:
         base.design_mean = Z.mean(axis=0) if len(Z) else np.zeros(len(base.inputs))
         if base.inputs and len(np.unique(y)) == 2:
             base.l2 = _choose_l2(Z, y, seed=seed)
-            w = _nonnegative_logit(Z, y, base.l2)
+            w = nonnegative_logit(Z, y, base.l2)
             base.intercept, base.coef = float(w[0]), w[1:]
         return base
 
@@ -315,7 +315,7 @@ class LearnedScorecardStart:
         return out
 
 
-def _nonnegative_logit(Z: np.ndarray, y: np.ndarray, l2: float) -> np.ndarray:
+def nonnegative_logit(Z: np.ndarray, y: np.ndarray, l2: float) -> np.ndarray:
     """``[intercept, w...]`` minimising the summed log loss + ``l2/2 ‖w‖²`` with every ``w ≥ 0`` (L-BFGS-B)."""
     from scipy.optimize import minimize
 
@@ -369,7 +369,7 @@ def _choose_l2(Z: np.ndarray, y: np.ndarray, *, seed: int, folds: int = 3) -> fl
         total = 0.0
         for k in range(folds):
             tr, va = fold != k, fold == k
-            w = _nonnegative_logit(Z[tr], y[tr], l2 * scale * tr.mean())
+            w = nonnegative_logit(Z[tr], y[tr], l2 * scale * tr.mean())
             m = w[0] + Z[va] @ w[1:]
             total += float(np.sum(np.logaddexp(0.0, m) - y[va] * m))
         losses.append(total)

@@ -118,8 +118,36 @@ MIN_TREES = 20
 TREE_CHECKPOINTS = (0.25, 0.5, 1.0)
 
 
-#: the blended start's weights on the logistic and the learned-scorecard log-odds
+#: the blended start's weights on the logistic and the learned-scorecard log-odds when they cannot be
+#: stacked (too few validation rows): the plain average
 BLEND_SHARES = (0.5, 0.5)
+
+
+def split_blend_shares(params: dict[str, Any]) -> tuple[dict[str, Any], tuple[float, float]]:
+    """LightGBM's parameters without ``blend_shares``, and the shares (``BLEND_SHARES`` when absent)."""
+    rest = {k: v for k, v in params.items() if k != "blend_shares"}
+    shares = params.get("blend_shares") or BLEND_SHARES
+    return rest, (float(shares[0]), float(shares[1]))
+
+
+def stacked_shares(linear: np.ndarray, learned: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+    """The blend's shares, stacked: a logistic regression of the outcome on the two starts' out-of-fold
+    log-odds, with non-negative weights, normalised to sum to 1 (Wolpert's stacking; the "super learner").
+
+    Where CV's loss cannot tell the two apart, their errors can still differ: on the subscription world the
+    line takes 0.83 of the weight and the forward AUC is the line's (0.833), on the b2b world the learned
+    scorecard takes 0.77 (0.790). ``BLEND_SHARES`` when there is nothing to stack or both weights are 0.
+    """
+    from healthscore.model.linear import nonnegative_logit
+
+    y = np.asarray(y, dtype=int)
+    if len(y) < 10 or len(np.unique(y)) < 2:
+        return BLEND_SHARES
+    w = nonnegative_logit(np.column_stack([linear, learned]), y, 1.0)[1:]
+    total = float(w.sum())
+    if not np.isfinite(total) or total <= 1e-9:
+        return BLEND_SHARES
+    return float(w[0] / total), float(w[1] / total)
 
 #: the starts CV may choose between (``model.linear_start``, ``model.scorecard_start``,
 #: ``model.learned_scorecard_start``)
@@ -127,7 +155,8 @@ STARTS = ("constant", "linear", "scorecard", "learned_scorecard", "blend")
 
 
 def start_fitters(config: Config, *, categorical: list[str], monotone: dict[str, int],
-                  components: dict[str, str] | None = None, directions: dict[str, int] | None = None
+                  components: dict[str, str] | None = None, directions: dict[str, int] | None = None,
+                  blend_shares: tuple[float, float] = BLEND_SHARES
                   ) -> dict[str, Callable[[pd.DataFrame, np.ndarray], Any] | None]:
     """The starts CV compares, each as a function fitting it on some rows (None: a constant start).
 
@@ -137,10 +166,11 @@ def start_fitters(config: Config, *, categorical: list[str], monotone: dict[str,
       (``model.scorecard_start: auto`` with ``linear_start: auto``; needs components and directions).
     - ``learned_scorecard``: the scorecard's percentiles with one non-negative weight per feature learned
       from the renewals (``model.learned_scorecard_start: auto`` with ``linear_start: auto``).
-    - ``blend``: the average of the logistic and the learned-scorecard log-odds (with the learned scorecard).
-      Where CV cannot tell the two apart, choosing one is a coin flip the next renewals may punish
-      (measured: the subscription world's forward AUC 0.814 with the learned scorecard alone as the only
-      addition, 0.830 with the blend too; docs/model-quality.md).
+    - ``blend``: a weighted average of the logistic and the learned-scorecard log-odds, the shares stacked
+      on their out-of-fold margins (``stacked_shares``; ``blend_shares``, from ``select_params``). Where CV
+      cannot tell the two apart, choosing one is a coin flip the next renewals may punish (measured: the
+      subscription world's forward AUC 0.814 with the learned scorecard alone as the only addition, 0.830
+      with a plain average as a candidate too, 0.833 stacked; docs/model-quality.md).
     """
     m = config.model
     out: dict[str, Callable[[pd.DataFrame, np.ndarray], Any] | None] = {}
@@ -158,25 +188,32 @@ def start_fitters(config: Config, *, categorical: list[str], monotone: dict[str,
         if "linear" in out:
             lin, learned = out["linear"], out["learned_scorecard"]
             out["blend"] = lambda X, y: BlendStart(feature_names=list(X.columns), parts=[lin(X, y), learned(X, y)],
-                                                   shares=list(BLEND_SHARES))
+                                                   shares=list(blend_shares))
     return out
 
 
 def _fold_starts(fitters: dict[str, Callable | None], X: pd.DataFrame, y: np.ndarray,
-                 folds: list[tuple[np.ndarray, np.ndarray]]) -> dict[str, list[tuple[np.ndarray, np.ndarray]]]:
-    """Per fitted start and fold: its margins on the fold's training and validation rows.
+                 folds: list[tuple[np.ndarray, np.ndarray]]
+                 ) -> tuple[dict[str, list[tuple[np.ndarray, np.ndarray]]], tuple[float, float]]:
+    """Per fitted start and fold: its margins on the fold's training and validation rows; and the blend's
+    stacked shares (``BLEND_SHARES`` without a blend).
 
     A scorecard start with no weighted feature (or whose hand weights rank the wrong way here) is a
     constant start in disguise, and is dropped.
     """
     inits: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {}
+    blend_shares = [BLEND_SHARES]
     for name, fit in fitters.items():
         if fit is None:
             continue
-        if name == "blend":  # the average of two starts already fitted on the same rows: not fitted again
+        if name == "blend":  # two starts already fitted on the same rows, stacked: not fitted again
             if "linear" in inits and "learned_scorecard" in inits:
-                inits[name] = [tuple(sum(w * m for w, m in zip(BLEND_SHARES, pair)) for pair in zip(a, b))
-                               for a, b in zip(inits["linear"], inits["learned_scorecard"])]
+                lin, learned = inits["linear"], inits["learned_scorecard"]
+                shares = blend_shares[0] = stacked_shares(np.concatenate([va for _, va in lin]),
+                                        np.concatenate([va for _, va in learned]),
+                                        np.concatenate([y[va] for _, va in folds]))
+                inits[name] = [tuple(sum(w * m for w, m in zip(shares, pair)) for pair in zip(a, b))
+                               for a, b in zip(lin, learned)]
             continue
         inits[name] = []
         for tr, va in folds:
@@ -187,7 +224,7 @@ def _fold_starts(fitters: dict[str, Callable | None], X: pd.DataFrame, y: np.nda
         else:
             continue
         del inits[name]
-    return inits
+    return inits, blend_shares[0]
 
 
 def _candidate(start: str, leaves: int, min_child: int, lam: float, fraction: float, per_row: list[np.ndarray],
@@ -281,7 +318,7 @@ def select_params(
     monotone = dict(zip(X.columns, base.get("monotone_constraints", [0] * X.shape[1])))
     fitters = start_fitters(config, categorical=categorical or [], monotone=monotone, components=components,
                             directions=directions)
-    inits = _fold_starts(fitters, X, y, folds)
+    inits, shares = _fold_starts(fitters, X, y, folds)
     fitters = {name: fit for name, fit in fitters.items() if fit is None or name in inits or not folds}
     candidates: list[tuple[dict[str, Any], np.ndarray]] = []
     grid = itertools.product(fitters, m.num_leaves_grid, m.min_child_samples_grid, m.reg_lambda_grid)
@@ -307,6 +344,8 @@ def select_params(
         "min_child_samples": int(best["min_child_samples"]),
         "lambda_l2": float(best["lambda_l2"]),
     }
+    if best["start"] == "blend":  # not a LightGBM parameter: the caller takes it out (``split_blend_shares``)
+        chosen["blend_shares"] = [float(v) for v in shares]
     return chosen, int(best["best_iterations"]), table.reset_index(drop=True), str(best["start"])
 
 
@@ -507,21 +546,34 @@ def refit(ts: TrainingSet, settings: HealthModel, *, config: Config) -> HealthMo
     constraints, _ = _monotone(final.feature_names, config, ts.categorical, ts.directions)
     start_name = str(settings.params.get("start", "linear" if settings.linear is not None else "constant"))
     n_trees = int(settings.params.get("num_boost_round", 0))
-    params = {**_base_params(config), **{k: v for k, v in settings.params.items()
+    params, shares = split_blend_shares({**_base_params(config), **{k: v for k, v in settings.params.items()
                                           if k not in ("num_boost_round", "linear_start", "start")},
-              "monotone_constraints": constraints}
+                                         "monotone_constraints": constraints})
     directions = {f: int(ts.directions.get(f, 0)) for f in final.feature_names}
-    start_fit = start_fitters(config, categorical=ts.categorical, monotone=dict(zip(final.feature_names, constraints)),
-                              components=final.components, directions=directions).get(start_name)
     if "renewal_date" in ts.rows:
         folds = time_folds(pd.to_datetime(ts.rows["renewal_date"]), config.model.cv_folds)
         how = "time-ordered out-of-fold margins"
     else:
         folds = stratified_folds(y, config.model.cv_folds, seed=config.model.seed)
         how = "out-of-fold margins"
+    fitters = start_fitters(config, categorical=ts.categorical, monotone=dict(zip(final.feature_names, constraints)),
+                            components=final.components, directions=directions, blend_shares=shares)
+    if start_name == "blend":
+        # the shares are stacked again on every row's out-of-fold margins, as the map is calibrated again:
+        # the same procedure, now with the newest renewals
+        # on the folds CV judges by (those that learn from at least cv_min_train_share of the rows)
+        stack_folds = selection_folds(pd.to_datetime(ts.rows["renewal_date"]), config.model.cv_folds,
+                                      min_train_share=config.model.cv_min_train_share) \
+            if "renewal_date" in ts.rows else folds
+        usable = [(tr, va) for tr, va in stack_folds if len(np.unique(y[tr])) == 2]
+        _, shares = _fold_starts({k: fitters[k] for k in ("linear", "learned_scorecard", "blend")}, X, y, usable)
+        fitters = start_fitters(config, categorical=ts.categorical,
+                                monotone=dict(zip(final.feature_names, constraints)), components=final.components,
+                                directions=directions, blend_shares=shares)
+    start_fit = fitters.get(start_name)
     n_cal = _fit_rows(final, X, y, every, ts, params=params, n_trees=n_trees, start_fit=start_fit,
                       calibration="cross_fit", folds=folds, cal_rows=None, config=config)
-    final.params = dict(settings.params)
+    final.params = {**settings.params, **({"blend_shares": list(shares)} if start_name == "blend" else {})}
     final.metadata.update({k: v for k, v in settings.metadata.items()
                            if k not in ("expected_margin", "score_reference", "calibration_method",
                                         "calibration_cv_log_loss", "n_calibration", "n_train", "n_test",
@@ -605,12 +657,15 @@ def _fit_evaluated(ts: TrainingSet, r: _Rows, config: Config, warnings: list[str
     if not np.isfinite(cv_table["cv_log_loss"]).any():
         warnings.append("too few churned or retained rows to cross-validate (each fold needs 2 of each): the "
                         f"first candidate was used with {n_trees} trees, untuned. Add history or lower model.cv_folds.")
+    params, shares = split_blend_shares(params)
     start_fit = start_fitters(config, categorical=ts.categorical, monotone=dict(zip(feature_names, constraints)),
-                              components=model.components, directions=directions).get(start_name)
+                              components=model.components, directions=directions, blend_shares=shares
+                              ).get(start_name)
     n_calibration = _fit_rows(model, X, y, r.is_train, ts, params=params, n_trees=n_trees, start_fit=start_fit,
                               config=config, calibration=r.mode, folds=folds, cal_rows=r.is_cal)
     model.params = {**{k: v for k, v in params.items() if k != "monotone_constraints"}, "num_boost_round": n_trees,
-                    "linear_start": start_name != "constant", "start": start_name}
+                    "linear_start": start_name != "constant", "start": start_name,
+                    **({"blend_shares": list(shares)} if start_name == "blend" else {})}
     if start_name == "scorecard":
         warnings.append(f"few renewals to learn weights from ({int((y[r.is_train] == 0).sum())} churned rows): CV "
                         "chose the hand-weighted scorecard as the start"
