@@ -227,7 +227,7 @@ LEARNED_L2 = (1.0, 10.0, 100.0)
 
 
 @dataclass
-class LearnedScorecardStart:
+class LearnedScorecardStart(ScorecardStart):
     """A scorecard whose weights are learned from renewals: log-odds ``a + Σ_f w_f × percentile_f / 100``.
 
     Why. The scorecard's inputs are robust — each directed feature as its percentile among the training
@@ -243,76 +243,32 @@ class LearnedScorecardStart:
     world and did not close the subscription world's gap to the line.
 
     The L2 penalty is chosen from ``LEARNED_L2`` by a 3-fold stratified CV inside the rows it is fitted on.
-    SHAP values are exact: ``φ_f = w_f (pct_f(x) − mean pct_f) / 100`` over the training rows, adding up to
-    the margin. CV compares it with the other starts (``model.learned_scorecard_start``).
+    It is the parent's model with ``b = 1`` and the learned weights for the hand ones, so margin and the
+    exact SHAP values (``φ_f = w_f (pct_f(x) − mean pct_f) / 100``) are the parent's. CV compares it with
+    the other starts (``model.learned_scorecard_start``).
     """
 
-    feature_names: list[str]
-    scorecard: object = None  # baselines.Scorecard over the directed features (every component weighted)
-    inputs: list[str] = field(default_factory=list)  # the directed features, in the design's order
-    coef: np.ndarray | None = None
-    intercept: float = 0.0
-    design_mean: np.ndarray | None = None
     l2: float = 0.0
-    #: the linear start's fields that reports read; nothing is dropped (a wrong-way weight is 0 instead)
-    dropped: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def fit(cls, X: pd.DataFrame, y: np.ndarray, *, components: dict[str, str], directions: dict[str, int],
             seed: int = 42) -> LearnedScorecardStart:
         every = {c: 1.0 for c in set(components.values())}
         card = Scorecard(weights=every, components=components, directions=directions).fit(X)
-        base = cls(feature_names=list(X.columns), scorecard=card, inputs=list(card.sorted_))
+        base = cls(feature_names=list(X.columns), scorecard=card, b=1.0)
         y = np.asarray(y, dtype=int)
         rate = float(np.clip(np.mean(y), 1e-6, 1 - 1e-6))
-        base.intercept, base.coef = float(np.log(rate / (1 - rate))), np.zeros(len(base.inputs))
-        Z = base._design(X)
-        base.design_mean = Z.mean(axis=0) if len(Z) else np.zeros(len(base.inputs))
-        if base.inputs and len(np.unique(y)) == 2:
+        base.a = float(np.log(rate / (1 - rate)))
+        inputs = list(card.sorted_)
+        if inputs and len(np.unique(y)) == 2:
+            pct = card.feature_percentiles(X)
+            Z = pct[inputs].to_numpy(dtype=float) / 100.0
             base.l2 = _choose_l2(Z, y, seed=seed)
             w = nonnegative_logit(Z, y, base.l2)
-            base.intercept, base.coef = float(w[0]), w[1:]
+            base.a = float(w[0])
+            base.weights = {f: float(k) for f, k in zip(inputs, w[1:]) if k > 1e-9}
+            base.mean_pct = {f: float(pct[f].mean()) for f in base.weights}
         return base
-
-    def _design(self, X: pd.DataFrame) -> np.ndarray:
-        if not self.inputs:
-            return np.zeros((len(X), 0))
-        return self.scorecard.feature_percentiles(X)[self.inputs].to_numpy(dtype=float) / 100.0
-
-    @property
-    def weights(self) -> dict[str, float]:
-        """Each directed feature's learned weight in log-odds per 100 percentile points (0s left out)."""
-        if self.coef is None:
-            return {}
-        return {f: float(w) for f, w in zip(self.inputs, self.coef) if w > 1e-9}
-
-    @property
-    def used(self) -> list[str]:
-        """Features with a non-zero weight."""
-        return list(self.weights)
-
-    def margin(self, X: pd.DataFrame) -> np.ndarray:
-        """Log-odds of renewal from the learned scorecard alone."""
-        if self.coef is None or not len(self.coef):
-            return np.full(len(X), self.intercept)
-        return self.intercept + self._design(X) @ self.coef
-
-    @property
-    def expected_margin(self) -> float:
-        if self.coef is None or not len(self.coef):
-            return self.intercept
-        return float(self.intercept + self.design_mean @ self.coef)
-
-    def contributions(self, X: pd.DataFrame) -> pd.DataFrame:
-        """Exact SHAP values in log-odds, one column per model feature (0 for features it ignores)."""
-        out = pd.DataFrame(0.0, index=X.index, columns=self.feature_names)
-        if self.coef is None or not len(self.coef):
-            return out
-        parts = (self._design(X) - self.design_mean) * self.coef
-        for k, f in enumerate(self.inputs):
-            if self.coef[k] != 0:
-                out[f] = parts[:, k]
-        return out
 
 
 def nonnegative_logit(Z: np.ndarray, y: np.ndarray, l2: float) -> np.ndarray:
@@ -355,8 +311,9 @@ def _choose_l2(Z: np.ndarray, y: np.ndarray, *, seed: int, folds: int = 3) -> fl
     rng = np.random.default_rng(seed)
     scale = 1.0
     if len(y) > L2_CHOICE_ROWS:
-        keep = np.concatenate([rng.choice(np.flatnonzero(y == label), max(2 * folds, round(c * L2_CHOICE_ROWS / len(y))),
-                                          replace=False) for label, c in enumerate(counts)])
+        per_class = [max(2 * folds, round(c * L2_CHOICE_ROWS / len(y))) for c in counts]
+        keep = np.concatenate([rng.choice(np.flatnonzero(y == label), n, replace=False)
+                               for label, n in enumerate(per_class)])
         keep.sort()
         scale = len(keep) / len(y)
         Z, y = Z[keep], y[keep]
