@@ -200,7 +200,8 @@ class HealthScorePyfunc(PythonModel):
     """
 
     def __init__(self, settings: dict | None = None):
-        #: the config sections scoring reads (bands, explain), as at training
+        #: the training config (``Config.to_dict``): the served model scores with the same bands and
+        #: explanation thresholds as the batch
         self.settings = settings or {}
 
     def load_context(self, context) -> None:
@@ -226,12 +227,6 @@ class HealthScorePyfunc(PythonModel):
         loaded = LoadedModel(model=model, version="", uri="", run_id=None)
         scores = score_table(ids, frame[model.raw_input_columns()], loaded, config).scores
         return scores.drop(columns=["model_version"]).reset_index(drop=True)
-
-
-def serving_settings(config: Any) -> dict:
-    """The config sections the served model scores with (bands and explanation thresholds)."""
-    return {"bands": {"healthy": config.bands.healthy, "watch": config.bands.watch},
-            "explain": {"min_points": config.explain.min_points}}
 
 
 @dataclass(frozen=True)
@@ -404,7 +399,7 @@ def log_run(record: RunRecord, *, model: Any = None, input_example: pd.DataFrame
         version = alias = None
         if model is not None:
             version, alias = log_model(model, input_example=input_example, model_name=model_name,
-                                       settings=serving_settings(config) if config is not None else None)
+                                       settings=config.to_dict() if config is not None else None)
         return LoggedRun(run_id=active.info.run_id, version=version, alias=alias)
 
 
