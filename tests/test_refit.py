@@ -16,7 +16,8 @@ from healthscore.model.linear import LearnedScorecardStart, ScorecardStart
 from healthscore.model.split import split_by_renewal_date
 from healthscore.model.train import TrainingSet, fit_health_model
 
-FAST = {"model": fast_model(reg_lambda_grid=[1.0], n_estimators=60, early_stopping_rounds=10)}
+FAST = {"model": fast_model(reg_lambda_grid=[1.0], n_estimators=60, early_stopping_rounds=10,
+                            learned_scorecard_start="auto")}
 
 
 def _dated_set(n: int, seed: int, *, signal: float = 1.0) -> TrainingSet:
