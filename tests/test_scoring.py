@@ -406,7 +406,7 @@ def test_a_bad_request_is_refused_naming_every_problem(world):
     with pytest.raises(MlflowException) as err:
         pyfunc.predict(bad)
     message = err.value.message
-    assert f"missing column(s) (2): " in message and numeric in message and "segment" in message
+    assert "missing column(s) (2): " in message and numeric in message and "segment" in message
     assert "unknown column 'segmnt'; did you mean 'segment'?" in message
     typo = frame.head(3).copy()
     typo.loc[1, "segment"] = "Enterprise "

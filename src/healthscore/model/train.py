@@ -298,7 +298,7 @@ def _tree_checkpoints(params: dict[str, Any], start: str, data: _FoldData, inits
     y = data.y
     raw_losses = []
     at: dict[float, tuple[list[int], list[np.ndarray]]] = {f: ([], []) for f in TREE_CHECKPOINTS}
-    for k, (tr, va) in enumerate(data.folds):
+    for k, (_tr, va) in enumerate(data.folds):
         init_tr, init_va = inits[start][k] if start in inits else (None, None)
         dtr, dva = data.get(k, params["min_child_samples"], init_tr, init_va)
         booster = lgb.train(
