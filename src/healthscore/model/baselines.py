@@ -36,12 +36,25 @@ class Scorecard:
                 self.sorted_[name] = np.sort(values)
         return self
 
+    def _counts(self, name: str) -> tuple[np.ndarray, np.ndarray]:
+        """The training values' distinct values and how many are at or below each (a step function).
+
+        Looking a value up among the distinct values gives exactly ``searchsorted(sorted, x, "right")`` and is
+        several times faster on features with ties (counts, days), as most are.
+        """
+        cache = self.__dict__.setdefault("_counts_", {})
+        if name not in cache:
+            values, counts = np.unique(self.sorted_[name], return_counts=True)
+            cache[name] = (values, np.concatenate([[0], np.cumsum(counts)]))
+        return cache[name]
+
     def feature_percentiles(self, X: pd.DataFrame) -> pd.DataFrame:
         """Each scored feature as its 0–100 percentile among the training rows (flipped when more is worse; missing → 50)."""
         out = {}
         for name, ref in self.sorted_.items():
             x = pd.to_numeric(X[name], errors="coerce").to_numpy(dtype=float)
-            pct = 100.0 * np.searchsorted(ref, x, side="right") / len(ref)
+            values, at_or_below = self._counts(name)
+            pct = 100.0 * at_or_below[np.searchsorted(values, x, side="right")] / len(ref)
             if self.directions[name] < 0:
                 pct = 100.0 - pct
             out[name] = np.where(np.isnan(x), 50.0, pct)

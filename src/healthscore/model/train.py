@@ -81,6 +81,21 @@ def default_threads(configured: int) -> int:
         return max(1, os.cpu_count() or 1)
 
 
+def parallel_map(fn: Callable[[Any], Any], items: list[Any], *, threads: int) -> list[Any]:
+    """``[fn(item) for item in items]``, on up to ``threads`` threads, results in order.
+
+    For the starts' fits (fold by fold): numpy, scipy and scikit-learn release the GIL in their numeric
+    loops, and each fit is deterministic on its own rows, so the results are those of the plain loop.
+    LightGBM is never called from here (it has its own threads).
+    """
+    if threads <= 1 or len(items) <= 1:
+        return [fn(item) for item in items]
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=min(threads, len(items))) as pool:
+        return list(pool.map(fn, items))
+
+
 def _base_params(config: Config) -> dict[str, Any]:
     m = config.model
     return {
@@ -194,38 +209,41 @@ def start_fitters(config: Config, *, categorical: list[str], monotone: dict[str,
 
 
 def _fold_starts(fitters: dict[str, Callable | None], X: pd.DataFrame, y: np.ndarray,
-                 folds: list[tuple[np.ndarray, np.ndarray]]
+                 folds: list[tuple[np.ndarray, np.ndarray]], *, threads: int = 1
                  ) -> tuple[dict[str, list[tuple[np.ndarray, np.ndarray]]], tuple[float, float]]:
     """Per fitted start and fold: its margins on the fold's training and validation rows; and the blend's
-    stacked shares (``BLEND_SHARES`` without a blend).
+    stacked shares (``BLEND_SHARES`` without a blend). The fits run on ``threads`` threads (``parallel_map``).
 
     A scorecard start with no weighted feature (or whose hand weights rank the wrong way here) is a
     constant start in disguise, and is dropped.
     """
+    fitted = [name for name, fit in fitters.items() if fit is not None and name != "blend"]
+
+    def one(task: tuple[str, int]) -> tuple[bool, tuple[np.ndarray, np.ndarray] | None]:
+        name, k = task
+        tr, va = folds[k]
+        start = fitters[name](X.iloc[tr], y[tr])
+        if name in ("scorecard", "learned_scorecard") and not start.used:
+            return False, None
+        return True, (start.margin(X.iloc[tr]), start.margin(X.iloc[va]))
+
+    tasks = [(name, k) for name in fitted for k in range(len(folds))]
+    results = dict(zip(tasks, parallel_map(one, tasks, threads=threads)))
     inits: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {}
-    blend_shares = [BLEND_SHARES]
-    for name, fit in fitters.items():
-        if fit is None:
-            continue
-        if name == "blend":  # two starts already fitted on the same rows, stacked: not fitted again
-            if "linear" in inits and "learned_scorecard" in inits:
-                lin, learned = inits["linear"], inits["learned_scorecard"]
-                shares = blend_shares[0] = stacked_shares(np.concatenate([va for _, va in lin]),
-                                        np.concatenate([va for _, va in learned]),
-                                        np.concatenate([y[va] for _, va in folds]))
-                inits[name] = [tuple(sum(w * m for w, m in zip(shares, pair)) for pair in zip(a, b))
-                               for a, b in zip(lin, learned)]
-            continue
-        inits[name] = []
-        for tr, va in folds:
-            start = fit(X.iloc[tr], y[tr])
-            if name in ("scorecard", "learned_scorecard") and not start.used:
-                break
-            inits[name].append((start.margin(X.iloc[tr]), start.margin(X.iloc[va])))
-        else:
-            continue
-        del inits[name]
-    return inits, blend_shares[0]
+    for name in fitted:
+        runs = [results[(name, k)] for k in range(len(folds))]
+        if all(ok for ok, _ in runs):
+            inits[name] = [pair for _, pair in runs]
+    shares = BLEND_SHARES
+    if "blend" in fitters and "linear" in inits and "learned_scorecard" in inits:
+        # two starts already fitted on the same rows, stacked: not fitted again
+        lin, learned = inits["linear"], inits["learned_scorecard"]
+        shares = stacked_shares(np.concatenate([va for _, va in lin]), np.concatenate([va for _, va in learned]),
+                                np.concatenate([y[va] for _, va in folds]))
+        inits["blend"] = [tuple(sum(w * m for w, m in zip(shares, pair)) for pair in zip(a, b))
+                          for a, b in zip(lin, learned)]
+    # the CV table lists the starts in the fitters' order
+    return {name: inits[name] for name in fitters if name in inits}, shares
 
 
 def _candidate(start: str, leaves: int, min_child: int, lam: float, fraction: float, per_row: list[np.ndarray],
@@ -356,7 +374,7 @@ def select_params(
     monotone = dict(zip(X.columns, base.get("monotone_constraints", [0] * X.shape[1])))
     fitters = start_fitters(config, categorical=categorical or [], monotone=monotone, components=components,
                             directions=directions)
-    inits, shares = _fold_starts(fitters, X, y, folds)
+    inits, shares = _fold_starts(fitters, X, y, folds, threads=default_threads(m.num_threads))
     fitters = {name: fit for name, fit in fitters.items() if fit is None or name in inits or not folds}
     candidates: list[tuple[dict[str, Any], np.ndarray]] = []
     data = _FoldData(X, y, folds, base)
@@ -429,10 +447,12 @@ def _one_standard_error(table: pd.DataFrame, row_losses: list[np.ndarray]) -> pd
 
 
 def fit_margin(X: pd.DataFrame, y: np.ndarray, params: dict[str, Any], n_trees: int, *,
-               start_fit: Callable[[pd.DataFrame, np.ndarray], Any] | None
+               start_fit: Callable[[pd.DataFrame, np.ndarray], Any] | None, start: Any = None
                ) -> tuple[Any, lgb.Booster | None]:
-    """The uncalibrated model on these rows: the start (``start_fit``'s, or None: constant), then trees on top."""
-    start = start_fit(X, y) if start_fit is not None else None
+    """The uncalibrated model on these rows: the start (``start``, else ``start_fit``'s, else None: constant),
+    then trees on top."""
+    if start is None and start_fit is not None:
+        start = start_fit(X, y)
     init = start.margin(X) if start is not None else None
     booster = None
     if n_trees > 0:
@@ -524,17 +544,22 @@ def _fit_rows(model: HealthModel, X: pd.DataFrame, y: np.ndarray, rows: np.ndarr
     ``"holdout"``: on ``cal_rows``, which the margin never saw.
     """
     Xf, yf = X[rows], y[rows]
-    start, booster = fit_margin(Xf, yf, params, n_trees, start_fit=start_fit)
+    used = [(tr, va) for tr, va in folds if len(np.unique(yf[tr])) == 2] if calibration == "cross_fit" else []
+    # the starts of the model and of each cross-fitting fold first, on parallel threads; then the trees
+    starts = [None] * (1 + len(used))
+    if start_fit is not None:
+        parts = [None] + [tr for tr, _ in used]
+        starts = parallel_map(lambda idx: start_fit(Xf, yf) if idx is None else start_fit(Xf.iloc[idx], yf[idx]),
+                              parts, threads=default_threads(config.model.num_threads))
+    start, booster = fit_margin(Xf, yf, params, n_trees, start_fit=None, start=starts[0])
     model.linear = start
     model.use_booster(booster)
     _, expected = model.contributions(X.iloc[:1])
     model.metadata["expected_margin"] = float(expected[0])
     if calibration == "cross_fit":
         oof = np.full(len(yf), np.nan)
-        for tr, va in folds:
-            if len(np.unique(yf[tr])) < 2:
-                continue
-            fs, fb = fit_margin(Xf.iloc[tr], yf[tr], params, n_trees, start_fit=start_fit)
+        for (tr, va), fold_start in zip(used, starts[1:]):
+            fs, fb = fit_margin(Xf.iloc[tr], yf[tr], params, n_trees, start_fit=None, start=fold_start)
             oof[va] = combined_margin(fs, fb, Xf.iloc[va])
         seen = ~np.isnan(oof)
         model.calibrator.fit(oof[seen], yf[seen])
@@ -605,7 +630,8 @@ def refit(ts: TrainingSet, settings: HealthModel, *, config: Config) -> HealthMo
                                       min_train_share=config.model.cv_min_train_share) \
             if "renewal_date" in ts.rows else folds
         usable = [(tr, va) for tr, va in stack_folds if len(np.unique(y[tr])) == 2]
-        _, shares = _fold_starts({k: fitters[k] for k in ("linear", "learned_scorecard", "blend")}, X, y, usable)
+        _, shares = _fold_starts({k: fitters[k] for k in ("linear", "learned_scorecard", "blend")}, X, y, usable,
+                                 threads=default_threads(config.model.num_threads))
         fitters = start_fitters(config, categorical=ts.categorical,
                                 monotone=dict(zip(final.feature_names, constraints)), components=final.components,
                                 directions=directions, blend_shares=shares)
@@ -854,7 +880,14 @@ def training_set_from_dataset(ds, *, config: Config, as_of: date | None = None, 
         raise no_training_rows_reason(ds, as_of=as_of)
     fcfg = resolve_key_features(ds, config.features, cutoff=pd.Timestamp(rows["as_of"].max()).date(),
                                 accounts=rows["account_id"])
-    feats = build_features(ds, rows, config=fcfg)
+    # the training rows and the batch at the cutoff (drift's reference) in one call: the per-user-day work
+    # is done once (each row's features depend on its own account and as_of only)
+    batch = _reference_rows(ds, as_of)
+    columns = ["account_id", "contract_id", "as_of"]
+    both = pd.concat([rows[columns], batch[columns]], ignore_index=True)
+    built = build_features(ds, both, config=fcfg)
+    feats = built.iloc[:len(rows)].set_axis(rows.index)
+    reference = built.iloc[len(rows):].reset_index(drop=True) if len(batch) else None
     specs = feature_specs(fcfg)
     truth_series = None
     if truth is not None and {"contract_id", "p_renew"} <= set(truth.columns):
@@ -870,12 +903,11 @@ def training_set_from_dataset(ds, *, config: Config, as_of: date | None = None, 
         truth=truth_series,
         fitted_transformer=SegmentAdoptionCurve,
         features_config=fcfg,
-        reference_features=_reference_batch(ds, as_of, fcfg),
+        reference_features=reference,
     )
 
 
-def _reference_batch(ds, as_of: date | None, fcfg: FeaturesConfig) -> pd.DataFrame | None:
-    """Raw features of every account scored as of the training cutoff (``as_of``, else the data's end)."""
+def _reference_rows(ds, as_of: date | None) -> pd.DataFrame:
+    """Every account scored as of the training cutoff (``as_of``, else the data's end): drift's reference."""
     rows = scoring_rows(ds, as_of or data_end(ds))
-    scored = rows[rows["status"] == "scored"]
-    return build_features(ds, scored, config=fcfg).reset_index(drop=True) if len(scored) else None
+    return rows[rows["status"] == "scored"]
