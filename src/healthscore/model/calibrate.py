@@ -169,11 +169,11 @@ def _candidates(y: np.ndarray, isotonic_min_rows: float) -> tuple[list[str], int
 def _out_of_fold(methods: list[str], margin: np.ndarray, y: np.ndarray, *, n_splits: int, seed: int
                  ) -> dict[str, np.ndarray]:
     """Each map's out-of-fold calibrated probabilities (stratified, seeded folds shared by every map)."""
-    cv = StratifiedKFold(n_splits=n_splits, shuffle=True, random_state=seed)
+    splits = list(StratifiedKFold(n_splits=n_splits, shuffle=True, random_state=seed).split(margin, y))
     out = {}
     for method in methods:
         oof = np.empty(len(y))
-        for tr, va in cv.split(margin, y):
+        for tr, va in splits:
             oof[va] = _fit(method, margin[tr], y[tr]).predict(margin[va])
         out[method] = oof
     return out

@@ -329,13 +329,16 @@ def _tree_checkpoints(params: dict[str, Any], start: str, data: _FoldData, inits
         raw_losses.append(booster.best_score["valid_0"]["binary_logloss"])
         best_trees = booster.best_iteration or m.n_estimators
         floor = MIN_TREES if start == "constant" else 1
+        losses_at: dict[int, np.ndarray] = {}  # checkpoints that round to the same number of trees share it
         for f in TREE_CHECKPOINTS:
             n = min(booster.current_iteration(), max(floor, min(best_trees, round(best_trees * f))))
-            margin_va = booster.predict(data.valid_X(k), raw_score=True, num_iteration=n)
-            if init_va is not None:
-                margin_va = margin_va + init_va
+            if n not in losses_at:
+                margin_va = booster.predict(data.valid_X(k), raw_score=True, num_iteration=n)
+                if init_va is not None:
+                    margin_va = margin_va + init_va
+                losses_at[n] = calibrated_losses(margin_va, y[va], seed=m.seed, isotonic_min_rows=isotonic_rows)
             at[f][0].append(n)
-            at[f][1].append(calibrated_losses(margin_va, y[va], seed=m.seed, isotonic_min_rows=isotonic_rows))
+            at[f][1].append(losses_at[n])
     return raw_losses, at
 
 
