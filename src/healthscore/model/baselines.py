@@ -93,17 +93,29 @@ class Scorecard:
         return np.clip(self.predict_score(X) / 100.0, 1e-4, 1 - 1e-4)
 
 
-def logistic_baseline(X: pd.DataFrame, y: np.ndarray, *, categorical: list[str], seed: int = 42) -> Pipeline:
-    """A regularised logistic regression on the same features (median-imputed with indicators, scaled)."""
-    numeric = [c for c in X.columns if c not in categorical]
-    pre = ColumnTransformer(
+def logistic_preprocessor(columns: list[str], categorical: list[str]) -> ColumnTransformer:
+    """The baseline's inputs, unfitted: numbers median-imputed with missing-value indicators and scaled,
+    categories one-hot. Every step is fitted column by column, so the design of a subset of the columns is
+    the same subset of the full design's columns."""
+    numeric = [c for c in columns if c not in categorical]
+    return ColumnTransformer(
         [
             ("num", make_pipeline(SimpleImputer(strategy="median", add_indicator=True,
                                                 keep_empty_features=True), StandardScaler()), numeric),
             ("cat", OneHotEncoder(handle_unknown="ignore"), categorical),
         ]
     )
-    model = Pipeline([("pre", pre), ("lr", LogisticRegression(C=1.0, max_iter=5000, random_state=seed))])
+
+
+def logistic_regression(seed: int = 42) -> LogisticRegression:
+    """The baseline's regression (C = 1)."""
+    return LogisticRegression(C=1.0, max_iter=5000, random_state=seed)
+
+
+def logistic_baseline(X: pd.DataFrame, y: np.ndarray, *, categorical: list[str], seed: int = 42) -> Pipeline:
+    """A regularised logistic regression on the same features (median-imputed with indicators, scaled)."""
+    model = Pipeline([("pre", logistic_preprocessor(list(X.columns), categorical)),
+                      ("lr", logistic_regression(seed))])
     model.fit(regression_input(X, categorical), y)
     model.categorical_ = categorical
     return model

@@ -30,8 +30,14 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
+from sklearn.pipeline import Pipeline
 
-from healthscore.model.baselines import Scorecard, logistic_baseline, regression_input
+from healthscore.model.baselines import (
+    Scorecard,
+    logistic_preprocessor,
+    logistic_regression,
+    regression_input,
+)
 from healthscore.model.calibrate import platt
 
 
@@ -67,10 +73,19 @@ class LinearStart:
                 base.lower[name], base.upper[name] = float(values.min()), float(values.max())
         inputs = base._inputs(X)
         used = list(names)
+        # the inputs are prepared once for every feature; each round fits the regression on the columns of
+        # the features still in (the same design a fit on those features alone would build)
+        pre = logistic_preprocessor(names, cat).fit(regression_input(inputs, cat))
+        design = pre.transform(regression_input(inputs, cat))
+        design = np.asarray(design.toarray() if hasattr(design, "toarray") else design, dtype=float)
+        every = _design_sources(Pipeline([("pre", pre)]), names, cat)
+        lr = None
         for _ in range(len(names) + 1):
-            pipeline = logistic_baseline(inputs[used], y, categorical=[c for c in cat if c in used], seed=seed)
-            source = _design_sources(pipeline, used, cat)
-            coef = pipeline.named_steps["lr"].coef_[0]
+            keep = set(used)
+            columns = [k for k, f in enumerate(every) if f in keep]
+            source = [every[k] for k in columns]
+            lr = logistic_regression(seed).fit(design[:, columns], y)
+            coef = lr.coef_[0]
             wrong = []
             for name in used:
                 direction = int(monotone.get(name, 0))
@@ -91,6 +106,10 @@ class LinearStart:
             rate = float(np.clip(np.mean(y), 1e-6, 1 - 1e-6))
             base.intercept, base.design_mean = float(np.log(rate / (1 - rate))), np.zeros(0)
             return base
+        used_cat = [c for c in cat if c in used]
+        pipeline = Pipeline([("pre", logistic_preprocessor(used, used_cat).fit(regression_input(inputs[used], used_cat))),
+                             ("lr", lr)])
+        pipeline.categorical_ = used_cat
         base.used, base.pipeline, base.source = used, pipeline, source
         base.coef = np.asarray(coef, dtype=float)
         base.intercept = float(pipeline.named_steps["lr"].intercept_[0])
