@@ -117,3 +117,32 @@ def test_new_file_gets_ordinary_permissions(tmp_path) -> None:
 def test_unknown_extension_is_refused(tmp_path) -> None:
     with pytest.raises(ValueError, match=r"scores\.xlsx: the file name must end in \.parquet or \.csv"):
         write_table_atomic(_scores(), tmp_path / "scores.xlsx")
+
+
+def test_parquet_stream_writes_the_bytes_of_the_whole_frame_whatever_the_slices(tmp_path, monkeypatch):
+    import pyarrow as pa
+
+    from healthscore.io import write as write_module
+    from healthscore.io.write import ParquetStream, write_table_atomic
+
+    monkeypatch.setattr(write_module, "ROW_GROUP_ROWS", 100)
+    rng = np.random.default_rng(0)
+    n = 350
+    df = pd.DataFrame({"text": pa.chunked_array([pa.array([f"a{i}" for i in range(n)], pa.large_string())])
+                       .to_pandas(), "x": rng.normal(size=n)})
+    whole = write_table_atomic(df, tmp_path / "whole.parquet").read_bytes()
+    table = pa.Table.from_pandas(df, preserve_index=False)
+    for step in (1, 33, 100, 1000):
+        path = tmp_path / f"s{step}.parquet"
+        stream = ParquetStream(path, table.schema)
+        for a in range(0, n, step):
+            stream.write(table.slice(a, step))
+            assert not path.exists()  # nothing appears before close
+        assert stream.close().read_bytes() == whole
+    # an error inside the block removes the temporary file and leaves nothing at the path
+    with pytest.raises(RuntimeError):
+        with ParquetStream(tmp_path / "broken.parquet", table.schema) as stream:
+            stream.write(table.slice(0, 10))
+            raise RuntimeError("killed")
+    assert not (tmp_path / "broken.parquet").exists()
+    assert not list(tmp_path.glob(".*.tmp"))

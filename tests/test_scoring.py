@@ -76,7 +76,8 @@ def test_every_scored_row_adds_up(world):
 
 def test_explanations_add_up_per_account(world):
     batch = world["second"].batch
-    ex = batch.explanations.groupby("account_id")["contribution"].sum()
+    assert batch.explanations is None  # streamed to the batch's file, not held (issue 18)
+    ex = pd.read_parquet(world["out"] / "explanations.parquet").groupby("account_id")["contribution"].sum()
     s = batch.scores.set_index("account_id")
     scored = s[s["status"] == "scored"]
     np.testing.assert_allclose(ex.reindex(scored.index), scored[list(CONTRIB_COLUMNS)].sum(axis=1), atol=1e-6)
@@ -493,3 +494,56 @@ def test_mlflow_models_serve_answers_a_good_and_a_bad_request(world):
     finally:
         server.terminate()
         server.wait(timeout=30)
+
+
+def test_streamed_explanations_are_the_bytes_of_the_whole_table(world, tmp_path, monkeypatch):
+    """The explanations streamed 7 accounts at a time, in row groups of 50 rows, are byte for byte the file of
+    the whole table held in memory and written at once; nothing appears until the stream is closed."""
+    from healthscore import tracking
+    from healthscore.io import write as write_module
+    from healthscore.io.output import OutputDir
+    from healthscore.scoring import explanations_schema, write_batch
+
+    monkeypatch.setattr(write_module, "ROW_GROUP_ROWS", 50)
+    ds = load_dataset(world["data"])
+    loaded = tracking.load_model(world["uri"])
+    whole = score_batch(ds, AS_OF_2, loaded, world["cfg"])
+    write_batch(whole, tmp_path / "whole")
+    with OutputDir(tmp_path / "streamed") as od:
+        stream = od.stream("explanations.parquet", explanations_schema())
+        rows = []
+        original = stream.write
+        stream.write = lambda table: (rows.append(table.num_rows), original(table))[1]
+        batch = score_batch(ds, AS_OF_2, loaded, world["cfg"], chunk_rows=7, explanations_stream=stream)
+        assert batch.explanations is None and batch.explanations_file.is_file()
+        assert len(rows) > 3 and max(rows) < len(whole.explanations)  # streamed in steps, never whole
+        write_batch(batch, od)
+    a = (tmp_path / "whole" / "explanations.parquet").read_bytes()
+    b = (tmp_path / "streamed" / "explanations.parquet").read_bytes()
+    assert a == b
+    import pyarrow.parquet as pq
+
+    assert pq.ParquetFile(tmp_path / "streamed" / "explanations.parquet").metadata.num_row_groups > 1
+    # the streamed file was moved into the batch: no temporary file is left in the folder
+    assert not [p for p in (tmp_path / "streamed").rglob("*.tmp")]
+
+
+def test_a_full_disk_while_streaming_is_one_error_and_leaves_nothing(world, tmp_path, monkeypatch):
+    import errno
+    import os
+
+    from healthscore.errors import HealthscoreError
+    from healthscore.io import write as write_module
+
+    out = tmp_path / "out"
+    score_job(world["data"], as_of=AS_OF_1, out=out, config=world["cfg"], model_uri=world["uri"])
+    before = (out / "scores.parquet").read_bytes()
+
+    def full(self, table):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(write_module.ParquetStream, "write", full)
+    with pytest.raises(HealthscoreError, match=r"cannot write the batch: No space left on device .*is still current"):
+        score_job(world["data"], as_of=AS_OF_2, out=out, config=world["cfg"], model_uri=world["uri"])
+    assert (out / "scores.parquet").read_bytes() == before
+    assert not [p for p in out.rglob("*.tmp")]

@@ -387,19 +387,23 @@ class Explained:
     probability: np.ndarray
     baseline: float
     component_points: pd.DataFrame
-    explanations: pd.DataFrame
+    #: None when the long table went to ``explain_rows``'s ``sink``
+    explanations: pd.DataFrame | None
     drivers: pd.DataFrame
     #: seconds per step (prepare, contributions, explanations, drivers), for benchmarks and progress
     timings: dict[str, float]
 
 
 def explain_rows(model, feats: pd.DataFrame, account_ids: np.ndarray, *, chunk_rows: int = CHUNK_ROWS,
-                 progress: Callable[[int, int], None] | None = None, min_points: float = 0.5) -> Explained:
+                 progress: Callable[[int, int], None] | None = None, min_points: float = 0.5,
+                 sink: Callable[[pa.Table], None] | None = None) -> Explained:
     """Score raw feature rows and explain them: per-component points, long-format explanations, drivers.
 
     Rows go through in steps of ``chunk_rows``; every output is the same, byte for byte, whatever the step
     (each row's TreeSHAP, calibration and text depend on that row alone). ``progress(rows_done, rows_total)``
-    is called after each step.
+    is called after each step. With ``sink``, each step's rows of the long table (an Arrow table of
+    ``EXPLANATION_COLUMNS``) go to ``sink`` and are not kept (``explanations`` is then None): the table
+    with a row per account and feature is never held whole (``scoring.batch`` streams it to Parquet).
     """
     t0 = time.perf_counter()
     X = model.prepare(feats)
@@ -411,7 +415,7 @@ def explain_rows(model, feats: pd.DataFrame, account_ids: np.ndarray, *, chunk_r
     ids = pa.array(np.asarray(account_ids, dtype=object), pa.large_string())
     probability = np.empty(n, dtype=float)
     comp_points = []
-    contribution = np.empty(n * k, dtype=float)
+    contribution = np.empty(n * k if sink is None else 0, dtype=float)
     text: dict[str, list] = {"account_id": [], "feature": [], "component": [], "value": []}
     repeated: dict[int, tuple] = {}
     drivers = []
@@ -425,7 +429,8 @@ def explain_rows(model, feats: pd.DataFrame, account_ids: np.ndarray, *, chunk_r
         points = fpoints.to_numpy(dtype=float)
         t2 = time.perf_counter()
         comp_points.append(component_points(fpoints, model.components))
-        contribution[a * k:b * k] = points.ravel()
+        if sink is None:
+            contribution[a * k:b * k] = points.ravel()
         m = b - a
         if m not in repeated:
             # feature and component names repeat identically for every step of the same size: one Arrow
@@ -434,10 +439,14 @@ def explain_rows(model, feats: pd.DataFrame, account_ids: np.ndarray, *, chunk_r
             repeated[m] = (pa.array(names, pa.large_string()).take(col),
                            pa.array(components, pa.large_string()).take(col))
         feature_text, component_text = repeated[m]
-        text["feature"].append(feature_text)
-        text["component"].append(component_text)
-        text["account_id"].append(ids.slice(a, m).take(np.repeat(np.arange(m, dtype=np.int64), k)))
-        text["value"].append(_value_text(X.iloc[a:b], names))
+        step_text = {"account_id": ids.slice(a, m).take(np.repeat(np.arange(m, dtype=np.int64), k)),
+                     "feature": feature_text, "component": component_text,
+                     "value": _value_text(X.iloc[a:b], names)}
+        if sink is not None:
+            sink(pa.table({**step_text, "contribution": pa.array(points.ravel(), pa.float64())}))
+        else:
+            for column, values in step_text.items():
+                text[column].append(values)
         t3 = time.perf_counter()
         drivers.append(driver_sentences(model, X.iloc[a:b], fpoints, min_points=min_points))
         t4 = time.perf_counter()
@@ -446,7 +455,7 @@ def explain_rows(model, feats: pd.DataFrame, account_ids: np.ndarray, *, chunk_r
         if progress is not None:
             progress(b, n)
     t5 = time.perf_counter()
-    explanations = pd.DataFrame(
+    explanations = None if sink is not None else pd.DataFrame(
         {**{c: pa.chunked_array(chunks, pa.large_string()).to_pandas() for c, chunks in text.items()},
          "contribution": contribution},
         columns=list(EXPLANATION_COLUMNS), copy=False,

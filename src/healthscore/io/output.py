@@ -36,11 +36,12 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import pyarrow.parquet as pq
 
 from healthscore import __version__
 from healthscore.errors import HealthscoreError
 from healthscore.io.lock import FileLock
-from healthscore.io.write import fsync_dir, sha256_file, write_table_atomic, write_text_atomic
+from healthscore.io.write import ParquetStream, fsync_dir, sha256_file, write_table_atomic, write_text_atomic
 
 LOCK = ".healthscore.lock"
 BATCHES = "batches"
@@ -212,6 +213,35 @@ def batch_name(as_of: str | None) -> str:
     return f"{as_of or 'table'}-{stamp}-{secrets.token_hex(3)}"
 
 
+class _BatchStream:
+    """``ParquetStream`` whose disk errors are the batch's (``OutputError``); ``path`` is the finished file."""
+
+    def __init__(self, stream: ParquetStream, before: str) -> None:
+        self._stream, self._before = stream, before
+        self.path: Path | None = None
+
+    def _guard(self, step):
+        try:
+            return step()
+        except OSError as exc:
+            self._stream.abort()
+            raise OutputError(f"cannot write the batch: {_os_problem(exc, self._stream.path)}; {self._before}"
+                              ) from None
+
+    def write(self, table) -> None:
+        self._guard(lambda: self._stream.write(table))
+
+    def close(self) -> Path:
+        self.path = self._guard(self._stream.close)
+        return self.path
+
+    def discard(self) -> None:
+        """Remove the file, written or not (a run that failed before publishing)."""
+        self._stream.abort()
+        if self.path is not None:
+            self.path.unlink(missing_ok=True)
+
+
 @dataclass
 class OutputDir:
     """The output folder, held by this process for one run: ``with OutputDir(out) as od: … od.publish(…)``.
@@ -318,9 +348,22 @@ class OutputDir:
 
     # -- publishing -----------------------------------------------------------------------------------------
 
-    def publish(self, tables: dict[str, pd.DataFrame], *, as_of: str | None, info: dict[str, Any]) -> Batch:
+    def stream(self, file_name: str, schema) -> _BatchStream:
+        """A Parquet file of the next batch written a slice at a time before ``publish`` (``ParquetStream``),
+        in this folder (so publishing moves it) under a name an interrupted run's cleanup removes. Its disk
+        errors read as the batch's: "cannot write the batch: …; the previous batch is still current"."""
+        path = self.root / BATCHES / f".{file_name}.{os.getpid()}-{secrets.token_hex(3)}.tmp"
+        before = f"the previous batch ({self.current.describe()}) is still current" if self.current else \
+            "nothing was made current"
+        try:
+            return _BatchStream(ParquetStream(path, schema), before)
+        except OSError as exc:
+            raise OutputError(f"cannot write the batch: {_os_problem(exc, path)}; {before}") from None
+
+    def publish(self, tables: dict[str, pd.DataFrame | Path], *, as_of: str | None, info: dict[str, Any]) -> Batch:
         """Write ``tables`` as one new batch and make it current in one step; return it.
 
+        A value may be a finished file (a ``Path``, e.g. from ``scratch``): it is moved into the batch.
         Any failure before the switch (a full disk, a kill) leaves the previous batch current, untouched,
         and the half-written batch is removed (now, or by the next run).
         """
@@ -335,9 +378,12 @@ class OutputDir:
             files: dict[str, dict[str, Any]] = {}
             for file_name, frame in tables.items():
                 writing = staging / file_name
-                path = write_table_atomic(frame, writing)
-                files[file_name] = {"rows": int(len(frame)), "bytes": path.stat().st_size,
-                                    "sha256": sha256_file(path)}
+                if isinstance(frame, Path):
+                    os.replace(frame, writing)
+                    path, rows = writing, pq.ParquetFile(writing).metadata.num_rows
+                else:
+                    path, rows = write_table_atomic(frame, writing), len(frame)
+                files[file_name] = {"rows": int(rows), "bytes": path.stat().st_size, "sha256": sha256_file(path)}
             manifest = {"format": MANIFEST_FORMAT, "batch": name, "as_of": as_of,
                         "created_at": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
                         "healthscore_version": __version__, **info, "files": files}

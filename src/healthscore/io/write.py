@@ -68,9 +68,88 @@ def round_for_csv(df: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
+#: rows per Parquet row group (pyarrow's own default): every Parquet file is cut at the same rows, so the
+#: same rows give the same bytes whether they were written whole or a slice at a time (``ParquetStream``)
+ROW_GROUP_ROWS = 1024 * 1024
+
+
+def _write_row_groups(writer: pq.ParquetWriter, table: pa.Table) -> None:
+    """``table`` as whole row groups of ``ROW_GROUP_ROWS`` (the last may be shorter), each one contiguous."""
+    for start in range(0, max(table.num_rows, 1), ROW_GROUP_ROWS):
+        writer.write_table(table.slice(start, ROW_GROUP_ROWS).combine_chunks(), row_group_size=ROW_GROUP_ROWS)
+
+
 def _write_parquet(df: pd.DataFrame, handle) -> None:
     table = pa.Table.from_pandas(df, preserve_index=False)
-    pq.write_table(table, handle, compression=PARQUET_COMPRESSION)
+    with pq.ParquetWriter(handle, table.schema, compression=PARQUET_COMPRESSION) as writer:
+        _write_row_groups(writer, table)
+
+
+class ParquetStream:
+    """A Parquet file written a slice at a time, never held whole: ``write(table)`` per slice, then ``close()``.
+
+    Rows are buffered into row groups of ``ROW_GROUP_ROWS``, so the file's bytes are those of
+    ``write_table_atomic`` on all the rows at once, whatever the slices. The file is written beside ``path``
+    under a temporary name (ending in ``.tmp``) and appears at ``path`` on ``close()`` only; on an error
+    inside a ``with`` block, or ``abort()``, the temporary file is removed.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], schema: pa.Schema) -> None:
+        self.path = Path(path)
+        self.schema = schema
+        self.rows = 0
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd, name = tempfile.mkstemp(dir=self.path.parent, prefix=f".{self.path.name}.", suffix=".tmp")
+        self._tmp = Path(name)
+        self._handle = os.fdopen(fd, "wb")
+        self._writer = pq.ParquetWriter(self._handle, schema, compression=PARQUET_COMPRESSION)
+        self._pending: list[pa.Table] = []
+        self._pending_rows = 0
+
+    def write(self, table: pa.Table) -> None:
+        """Append rows (their columns and types must be the schema's)."""
+        table = pa.Table.from_arrays(table.columns, schema=self.schema)
+        self._pending.append(table)
+        self._pending_rows += table.num_rows
+        self.rows += table.num_rows
+        if self._pending_rows >= ROW_GROUP_ROWS:
+            whole = pa.concat_tables(self._pending)
+            cut = (whole.num_rows // ROW_GROUP_ROWS) * ROW_GROUP_ROWS
+            _write_row_groups(self._writer, whole.slice(0, cut))
+            rest = whole.slice(cut)
+            self._pending, self._pending_rows = ([rest] if rest.num_rows else []), rest.num_rows
+
+    def close(self) -> Path:
+        """Write the last rows, sync, and move the file to ``path``; return it."""
+        try:
+            if self._pending or self.rows == 0:
+                rest = pa.concat_tables(self._pending) if self._pending else self.schema.empty_table()
+                _write_row_groups(self._writer, rest)
+            self._writer.close()
+            self._handle.flush()
+            os.fsync(self._handle.fileno())
+            self._handle.close()
+            os.replace(self._tmp, self.path)
+        except BaseException:
+            self.abort()
+            raise
+        return self.path
+
+    def abort(self) -> None:
+        """Drop the file (nothing appears at ``path``)."""
+        for step in (self._writer.close, self._handle.close):
+            try:
+                step()
+            except Exception:  # noqa: BLE001 - already failing; the file is removed either way
+                pass
+        self._tmp.unlink(missing_ok=True)
+
+    def __enter__(self) -> ParquetStream:
+        return self
+
+    def __exit__(self, exc_type, *_) -> None:
+        if exc_type is not None:
+            self.abort()
 
 
 def _write_csv(df: pd.DataFrame, handle) -> None:

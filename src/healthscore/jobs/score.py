@@ -21,7 +21,7 @@ from healthscore.io.write import round_for_csv
 from healthscore.model.card import share_known
 from healthscore.model.flat_table import features_for_scoring
 from healthscore.reports.progress import NO_PROGRESS, Progress
-from healthscore.scoring import ScoreBatch, score_batch, score_table, write_batch
+from healthscore.scoring import ScoreBatch, explanations_schema, score_batch, score_table, write_batch
 
 
 @dataclass
@@ -81,14 +81,20 @@ def score_job(
         readiness, notes = gates.check(ds, as_of, loaded.model, config, allow_stale=allow_stale,
                                        allow_missing=allow_missing)
         previous = od.current.read("history.parquet") if od.current is not None else None
-        with progress.step(f"scoring {len(ds.accounts):,} accounts as of {as_of} (features, model, explanations)",
-                           total=len(ds.accounts)):
-            batch = score_batch(ds, as_of, loaded, config, previous_history=previous, progress=progress.advance,
-                                readiness=readiness)
-        with progress.step(f"writing outputs to {out}"):
-            info = {"model_uri": uri, "data_source": str(data), "data_fingerprint": ds.fingerprint,
-                    **readiness.manifest()}
-            paths = write_batch(batch, od, info=info)
+        # the long explanations table is streamed to a file in the folder as it is computed, never held whole
+        # (issue 18); publishing moves it into the batch, and a failure before that removes it
+        streamed = od.stream("explanations.parquet", explanations_schema())
+        try:
+            with progress.step(f"scoring {len(ds.accounts):,} accounts as of {as_of} (features, model, "
+                               "explanations)", total=len(ds.accounts)):
+                batch = score_batch(ds, as_of, loaded, config, previous_history=previous,
+                                    progress=progress.advance, readiness=readiness, explanations_stream=streamed)
+            with progress.step(f"writing outputs to {out}"):
+                info = {"model_uri": uri, "data_source": str(data), "data_fingerprint": ds.fingerprint,
+                        **readiness.manifest()}
+                paths = write_batch(batch, od, info=info)
+        finally:
+            streamed.discard()  # moved into the batch when published; otherwise removed
     trained_on, known = _trained_on(loaded, batch)
     if uri.startswith(("models:/", "runs:/")):  # a model from the store: the batch is recorded beside it
         try:

@@ -15,6 +15,7 @@ from healthscore.scoring.batch import (
     ScoreBatch,
     TableScores,
     batch_drift,
+    explanations_schema,
     read_history,
     score_batch,
     score_table,
@@ -24,5 +25,5 @@ from healthscore.scoring.portfolio import (
     portfolio,  # the rollup function (the module stays importable by path)
 )
 
-__all__ = ["HISTORY_COLUMNS", "SCORE_COLUMNS", "ScoreBatch", "TableScores", "band_of", "batch_drift",
+__all__ = ["HISTORY_COLUMNS", "SCORE_COLUMNS", "ScoreBatch", "TableScores", "band_of", "batch_drift", "explanations_schema",
            "portfolio", "read_history", "score_batch", "score_table", "write_batch"]

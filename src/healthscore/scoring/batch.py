@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from healthscore import gates
 from healthscore.config import Config
@@ -50,11 +51,27 @@ HISTORY_COLUMNS = ("account_id", "as_of", "status", "probability", "model_score"
 @dataclass
 class ScoreBatch:
     scores: pd.DataFrame
-    explanations: pd.DataFrame
+    #: the long table in memory; None when it was streamed to ``explanations_file``
+    explanations: pd.DataFrame | None
     history: pd.DataFrame
     portfolio: pd.DataFrame
     features: pd.DataFrame
     drift: pd.DataFrame | None = None
+    #: the long table as a finished Parquet file (``score_batch(explanations_to=…)``), moved into the batch
+    explanations_file: Path | None = None
+
+
+def explanations_schema() -> pa.Schema:
+    """The Arrow schema of ``explanations.parquet`` (with its pandas metadata), as written from a frame."""
+    text = pa.chunked_array([], pa.large_string()).to_pandas()
+    frame = pd.DataFrame({"account_id": text, "as_of": pd.Series([], dtype="datetime64[ns]"), "feature": text,
+                          "component": text, "value": text, "contribution": pd.Series([], dtype="float64")})
+    return pa.Schema.from_pandas(frame, preserve_index=False)
+
+
+def _with_as_of(table: pa.Table, as_of: date) -> pa.Table:
+    stamp = pa.array(np.full(table.num_rows, np.datetime64(pd.Timestamp(as_of), "ns")), pa.timestamp("ns"))
+    return table.add_column(1, "as_of", stamp)
 
 
 def _account_frame(ds, rows: pd.DataFrame, as_of: date) -> pd.DataFrame:
@@ -93,13 +110,17 @@ def _add_model_columns(out: pd.DataFrame, scored: np.ndarray, ex: Explained | No
 
 def score_batch(ds, as_of: date, loaded, config: Config, *, previous_history: pd.DataFrame | None = None,
                 progress: Callable[[int, int], None] | None = None, chunk_rows: int = CHUNK_ROWS,
-                readiness=None) -> ScoreBatch:
+                readiness=None, explanations_stream=None) -> ScoreBatch:
     """Score every account in ``ds.accounts`` as of ``as_of`` with a loaded model (tracking.LoadedModel).
 
     Scored rows are explained ``chunk_rows`` at a time (the result does not depend on it);
     ``progress(rows_done, rows_total)`` is called after each step, counting scored rows only.
     ``readiness`` is what the gates found (``gates.check``); without it they are assessed here, refusing
     nothing, so every row still says ``data_through``, ``stale_data`` and ``missing_tables``.
+    ``explanations_stream`` (``write(table)``, ``close() -> Path``, e.g. ``OutputDir.stream``): the long
+    explanations table goes to it step by step (``io.write.ParquetStream``: the same bytes as writing it
+    whole) instead of being held, so memory no longer grows with accounts × features; the batch then
+    carries the finished file (``explanations_file``).
     """
     model = loaded.model
     if readiness is None:
@@ -110,12 +131,15 @@ def score_batch(ds, as_of: date, loaded, config: Config, *, previous_history: pd
     scored = (out["status"] == "scored").to_numpy()
     ex, drift = None, None
     explanations = pd.DataFrame(columns=list(EXPLANATION_COLUMNS))
+    stream = explanations_stream
     if scored.any():
-        ex = explain_rows(model, feats[scored], out.loc[scored, "account_id"].to_numpy(), chunk_rows=chunk_rows,
-                          progress=progress, min_points=config.explain.min_points)
+        sink = (lambda table: stream.write(_with_as_of(table, as_of))) if stream is not None else None
+        ex = explain_rows(model, feats[scored], out.loc[scored, "account_id"].to_numpy(),
+                          chunk_rows=chunk_rows, progress=progress, min_points=config.explain.min_points, sink=sink)
         drift = psi_table(model, ex.X, probability=ex.probability, config=config.drift)
         drift.insert(0, "as_of", pd.Timestamp(as_of))
         explanations = ex.explanations
+    explanations_file = stream.close() if stream is not None else None
     out = _add_model_columns(out, scored, ex)
     out = apply_adjustments(out, ds, feats, as_of, config)
     out["band"] = band_of(out["score"], config)
@@ -132,8 +156,9 @@ def score_batch(ds, as_of: date, loaded, config: Config, *, previous_history: pd
     out["model_version"] = loaded.version
     out = out[list(SCORE_COLUMNS)].sort_values("account_id", kind="stable").reset_index(drop=True)
     history = update_history(previous_history, out)
-    return ScoreBatch(scores=out, explanations=explanations.reset_index(drop=True), history=history,
-                      portfolio=portfolio(out), features=feats, drift=drift)
+    return ScoreBatch(scores=out, explanations=None if stream is not None else explanations.reset_index(drop=True),
+                      history=history, portfolio=portfolio(out), features=feats, drift=drift,
+                      explanations_file=explanations_file)
 
 
 @dataclass
@@ -202,12 +227,15 @@ def keep_per_as_of(previous: pd.DataFrame | None, new: pd.DataFrame) -> pd.DataF
     return out.sort_values("as_of", kind="stable").reset_index(drop=True)
 
 
-def batch_tables(batch: ScoreBatch, previous=None) -> dict[str, pd.DataFrame]:
+def batch_tables(batch: ScoreBatch, previous=None) -> dict[str, pd.DataFrame | Path]:
     """The files of one batch (CONTRACT §4, §6): portfolio and drift keep earlier as-of dates' rows."""
     as_of = pd.Timestamp(batch.scores["as_of"].iloc[0]) if len(batch.scores) else pd.NaT
-    explanations = batch.explanations.copy(deep=False)  # a new column only: the rows are not copied
-    if "as_of" not in explanations:
-        explanations.insert(1, "as_of", pd.Series(as_of, index=explanations.index, dtype="datetime64[ns]"))
+    if batch.explanations is None:  # streamed: the finished file is moved into the batch
+        explanations = batch.explanations_file
+    else:
+        explanations = batch.explanations.copy(deep=False)  # a new column only: the rows are not copied
+        if "as_of" not in explanations:
+            explanations.insert(1, "as_of", pd.Series(as_of, index=explanations.index, dtype="datetime64[ns]"))
     drift = batch.drift if batch.drift is not None else pd.DataFrame({"as_of": pd.Series([], dtype="datetime64[ns]")})
     return {
         "scores.parquet": batch.scores,
