@@ -288,13 +288,15 @@ def build_features(ds, observations: pd.DataFrame, *, config: Config | FeaturesC
         first = obs["as_of"].min() if len(obs) else None
         sql = features_sql(components, config=cfg, present=present,
                            recent_from=None if pd.isna(first) else int(first))
-        result = con.execute(sql).df()
+        # fetched as Arrow and turned into pandas only once DuckDB has let go of its working memory (up to
+        # memory_limit): converting while it still held it was the peak of scoring 1M accounts (4.35 GiB)
+        result = con.sql(sql).to_arrow_table()
     finally:
         con.close()
         if spill is not None:
             shutil.rmtree(spill, ignore_errors=True)
     segments = sorted(tables["in_accounts"]["segment"].dropna().unique().tolist())
-    return feature_frame(result, observations.index, names, segments)
+    return feature_frame(result.to_pandas(), observations.index, names, segments)
 
 
 def feature_frame(result: pd.DataFrame, index: pd.Index, names: list[str], segments: list[str]) -> pd.DataFrame:
