@@ -141,6 +141,7 @@ def score_batch(ds, as_of: date, loaded, config: Config, *, previous_history: pd
         explanations = ex.explanations
     explanations_file = stream.close() if stream is not None else None
     out = _add_model_columns(out, scored, ex)
+    ex = None  # the model matrix, points and driver frames are in ``out`` now: let them go before the rest
     out = apply_adjustments(out, ds, feats, as_of, config)
     out["band"] = band_of(out["score"], config)
     out = add_alerts(out, previous_history, as_of, config)
