@@ -222,9 +222,11 @@ _USAGE_EVENTS_PARQUET_SQL = (
 
 
 #: DuckDB's memory for the feature engine unless ``memory_limit`` or ``HEALTHSCORE_DUCKDB_MEMORY`` says
-#: otherwise; beyond it DuckDB spills to a temporary folder. 3 GB keeps ``healthscore features`` on 100k
-#: accounts / 50M events under 4 GiB at no cost in time (docs/performance.md); DuckDB's own default is 80% of RAM
-DEFAULT_MEMORY_LIMIT = "3GB"
+#: otherwise; beyond it DuckDB spills to a temporary folder. DuckDB's own default is 80% of RAM. Measured
+#: (docs/performance.md): ``score`` on 1M accounts peaked at 4.35 GB with 3 GB (the query beside the loaded
+#: tables) and 3.88 GB with 2.5 GB, in the same time; ``features`` on 100k accounts / 50M events took 39.9 s
+#: at 2.9 GB with 2.5 GB, against 36.4 s at 3.3 GB with 3 GB
+DEFAULT_MEMORY_LIMIT = "2.5GB"
 
 
 def build_features(ds, observations: pd.DataFrame, *, config: Config | FeaturesConfig | None = None,
@@ -250,7 +252,7 @@ def build_features(ds, observations: pd.DataFrame, *, config: Config | FeaturesC
     instead — the results are the same.
 
     ``memory_limit`` (e.g. ``"6GB"``) caps DuckDB's memory; beyond it DuckDB spills to a temporary folder.
-    Default: ``HEALTHSCORE_DUCKDB_MEMORY`` if set, else ``DEFAULT_MEMORY_LIMIT`` (3 GB).
+    Default: ``HEALTHSCORE_DUCKDB_MEMORY`` if set, else ``DEFAULT_MEMORY_LIMIT`` (2.5 GB).
     """
     cfg = _features_config(config)
     if memory_limit is None:
