@@ -235,3 +235,13 @@ def test_the_registered_blend_is_restacked_on_every_row() -> None:
     assert shares != result.evaluated_model.params["blend_shares"]  # stacked again, on every row
     assert abs(sum(shares) - 1) < 1e-12
     np.testing.assert_allclose(result.model.linear.shares, shares)
+
+
+def test_a_saved_scorecard_start_does_not_carry_its_lookup_tables() -> None:
+    ts = _weighted_wrong(800, 3)
+    start = LearnedScorecardStart.fit(ts.features, ts.label, components=ts.components, directions=ts.directions)
+    margin = start.margin(ts.features)  # fills the percentile lookup tables
+    assert start.scorecard.__dict__.get("_counts_")
+    again = pickle.loads(pickle.dumps(start))
+    assert "_counts_" not in again.scorecard.__dict__
+    np.testing.assert_array_equal(again.margin(ts.features), margin)

@@ -298,6 +298,11 @@ def build_features(ds, observations: pd.DataFrame, *, config: Config | FeaturesC
         if spill is not None:
             shutil.rmtree(spill, ignore_errors=True)
     segments = sorted(tables["in_accounts"]["segment"].dropna().unique().tolist())
+    # sums of integers are HUGEINT, Arrow decimals: as doubles (as DuckDB's own pandas output gives them),
+    # never a Python Decimal per cell
+    decimals = [i for i, f in enumerate(result.schema) if pa.types.is_decimal(f.type)]
+    for i in decimals:
+        result = result.set_column(i, result.schema[i].name, result.column(i).cast(pa.float64(), safe=False))
     return feature_frame(result.to_pandas(), observations.index, names, segments)
 
 

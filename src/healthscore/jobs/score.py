@@ -93,6 +93,7 @@ def score_job(
                 info = {"model_uri": uri, "data_source": str(data), "data_fingerprint": ds.fingerprint,
                         **readiness.manifest()}
                 paths = write_batch(batch, od, info=info)
+            batch.explanations_file = paths.get("explanations.parquet", batch.explanations_file)
         finally:
             streamed.discard()  # moved into the batch when published; otherwise removed
     trained_on, known = _trained_on(loaded, batch)

@@ -26,7 +26,12 @@ class Scorecard:
         self.components = components
         self.directions = directions
 
+    def __getstate__(self) -> dict:
+        # the lookup tables are rebuilt from ``sorted_`` on first use: a saved model does not carry them twice
+        return {k: v for k, v in self.__dict__.items() if k != "_counts_"}
+
     def fit(self, X: pd.DataFrame) -> Scorecard:
+        self.__dict__.pop("_counts_", None)
         self.sorted_ = {}
         for name, direction in self.directions.items():
             if direction == 0 or name not in X.columns or self.components.get(name) not in self.weights:

@@ -34,6 +34,7 @@ from sklearn.pipeline import Pipeline
 
 from healthscore.model.baselines import (
     Scorecard,
+    logistic_baseline,
     logistic_preprocessor,
     logistic_regression,
     regression_input,
@@ -76,15 +77,22 @@ class LinearStart:
         # the inputs are prepared once for every feature; each round fits the regression on the columns of
         # the features still in (the same design a fit on those features alone would build)
         pre = logistic_preprocessor(names, cat).fit(regression_input(inputs, cat))
-        design = pre.transform(regression_input(inputs, cat))
-        design = np.asarray(design.toarray() if hasattr(design, "toarray") else design, dtype=float)
         every = _design_sources(Pipeline([("pre", pre)]), names, cat)
-        lr = None
+        design = None if pre.sparse_output_ else np.asarray(pre.transform(regression_input(inputs, cat)), dtype=float)
+        onehot = {k for k, f in enumerate(every) if f in cat}
+        ones = {k: int(np.count_nonzero(design[:, k])) for k in onehot} if design is not None else {}
+        lr, pipeline = None, None
         for _ in range(len(names) + 1):
             keep = set(used)
             columns = [k for k, f in enumerate(every) if f in keep]
-            source = [every[k] for k in columns]
-            lr = logistic_regression(seed).fit(design[:, columns], y)
+            if design is None or _sparse_design(columns, onehot, ones, len(y)):
+                # a design the transformer would hold sparse: fitted as the baseline fits it (sparse), so the
+                # coefficients are the baseline's exactly
+                pipeline = logistic_baseline(inputs[used], y, categorical=[c for c in cat if c in used], seed=seed)
+                lr, source = pipeline.named_steps["lr"], _design_sources(pipeline, used, cat)
+            else:
+                pipeline, source = None, [every[k] for k in columns]
+                lr = logistic_regression(seed).fit(design[:, columns], y)
             coef = lr.coef_[0]
             wrong = []
             for name in used:
@@ -106,10 +114,12 @@ class LinearStart:
             rate = float(np.clip(np.mean(y), 1e-6, 1 - 1e-6))
             base.intercept, base.design_mean = float(np.log(rate / (1 - rate))), np.zeros(0)
             return base
-        used_cat = [c for c in cat if c in used]
-        pipeline = Pipeline([("pre", logistic_preprocessor(used, used_cat).fit(regression_input(inputs[used], used_cat))),
-                             ("lr", lr)])
-        pipeline.categorical_ = used_cat
+        if pipeline is None:
+            used_cat = [c for c in cat if c in used]
+            pipeline = Pipeline([("pre", logistic_preprocessor(used, used_cat).fit(regression_input(inputs[used],
+                                                                                                   used_cat))),
+                                 ("lr", lr)])
+            pipeline.categorical_ = used_cat
         base.used, base.pipeline, base.source = used, pipeline, source
         base.coef = np.asarray(coef, dtype=float)
         base.intercept = float(pipeline.named_steps["lr"].intercept_[0])
@@ -152,6 +162,17 @@ class LinearStart:
             cols = [k for k, s in enumerate(self.source) if s == name]
             out[name] = parts[:, cols].sum(axis=1)
         return out
+
+
+def _sparse_design(columns: list[int], onehot: set[int], ones: dict[int, int], n: int,
+                   threshold: float = 0.3) -> bool:
+    """Whether the baseline's ColumnTransformer would return these design columns sparse: with a one-hot
+    block, when stored values / cells < ``sparse_threshold`` (dense blocks count every cell)."""
+    hot = [k for k in columns if k in onehot]
+    if not hot or not columns:
+        return False
+    stored = n * (len(columns) - len(hot)) + sum(ones[k] for k in hot)
+    return stored / (n * len(columns)) < threshold
 
 
 def _design_sources(pipeline, used: list[str], categorical: list[str]) -> list[str]:

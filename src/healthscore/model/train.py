@@ -599,8 +599,15 @@ def refit(ts: TrainingSet, settings: HealthModel, *, config: Config) -> HealthMo
     newest renewals teach the model too. Everything fitted on rows (adoption curve, categories, references,
     drift distributions) is fitted on all of them, and the map is calibrated on out-of-fold margins —
     time-ordered folds when rows have renewal dates (each block predicted by a model of the older ones),
-    else stratified folds. ``ts.part`` is ignored.
+    else stratified folds. ``ts.part`` is ignored. BLAS runs on one thread, as in ``fit_health_model``
+    (``retrain`` calls this directly).
     """
+    with threadpool_limits(limits=1, user_api="blas"):
+        return _refit(ts, settings, config=config)
+
+
+def _refit(ts: TrainingSet, settings: HealthModel, *, config: Config) -> HealthModel:
+    """``refit``'s body (under its BLAS limit)."""
     every = np.ones(len(ts.label), dtype=bool)
     y = np.asarray(ts.label, dtype=int)
     final = _new_model(ts, every, config)
@@ -841,7 +848,7 @@ def _fit_health_model(ts: TrainingSet, *, config: Config) -> TrainResult:
     # refit: the same procedure on every row; this model is registered and scores accounts
     final = model
     if config.model.refit and r.is_test.any() and len(np.unique(np.asarray(ts.label))) == 2:
-        final = refit(ts, model, config=config)
+        final = _refit(ts, model, config=config)
         sizes["rows_refit"] = final.metadata["n_train"]
         sizes["rows_refit_calibration"] = final.metadata["n_calibration"]
         if "contract_id" in ts.rows:

@@ -62,11 +62,14 @@ class ScoreBatch:
 
 
 def explanations_schema() -> pa.Schema:
-    """The Arrow schema of ``explanations.parquet`` (with its pandas metadata), as written from a frame."""
+    """The Arrow schema of ``explanations.parquet``: text as ``large_string``, the pandas metadata of the
+    frame ``score_batch`` holds in memory (so under pandas 3 the streamed file is that frame's bytes)."""
     text = pa.chunked_array([], pa.large_string()).to_pandas()
     frame = pd.DataFrame({"account_id": text, "as_of": pd.Series([], dtype="datetime64[ns]"), "feature": text,
                           "component": text, "value": text, "contribution": pd.Series([], dtype="float64")})
-    return pa.Schema.from_pandas(frame, preserve_index=False)
+    types = {"as_of": pa.timestamp("ns"), "contribution": pa.float64()}
+    fields = [pa.field(c, types.get(c, pa.large_string())) for c in frame.columns]
+    return pa.schema(fields, metadata=pa.Schema.from_pandas(frame, preserve_index=False).metadata)
 
 
 def _with_as_of(table: pa.Table, as_of: date) -> pa.Table:
