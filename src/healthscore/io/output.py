@@ -363,7 +363,7 @@ class OutputDir:
     def publish(self, tables: dict[str, pd.DataFrame | Path], *, as_of: str | None, info: dict[str, Any]) -> Batch:
         """Write ``tables`` as one new batch and make it current in one step; return it.
 
-        A value may be a finished file (a ``Path``, e.g. from ``scratch``): it is moved into the batch.
+        A value may be a finished file (a ``Path``, e.g. a ``stream``'s): it is moved into the batch.
         Any failure before the switch (a full disk, a kill) leaves the previous batch current, untouched,
         and the half-written batch is removed (now, or by the next run).
         """

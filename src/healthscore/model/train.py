@@ -297,7 +297,10 @@ class _FoldData:
         for ds, init in ((dtr, init_tr), (dva, init_va)):
             # set_init_score(None) keeps the handle's old scores: clear them, so a constant start boosts
             # from the average as on a fresh dataset
-            ds.set_field("init_score", None) if init is None else ds.set_init_score(init)
+            if init is None:
+                ds.set_field("init_score", None)
+            else:
+                ds.set_init_score(init)
             ds.init_score = init
         return dtr, dva
 

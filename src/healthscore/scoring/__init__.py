@@ -25,5 +25,5 @@ from healthscore.scoring.portfolio import (
     portfolio,  # the rollup function (the module stays importable by path)
 )
 
-__all__ = ["HISTORY_COLUMNS", "SCORE_COLUMNS", "ScoreBatch", "TableScores", "band_of", "batch_drift", "explanations_schema",
-           "portfolio", "read_history", "score_batch", "score_table", "write_batch"]
+__all__ = ["HISTORY_COLUMNS", "SCORE_COLUMNS", "ScoreBatch", "TableScores", "band_of", "batch_drift",
+           "explanations_schema", "portfolio", "read_history", "score_batch", "score_table", "write_batch"]
