@@ -83,16 +83,16 @@ def test_drivers_take_the_three_most_negative_first_and_ignore_tiny_ones():
 
 def test_no_positive_reason_from_a_component_in_a_bad_state():
     # money overdue: the billing component's positives (0 late payments) are never offered as reasons
-    names = ["amount_overdue", "invoices_paid_late_365d", "seat_utilization_30d"]
+    names = ["amount_overdue", "invoices_late_365d", "seat_utilization_30d"]
     X = pd.DataFrame([[2500.0, 0.0, 0.9], [0.0, 0.0, 0.9]], columns=names)
     fpoints = pd.DataFrame([[0.0, 3.0, 2.0], [0.0, 3.0, 2.0]], columns=names)
-    model = SimpleNamespace(references={}, components={"amount_overdue": "billing", "invoices_paid_late_365d":
+    model = SimpleNamespace(references={}, components={"amount_overdue": "billing", "invoices_late_365d":
                                                        "billing", "seat_utilization_30d": "usage"})
     specs = {n: SimpleNamespace(label=n, unit="", kind="numeric") for n in names}
     out = driver_sentences(model, X, fpoints, specs=specs)
     shown = out.loc[0].dropna().tolist()
     assert shown == ["seat_utilization_30d: 0.9 raises the score by 2 points"]
-    assert out.loc[1, "positive_driver"].startswith("invoices_paid_late_365d")  # not overdue: allowed
+    assert out.loc[1, "positive_driver"].startswith("invoices_late_365d")  # not overdue: allowed
 
 
 def test_drivers_do_not_depend_on_row_order():
@@ -248,3 +248,22 @@ def test_scored_rows_have_drivers_worded_from_the_catalogue(run):
     assert first.isin(labels).all()
     assert scored["driver_1"].str.contains(r" (?:lowers|raises) the score by [\d.]+ points?$").all()
     assert not scored["driver_1"].str.contains("nan").any()
+
+
+def test_explanations_never_contradict_the_billing_or_usage_trend_data():
+    # issue 16 item 4, on a simulated world scored twice: money past due never shows as a positive billing
+    # contribution, and a usage trend of -50% or worse never raises the score
+    run = simulated_run()
+    overdue_rows = trend_rows = 0
+    for batch in (run["first"], run["second"]):
+        scored = batch.scores[batch.scores["status"] == "scored"].set_index("account_id")
+        long = batch.explanations
+        value = long.pivot(index="account_id", columns="feature", values="value")
+        value = value[["amount_overdue", "usage_trend_30d"]].apply(pd.to_numeric)
+        points = long.pivot(index="account_id", columns="feature", values="contribution")
+        overdue = value.index[value["amount_overdue"] > 0]
+        falling = value.index[value["usage_trend_30d"] <= -0.5]
+        overdue_rows, trend_rows = overdue_rows + len(overdue), trend_rows + len(falling)
+        assert (scored.loc[overdue, "contrib_billing"] <= 1e-9).all()
+        assert (points.loc[falling, "usage_trend_30d"] <= 1e-9).all()
+    assert overdue_rows >= 5 and trend_rows >= 5  # the world has both, so the checks above could fail

@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import math
 
+import pandas as pd
 import pytest
 
 from _features_world import INVOICE_COLUMNS, T, accounts, contracts, dataset, frame, observations, row, ts
 from healthscore.features import build_features
 
-BILLING = ["invoices_paid_late_365d", "amount_unpaid", "amount_overdue", "days_overdue_max"]
+BILLING = ["invoices_late_365d", "amount_unpaid", "amount_overdue", "days_overdue_max"]
 
 
 def inv(iid, account, issued, due, paid, amount) -> dict:
@@ -46,7 +47,8 @@ OBS = observations(("A-2", "C-2", T), ("A-1", "C-1", T))
 def test_billing_story_counted_by_hand():
     feats = build_features(billing_world(seed=11), OBS)
     a1 = row(feats, "A-1", OBS)
-    assert a1["invoices_paid_late_365d"] == 1  # i1 (i4's late payment is at as_of; i6 too old)
+    # i1 paid late; i2 unpaid past due; i4 paid only at as_of, so unpaid past due then (i6: paid late too long ago)
+    assert a1["invoices_late_365d"] == 3
     assert a1["amount_unpaid"] == pytest.approx(100 + 50 + 30)
     assert a1["amount_overdue"] == pytest.approx(100 + 30)
     assert a1["days_overdue_max"] == 31
@@ -65,3 +67,14 @@ def test_missing_invoices_table_gives_nan_but_contract_changes_remain():
     feats = build_features(billing_world(with_invoices=False), OBS)
     assert feats[BILLING].isna().all().all()
     assert row(feats, "A-1", OBS)["arr_change_pct_vs_previous_term"] == pytest.approx(0.2)
+
+
+def test_money_past_due_is_never_read_as_never_late():
+    # an account that owes money past due has at least one late invoice on every day, so the billing features
+    # never say "0 late invoices" beside "money overdue" (issue 16: an explanation never contradicts the data)
+    days = pd.date_range("2024-01-15", "2024-08-15", freq="7D")
+    obs = observations(*[("A-1", "C-1", d.date()) for d in days])
+    feats = build_features(billing_world(seed=3), obs)
+    overdue = feats["amount_overdue"] > 0
+    assert overdue.sum() >= 10  # the story has money past due on most of these days
+    assert (feats.loc[overdue, "invoices_late_365d"] >= 1).all()

@@ -44,10 +44,10 @@ AGREED = {
                 "median_resolution_hours_90d", "ticket_trend_90d", "ticket_csat_avg_180d"],
     "engagement": ["email_open_rate_90d", "meetings_90d", "days_since_last_ebr", "no_ebr_182d", "web_visits_90d",
                    "webinars_90d"],
-    "billing": ["invoices_paid_late_365d", "amount_unpaid", "amount_overdue", "days_overdue_max",
-                "arr_change_pct_vs_previous_term", "seat_change_pct_vs_previous_term"],
+    "billing": ["invoices_late_365d", "amount_unpaid", "amount_overdue", "days_overdue_max"],
     "feedback": ["nps_last", "nps_change", "csat_avg_365d", "days_since_last_survey"],
-    "account": ["segment", "tenure_days", "days_to_renewal", "seats", "arr", "earlier_renewals"],
+    "account": ["segment", "tenure_days", "days_to_renewal", "seats", "arr", "earlier_renewals",
+                "arr_change_pct_vs_previous_term", "seat_change_pct_vs_previous_term"],
 }
 
 

@@ -1,7 +1,9 @@
-"""Account: context the other components are read against — segment, tenure, renewal, size, history.
+"""Account: context the other components are read against — segment, tenure, renewal, size, history, growth.
 
 Reads accounts and contracts. The observed contract is known from its start; outcomes of the account's
-other contracts are known once their end_date is before as_of (never the observed contract's own).
+other contracts are known once their end_date is before as_of (never the observed contract's own). The
+previous term is the account's latest contract that started before the observed one (its outcome is never
+read here).
 """
 
 from __future__ import annotations
@@ -16,6 +18,19 @@ component = Component("account")
 def account_ended_terms(w: Window) -> str:
     """The account's contracts that ended before as_of, with their outcomes."""
     return f"SELECT key_id, as_of, outcome FROM {w.events('in_contracts', 'end_day')} AS e"
+
+
+@component.source(reads=(), per="observation")
+def account_previous_term(w: Window) -> str:
+    """The contract before the observed one, per observation (none without an observed contract)."""
+    return f"""
+        SELECT row_id, as_of, arr, seats FROM (
+            SELECT t.row_id, t.as_of, t.arr, t.seats,
+                   row_number() OVER (PARTITION BY t.row_id ORDER BY t.start_day DESC, t.contract_id DESC) AS rn
+            FROM {w.known_terms()} AS t
+            WHERE t.start_day < t.observed_start
+        ) AS p WHERE rn = 1
+    """
 
 
 @component.feature(unit="category", direction=0, kind="categorical")
@@ -70,3 +85,31 @@ def earlier_renewals(w: Window) -> str:
     No earlier contract: 0.
     """
     return "count(CASE WHEN outcome = 'renewed' THEN 1 END)"
+
+
+@component.measure(source="account_previous_term")
+def _previous_arr(w: Window) -> str:
+    return "max(arr)"
+
+
+@component.measure(source="account_previous_term")
+def _previous_seats(w: Window) -> str:
+    return "max(seats)"
+
+
+@component.feature(unit="relative change", direction=+1)
+def arr_change_pct_vs_previous_term(w: Window) -> str:
+    """Relative change in ARR from the previous term to the observed contract (0.1 = +10%).
+
+    No previous term (or its ARR is 0), or no contract: NaN.
+    """
+    return "(o.contract_arr - _previous_arr) / NULLIF(_previous_arr, 0)"
+
+
+@component.feature(unit="relative change", direction=+1)
+def seat_change_pct_vs_previous_term(w: Window) -> str:
+    """Relative change in licensed seats from the previous term to the observed contract (0.1 = +10%).
+
+    No previous term (or its seats are 0 or unknown), or no contract: NaN.
+    """
+    return "(o.contract_seats - _previous_seats) / NULLIF(_previous_seats, 0)"
