@@ -82,7 +82,8 @@ def test_drivers_take_the_three_most_negative_first_and_ignore_tiny_ones():
 
 
 def test_no_positive_reason_from_a_component_in_a_bad_state():
-    # money overdue: the billing component's positives (0 late payments) are never offered as reasons
+    # money overdue: no feature of the billing component is offered as a positive reason (the values are made up:
+    # built features give an account with money overdue at least one late invoice)
     names = ["amount_overdue", "invoices_late_365d", "seat_utilization_30d"]
     X = pd.DataFrame([[2500.0, 0.0, 0.9], [0.0, 0.0, 0.9]], columns=names)
     fpoints = pd.DataFrame([[0.0, 3.0, 2.0], [0.0, 3.0, 2.0]], columns=names)
