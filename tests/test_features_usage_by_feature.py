@@ -29,6 +29,8 @@ from healthscore.features import (
     selected_features,
 )
 from healthscore.features._build import derived_table_sql, features_sql
+from healthscore.features._window import Window
+from healthscore.features.usage import usage_users
 from healthscore.features.catalogue import render_catalogue
 from healthscore.features.vocabulary import key_feature_slugs, key_feature_usage, vocabulary_warnings
 from healthscore.spark import to_spark_sql
@@ -123,7 +125,8 @@ def test_the_default_builds_the_shares_and_off_builds_none():
     off = FeaturesConfig(key_features=KEY.key_features, usage_by_feature="off")
     none = build_features(share_world(), share_observations(), config=off)
     assert not [c for c in none.columns if c.startswith("uses_")]
-    assert "kf_next_0" not in dict(derived_table_sql(off))["usage_user_days"]
+    assert "kf_0_30d" not in usage_users(Window(config=off))  # nothing is computed for the columns left out
+    assert "kf_0_30d" in usage_users(Window(config=share)) and "kf_0_prev_30d" not in usage_users(Window(config=share))
     pd.testing.assert_frame_equal(none, both[none.columns])  # the rest is the same
 
 

@@ -27,20 +27,18 @@ def ttv_blocks(w: Window) -> str:
 
     A block's seats are those of the contract running on its first day (latest start wins). ``last_day`` is
     the block's last day: the block is complete, and so visible, only once its last day is before as_of.
-    A block's distinct users are its user-days that are their user's last in the block (the user's next
-    active day, if any, is in a later block): a count, no DISTINCT over users.
+    A block's distinct users are counted in two levels: its user-days grouped per user, then the users.
     """
     target = float(w.config.target_utilization)
     return f"""
         WITH ub AS (
-            SELECT u.account_id, c.customer_start,
-                   CAST(floor((u.day - c.customer_start) / {BLOCK_DAYS}.0) AS INTEGER) AS block,
-                   CAST(floor((u.next_day - c.customer_start) / {BLOCK_DAYS}.0) AS INTEGER) AS next_block
+            SELECT DISTINCT u.account_id, c.customer_start,
+                   CAST(floor((u.day - c.customer_start) / {BLOCK_DAYS}.0) AS INTEGER) AS block, u.user_id
             FROM usage_user_days AS u JOIN in_customers AS c ON c.account_id = u.account_id
             WHERE u.day >= c.customer_start
         ), b AS (
             SELECT account_id, customer_start, block, count(*) AS users
-            FROM ub WHERE next_block IS NULL OR next_block > block GROUP BY account_id, customer_start, block
+            FROM ub GROUP BY account_id, customer_start, block
         ), s AS (
             SELECT b.account_id, b.block, b.users, b.customer_start, t.seats,
                    row_number() OVER (PARTITION BY b.account_id, b.block

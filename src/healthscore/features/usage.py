@@ -38,16 +38,12 @@ def _key_features(w: Window) -> list[str]:
 
 
 def key_feature_bits(w: Window) -> dict[str, tuple[str, int, int]]:
-    """Each key feature's mask column, bit in it, and position in the sorted list (its ``kf_next_<i>``)."""
+    """Each key feature's mask column, bit in it, and position in the sorted list."""
     out: dict[str, tuple[str, int, int]] = {}
     for col, names in key_feature_masks(w).items():
         for bit, name in enumerate(names):
             out[name] = (col, bit, len(out))
     return out
-
-
-#: one user's rows in day order (the window of ``next_day`` and ``kf_next_<i>``)
-_USER = "PARTITION BY account_id, user_id ORDER BY day"
 
 
 def _uses(col: str, bit: int) -> str:
@@ -57,16 +53,11 @@ def _uses(col: str, bit: int) -> str:
 
 @component.table(reads=("usage_events",))
 def usage_user_days(w: Window) -> str:
-    """Events (summed quantity) per account, user and day, a bit per key feature used, the user's next days.
+    """Events (summed quantity) per account, user and day, and a bit per key feature used.
 
     One pass over the raw events; every usage window reads this instead. Quantities are summed as decimals
     so the result is exact whatever the order rows arrive in. Key-feature use is one bit mask per row (one
     aggregate instead of one per key feature), bit ``i`` for the ``i``-th key feature of its column.
-
-    ``next_day`` is the user's next active day (NULL after the last). It lets a window count distinct
-    users as plain rows, without grouping by user: among a user's visible rows exactly one, the last, has
-    its next day still pending at as_of (``Window.pending``), like a ticket still open then. The same per
-    key feature (``kf_next_<i>``) is added by ``usage_days`` over the recent rows only.
     """
     masks = "".join(
         ", bit_or(CASE feature "
@@ -75,9 +66,8 @@ def usage_user_days(w: Window) -> str:
         for col, names in key_feature_masks(w).items()
     )
     return (
-        f"SELECT *, lead(day) OVER ({_USER}) AS next_day FROM ("
         f"SELECT account_id, user_id, day, sum({EXACT_QUANTITY}) AS events{masks} FROM in_usage_events "
-        "GROUP BY account_id, user_id, day) AS d"
+        "GROUP BY account_id, user_id, day"
     )
 
 
@@ -92,28 +82,37 @@ def usage_account_buckets(w: Window) -> str:
 
 # -- what each observation sees --------------------------------------------------------------------
 @component.source(reads=("usage_events",))
-def usage_days(w: Window) -> str:
-    """The account's user-days in the 90 days before as_of: every usage window is aggregated from these.
+def usage_users(w: Window) -> str:
+    """Each user active in the 90 days before as_of, one row per observation and user: every usage window
+    is aggregated from these partial sums.
 
-    ``kf_next_<i>``: the user's next day using the ``i``-th key feature (NULL after the last), so distinct
-    users of each key feature are counted as users are (not with ``features.usage_by_feature: off``).
-
-    Distinct users are counted as the rows whose ``next_day`` is pending at as_of (each user's last
-    visible day), and the account's active days as a 30-bit mask per row (bit ``as_of - 1 - day``) OR-ed
-    and counted: so no window groups by user or by day, only by observation.
+    Two levels, as a hand-written query would: the account's user-days in the 90 days are first summed
+    per user (last active day, events and user-days in each 30-day window, a 30-bit mask of active days,
+    bit ``as_of - 1 - day``, and the key features used as bit masks: in the 90 days, and in the 30-day windows
+    the per-feature columns need, ``features.usage_by_feature``), then per observation.
+    Distinct users are then plain counts of these rows, and distinct days and key features the bits of
+    OR-ed masks: no window function over the user-days, and no DISTINCT.
     """
-    nexts = "".join(
-        f", min(CASE WHEN {_uses(col, bit)} THEN day END) OVER ({_USER} ROWS BETWEEN 1 FOLLOWING AND UNBOUNDED "
-        f"FOLLOWING) AS kf_next_{i}"
-        for col, bit, i in (key_feature_bits(w).values() if w.config.usage_by_feature != "off" else ())
+    recent, prev = w.within("day", 30), w.between("day", 60, 30)
+    zero = "CAST(0 AS BIGINT)"
+    bit = f"CAST(power(2, {w.days_since('day')} - 1) AS BIGINT)"
+    by_feature = w.config.usage_by_feature
+    masks = "".join(
+        f", bit_or({col}) AS {col}"
+        + (f", bit_or(CASE WHEN {recent} THEN {col} ELSE {zero} END) AS {col}_30d" if by_feature != "off" else "")
+        + (f", bit_or(CASE WHEN {prev} THEN {col} ELSE {zero} END) AS {col}_prev_30d"
+           if by_feature == "share_and_change" else "")
+        for col in key_feature_masks(w)
     )
-    days = "usage_user_days"
-    if nexts:
-        # each user's next day using each key feature, over the rows some observation's 90 days can reach:
-        # later rows are all there, so every next use that matters is found
-        recent = f" WHERE {w.reachable('day', 90)}" if w.recent_from is not None else ""
-        days = f"(SELECT *{nexts} FROM usage_user_days{recent})"
-    return f"SELECT * FROM {w.events(days, 'day', lookback_days=90)} AS e"
+    return (
+        "SELECT key_id, as_of, user_id, max(day) AS last_day, "
+        f"max(CASE WHEN {prev} THEN 1 ELSE 0 END) AS active_prev_30d, "
+        f"sum(CASE WHEN {recent} THEN events ELSE 0 END) AS events_30d, "
+        f"sum(CASE WHEN {prev} THEN events ELSE 0 END) AS events_prev_30d, "
+        f"sum(CASE WHEN {recent} THEN 1 ELSE 0 END) AS days_30d, "
+        f"bit_or(CASE WHEN {recent} THEN {bit} ELSE {zero} END) AS days_mask_30d{masks} "
+        f"FROM {w.events('usage_user_days', 'day', lookback_days=90)} AS e GROUP BY key_id, as_of, user_id"
+    )
 
 
 @component.source(reads=("usage_events",))
@@ -121,7 +120,7 @@ def usage_last_day(w: Window) -> str:
     """The last active day of each 30-day bucket (days since 1970 // 30) in the year before as_of.
 
     A bucket counts only when its last active day is before as_of; activity earlier in a bucket that is
-    skipped is within 30 days of as_of, so ``usage_days`` has it. About 12 rows per observation instead
+    skipped is within 30 days of as_of, so ``usage_users`` has it. About 12 rows per observation instead
     of 365.
     """
     ev = w.events("usage_account_buckets", "last_day", lookback_days=LAST_ACTIVITY_CAP_DAYS)
@@ -129,22 +128,22 @@ def usage_last_day(w: Window) -> str:
 
 
 # -- features ----------------------------------------------------------------------------------------
-@component.feature(source="usage_days", unit="users", window_days=30, direction=+1, empty=0.0)
+@component.feature(source="usage_users", unit="users", window_days=30, direction=+1, empty=0.0)
 def active_users_30d(w: Window) -> str:
     """Distinct users with any usage event in the 30 days before as_of.
 
     No events: 0.
     """
-    return f"count(CASE WHEN {w.within('day', 30)} AND {w.pending('next_day')} THEN 1 END)"
+    return f"count(CASE WHEN {w.within('last_day', 30)} THEN 1 END)"
 
 
-@component.feature(source="usage_days", unit="users", window_days=90, direction=+1, empty=0.0)
+@component.feature(source="usage_users", unit="users", window_days=90, direction=+1, empty=0.0)
 def active_users_90d(w: Window) -> str:
     """Distinct users with any usage event in the 90 days before as_of.
 
     No events: 0.
     """
-    return f"count(CASE WHEN {w.pending('next_day')} THEN 1 END)"
+    return "count(*)"
 
 
 @component.feature(unit="share of seats", window_days=30, direction=+1)
@@ -156,19 +155,19 @@ def seat_utilization_30d(w: Window) -> str:
     return "active_users_30d / NULLIF(o.contract_seats, 0)"
 
 
-@component.measure(source="usage_days", empty=0.0)
+@component.measure(source="usage_users", empty=0.0)
 def _user_days_30d(w: Window) -> str:
-    return f"sum(CASE WHEN {w.within('day', 30)} THEN 1 ELSE 0 END)"
+    return "sum(days_30d)"
 
 
-@component.measure(source="usage_days", empty=0.0)
+@component.measure(source="usage_users", empty=0.0)
 def _events_30d(w: Window) -> str:
-    return f"CAST(sum(CASE WHEN {w.within('day', 30)} THEN events ELSE 0 END) AS DOUBLE)"
+    return "CAST(sum(events_30d) AS DOUBLE)"
 
 
-@component.measure(source="usage_days", empty=0.0)
+@component.measure(source="usage_users", empty=0.0)
 def _events_prev_30d(w: Window) -> str:
-    return f"CAST(sum(CASE WHEN {w.between('day', 60, 30)} THEN events ELSE 0 END) AS DOUBLE)"
+    return "CAST(sum(events_prev_30d) AS DOUBLE)"
 
 
 @component.feature(unit="ratio", window_days=30, direction=+1)
@@ -189,21 +188,19 @@ def events_per_active_user_30d(w: Window) -> str:
     return "_events_30d / NULLIF(active_users_30d, 0)"
 
 
-@component.feature(source="usage_days", unit="days", window_days=30, direction=+1, empty=0.0)
+@component.feature(source="usage_users", unit="days", window_days=30, direction=+1, empty=0.0)
 def active_days_30d(w: Window) -> str:
     """Days with any usage event in the 30 days before as_of (0-30).
 
     No events: 0.
     """
-    # distinct days without grouping by day: bit (as_of - 1 - day) of a 30-bit mask, OR-ed and counted
-    bit = f"CAST(power(2, {w.days_since('day')} - 1) AS BIGINT)"
-    return f"CAST(bit_count(bit_or(CASE WHEN {w.within('day', 30)} THEN {bit} ELSE CAST(0 AS BIGINT) END)) AS INTEGER)"
+    # distinct days without grouping by day: bit (as_of - 1 - day) of each user's 30-bit mask, OR-ed, counted
+    return "CAST(bit_count(bit_or(days_mask_30d)) AS INTEGER)"
 
 
-@component.measure(source="usage_days", empty=0.0)
+@component.measure(source="usage_users", empty=0.0)
 def _key_features_90d(w: Window) -> str:
-    used = [f"CAST(bit_count(bit_or(CASE WHEN {w.within('day', 90)} THEN {col} ELSE CAST(0 AS BIGINT) END)) "
-            "AS INTEGER)" for col in key_feature_masks(w)]
+    used = [f"CAST(bit_count(bit_or({col})) AS INTEGER)" for col in key_feature_masks(w)]
     return " + ".join(used) if used else "0"
 
 
@@ -218,9 +215,9 @@ def feature_breadth_90d(w: Window) -> str:
     return f"_key_features_90d / NULLIF({n}.0, 0)"
 
 
-@component.measure(source="usage_days")
+@component.measure(source="usage_users")
 def _last_active_day_90d(w: Window) -> str:
-    return "max(day)"
+    return "max(last_day)"
 
 
 @component.measure(source="usage_last_day")
@@ -249,8 +246,7 @@ def usage_trend_30d(w: Window) -> str:
 
 # -- usage by key product feature: a family of columns per feature -------------------------------------
 def _active_users_prev_30d(w: Window) -> str:
-    # each user's last active day in [as_of - 60, as_of - 30): the next one is not before as_of - 30
-    return f"count(CASE WHEN {w.between('day', 60, 30)} AND {w.pending_before('next_day', 30)} THEN 1 END)"
+    return "count(CASE WHEN active_prev_30d = 1 THEN 1 END)"
 
 
 USES_SHARE = FeatureSpec(
@@ -286,7 +282,7 @@ def uses_by_key_feature(w: Window) -> list[Column]:
 
     Column names come from the feature's value through ``vocabulary.key_feature_slugs`` (``[a-z0-9_]``,
     capped, unique); the value itself only reaches SQL quoted, in ``usage_user_days``. A user counts once
-    per window: on their last day using the feature in it (``kf_next_<i>`` still pending at the window's end).
+    per window: their row of ``usage_users`` has the feature's bit in that window's mask.
     """
     if w.config.usage_by_feature == "off":
         return []
@@ -297,25 +293,24 @@ def uses_by_key_feature(w: Window) -> list[Column]:
     reads = ("usage_events",)
     out: list[Column] = []
     if changes and names:
-        out.append(Column("_active_users_prev_30d", _active_users_prev_30d, "usage_days", 0.0, None, reads))
+        out.append(Column("_active_users_prev_30d", _active_users_prev_30d, "usage_users", 0.0, None, reads))
     for name in names:
-        slug, (col, bit, i) = slugs[name], bits[name]
+        slug, (col, bit, _i) = slugs[name], bits[name]
         now, before = f"_uses_{slug}_users_30d", f"_uses_{slug}_users_prev_30d"
-        used = _uses(col, bit)
+        used_30d, used_prev = _uses(f"{col}_30d", bit), _uses(f"{col}_prev_30d", bit)
 
-        def users_30d(w: Window, used: str = used, i: int = i) -> str:
-            return f"count(CASE WHEN {w.within('day', 30)} AND {used} AND {w.pending(f'kf_next_{i}')} THEN 1 END)"
+        def users_30d(w: Window, used: str = used_30d) -> str:
+            return f"count(CASE WHEN {used} THEN 1 END)"
 
-        def users_prev_30d(w: Window, used: str = used, i: int = i) -> str:
-            return (f"count(CASE WHEN {w.between('day', 60, 30)} AND {used} AND "
-                    f"{w.pending_before(f'kf_next_{i}', 30)} THEN 1 END)")
+        def users_prev_30d(w: Window, used: str = used_prev) -> str:
+            return f"count(CASE WHEN {used} THEN 1 END)"
 
         share = f"{now} / NULLIF(active_users_30d, 0)"
         change = f"{share} - {before} / NULLIF(_active_users_prev_30d, 0)"
         share_spec, change_spec = instantiate(USES_SHARE, slug), instantiate(USES_SHARE_CHANGE, slug)
-        out += [Column(now, users_30d, "usage_days", 0.0, None, reads),
+        out += [Column(now, users_30d, "usage_users", 0.0, None, reads),
                 Column(share_spec.name, lambda w, sql=share: sql, None, None, share_spec, reads)]
         if changes:
-            out += [Column(before, users_prev_30d, "usage_days", 0.0, None, reads),
+            out += [Column(before, users_prev_30d, "usage_users", 0.0, None, reads),
                     Column(change_spec.name, lambda w, sql=change: sql, None, None, change_spec, reads)]
     return out
