@@ -164,6 +164,31 @@ def test_one_standard_error_rule_prefers_fewer_trees_only_within_noise() -> None
     assert chosen["best_iterations"] == 120
 
 
+def test_one_standard_error_rule_prefers_the_hand_weighted_scorecard_within_noise() -> None:
+    from healthscore.model.train import _one_standard_error
+
+    rng = np.random.default_rng(5)
+    line = rng.exponential(0.4, size=2000)
+
+    def jitter() -> np.ndarray:  # row-level noise of mean exactly 0 and standard error ~0.0011
+        e = rng.normal(0, 0.05, size=1000)
+        return np.r_[e, -e]
+
+    card_near = line + 0.0005 + jitter()  # worse by half the noise
+    card_far = line + 0.05 + jitter()  # worse by ~45 SEs
+    noise = line + 0.0001 + jitter()  # a third candidate, so the CV's noise is a median
+    table = pd.DataFrame({"start": ["linear", "scorecard", "blend"], "best_iterations": [0, 0, 0],
+                          "num_leaves": [7, 7, 7], "min_child_samples": [20, 20, 20]})
+    for card, expected in ((card_near, "scorecard"), (card_far, "linear")):
+        rows = [line, card, noise]
+        chosen = _one_standard_error(table.assign(cv_log_loss=[r.mean() for r in rows]), rows).iloc[0]
+        assert chosen["start"] == expected
+    # between starts that learn weights, the lower loss wins even when another is within the noise
+    learned = table.assign(start=["blend", "learned_scorecard", "linear"])
+    rows = [line, card_near, noise]
+    assert _one_standard_error(learned.assign(cv_log_loss=[r.mean() for r in rows]), rows).iloc[0]["start"] == "blend"
+
+
 def test_a_fold_with_one_churner_is_left_out_instead_of_voiding_the_cv() -> None:
     from healthscore.model.train import _base_params, select_params
 

@@ -195,6 +195,17 @@ def test_isotonic_not_tried_below_threshold():
     assert "isotonic" not in cal.cv_log_loss_
 
 
+def test_isotonic_not_tried_with_few_of_one_outcome():
+    # 1,350 rows pass the row threshold, but ~60 churned rows are too few to shape an isotonic map
+    rng = np.random.default_rng(3)
+    margin = rng.normal(3.0, 1.0, size=1350)
+    y = (rng.random(1350) < 1 / (1 + np.exp(-margin))).astype(int)
+    churned = int((y == 0).sum())
+    assert 30 < churned < 100
+    assert "isotonic" not in Calibrator(isotonic_min_rows=1000).fit(margin, y).cv_log_loss_
+    assert "isotonic" in Calibrator(isotonic_min_rows=1000, isotonic_min_class_rows=churned).fit(margin, y).cv_log_loss_
+
+
 def test_ece_and_lift_hand_counted():
     # two quantile bins: predicted 0.2 (observed 0/2 renew) and 0.9 (observed 2/2) → ECE = (2·0.2 + 2·0.1)/4
     y = np.array([0, 0, 1, 1])

@@ -111,8 +111,13 @@ class ModelConfig:
     #: is refit on every row, so folds that learned from little of it are poor judges (``selection_folds``).
     cv_min_train_share: float = 0.5
     early_stopping_rounds: int = 30
-    #: Isotonic calibration is only considered with at least this many calibration rows.
+    #: Isotonic calibration is only considered with at least this many calibration rows,
     isotonic_min_rows: int = 1000
+    #: and with at least this many of each outcome among them (churned and renewed): isotonic fits a step
+    #: wherever the outcomes change, so its shape rests on the rarer class. Measured on a 400-account
+    #: subscription world, 1,350 calibration rows with ~60 churned: isotonic won the calibration slice and
+    #: took the test slice's log loss from 0.195 (the uncalibrated margin's) to 0.204.
+    isotonic_min_class_rows: int = 100
     #: Start the booster from a logistic regression's log-odds (``model/linear.py``): "auto" lets the
     #: same CV choose between that and a constant start, and how many trees to add (zero included);
     #: "on" / "off" force it.
@@ -528,6 +533,7 @@ RANGES: dict[str, Range] = {
     "model.cv_folds": _r(2, 20, "time-ordered folds"),
     "model.early_stopping_rounds": _r(1, None, "rounds without improvement"),
     "model.isotonic_min_rows": _r(0, None, "calibration rows"),
+    "model.isotonic_min_class_rows": _r(0, None, "calibration rows of each outcome"),
     "model.monotone.*": _r(-1, 1, "-1, 0 or 1"),
     "bands.healthy": _r(0, 100, "a score; watch < healthy"),
     "bands.watch": _r(0, 100, "a score; watch < healthy"),

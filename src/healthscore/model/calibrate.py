@@ -31,6 +31,8 @@ class Calibrator:
     """
 
     isotonic_min_rows: int = 1000
+    #: and with at least this many rows of each outcome (``model.isotonic_min_class_rows``)
+    isotonic_min_class_rows: int = 100
     seed: int = 42
     # fitted by ``fit`` (scikit-learn's convention: the constructor takes parameters only)
     method_: str = field(default="", init=False)
@@ -44,7 +46,7 @@ class Calibrator:
     def fit(self, margin: np.ndarray, y: np.ndarray) -> Calibrator:
         margin = np.asarray(margin, dtype=float)
         y = np.asarray(y, dtype=int)
-        methods, n_splits = _candidates(y, self.isotonic_min_rows)
+        methods, n_splits = _candidates(y, self.isotonic_min_rows, self.isotonic_min_class_rows)
         if n_splits < 2:  # one class only: nothing to learn a map from
             self.method_ = "identity"
             return self
@@ -160,10 +162,19 @@ def _fit(method: str, margin: np.ndarray, y: np.ndarray):
     return {"identity": _Identity, "sigmoid": _Sigmoid, "isotonic": _Isotonic}[method](margin, y)
 
 
-def _candidates(y: np.ndarray, isotonic_min_rows: float) -> tuple[list[str], int]:
-    """The maps worth trying on these labels (isotonic only with enough rows) and the CV folds for them."""
-    methods = ["identity", "sigmoid"] + (["isotonic"] if len(y) >= isotonic_min_rows else [])
-    return methods, int(min(5, np.bincount(y, minlength=2).min()))
+def _candidates(y: np.ndarray, isotonic_min_rows: float, isotonic_min_class_rows: float = 0
+                ) -> tuple[list[str], int]:
+    """The maps worth trying on these labels (isotonic only with enough rows, and enough of each outcome)
+    and the CV folds for them."""
+    rarer = int(np.bincount(y, minlength=2).min())
+    methods = ["identity", "sigmoid"] + (["isotonic"] if allows_isotonic(len(y), rarer, isotonic_min_rows,
+                                                                          isotonic_min_class_rows) else [])
+    return methods, int(min(5, rarer))
+
+
+def allows_isotonic(rows: int, rarer_class_rows: int, min_rows: float, min_class_rows: float) -> bool:
+    """Whether this many calibration rows (and rows of the rarer outcome) may fit an isotonic map."""
+    return rows >= min_rows and rarer_class_rows >= min_class_rows
 
 
 def _out_of_fold(methods: list[str], margin: np.ndarray, y: np.ndarray, *, n_splits: int, seed: int
