@@ -178,7 +178,7 @@ def test_learned_key_features_are_the_most_used_by_distinct_accounts_before_the_
     assert learn(10) == ("a", "b", "c")  # d is not seen yet, e is too old, f is not a training account's
     assert learn(10, None) == ("a", "b", "f", "c")  # every account: f has 2 as well, and comes after by name
     usage = key_feature_usage(ds, cutoff=CUTOFF, accounts=TRAINING_ACCOUNTS)
-    assert usage.to_dict("list") == {"feature": ["a", "b", "c"], "accounts": [2, 2, 1], "users": [2, 2, 6]}
+    assert usage.to_dict("list") == {"feature": ["a", "b", "c"], "accounts": [2, 2, 1]}
 
 
 def test_learned_key_features_ignore_everything_at_or_after_the_cutoff():
