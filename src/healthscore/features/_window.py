@@ -26,6 +26,7 @@ import pandas as pd
 
 from healthscore.config import FeaturesConfig
 from healthscore.errors import DataError, Problem
+from healthscore.io.schema import is_in
 
 #: columns of the observation context ``o`` that expressions may use (day numbers are integers)
 CONTEXT_COLUMNS: dict[str, str] = {
@@ -271,7 +272,7 @@ def _observed_contracts(contracts: pd.DataFrame, account: pd.Series, contract: p
     not running at as_of."""
     problems: list[Problem] = []
     has_contract = contract.notna()
-    known = contract.isin(contracts.index).fillna(False).astype(bool)
+    known = pd.Series(is_in(contract, contracts.index), index=contract.index)
     unknown_c = has_contract & ~known
     if unknown_c.any():
         problems.append(Problem("observations", "contract_id", "contract not in contracts",
@@ -325,7 +326,7 @@ def observation_context(tables: dict[str, pd.DataFrame], observations: pd.DataFr
     as_of = day_numbers(stamps)
 
     accounts = tables["in_accounts"]
-    unknown = ~account.isin(accounts["account_id"]).fillna(False).astype(bool)
+    unknown = pd.Series(~is_in(account, accounts["account_id"]), index=account.index)
     if unknown.any():
         problems.append(Problem("observations", "account_id", "account not in accounts",
                                 count=int(unknown.sum()), examples=_examples(account[unknown].unique()),

@@ -31,7 +31,7 @@ from healthscore.io._rules import (
     show_value,
 )
 from healthscore.io.events import EVENT_SIZED, EventTable, check_event_table
-from healthscore.io.schema import SURVEY_RANGES, TABLES, Column, Table
+from healthscore.io.schema import SURVEY_RANGES, TABLES, Column, Table, is_in
 
 _TS_MIN, _TS_MAX = pd.Timestamp.min, pd.Timestamp.max
 
@@ -237,7 +237,7 @@ def _check_keys(name: str, table: Table, frame: pd.DataFrame, labeller: _Labelle
 
 def _check_references(name: str, frame: pd.DataFrame, account_ids: pd.Series) -> list[Problem]:
     ids = frame["account_id"]
-    unknown = (ids.notna() & ~ids.isin(account_ids)).to_numpy(dtype=bool)
+    unknown = ids.notna().to_numpy(dtype=bool) & ~is_in(ids, account_ids)
     if not unknown.any():
         return []
     distinct = pd.unique(ids[unknown].to_numpy(dtype=object))
