@@ -245,3 +245,19 @@ def test_a_saved_scorecard_start_does_not_carry_its_lookup_tables() -> None:
     again = pickle.loads(pickle.dumps(start))
     assert "_counts_" not in again.scorecard.__dict__
     np.testing.assert_array_equal(again.margin(ts.features), margin)
+
+
+def test_a_registered_scorecard_alone_keeps_its_own_platt_fit_as_the_map() -> None:
+    from healthscore.model.train import refit
+
+    ts = _weighted_wrong(900, 23)
+    cfg = config_from_dict(FAST)
+    evaluated = fit_health_model(ts, config=cfg).evaluated_model
+    evaluated.params = {**evaluated.params, "start": "scorecard", "linear_start": True, "num_boost_round": 0}
+    final = refit(ts, evaluated, config=cfg)
+    assert final.form == "scorecard start alone" and isinstance(final.linear, ScorecardStart)
+    assert final.calibrator.method_ == "identity"
+    X = final.prepare(ts.features)
+    np.testing.assert_allclose(final.predict_proba(X), np.clip(1 / (1 + np.exp(-final.margin(X))), 1e-4, 1 - 1e-4))
+    # the start's own fit on every row: the mean predicted renewal matches the rate (a logistic fit's score)
+    assert final.predict_proba(X).mean() == pytest.approx(np.mean(ts.label), abs=0.01)

@@ -34,6 +34,8 @@ class Calibrator:
     #: and with at least this many rows of each outcome (``model.isotonic_min_class_rows``)
     isotonic_min_class_rows: int = 100
     seed: int = 42
+    #: a map decided beforehand (``identity``): ``fit`` then only measures the candidates' CV losses
+    fixed: str | None = None
     # fitted by ``fit`` (scikit-learn's convention: the constructor takes parameters only)
     method_: str = field(default="", init=False)
     coef_: float = field(default=1.0, init=False)
@@ -48,11 +50,13 @@ class Calibrator:
         y = np.asarray(y, dtype=int)
         methods, n_splits = _candidates(y, self.isotonic_min_rows, self.isotonic_min_class_rows)
         if n_splits < 2:  # one class only: nothing to learn a map from
-            self.method_ = "identity"
+            self.method_ = self.fixed or "identity"
             return self
         for method, oof in _out_of_fold(methods, margin, y, n_splits=n_splits, seed=self.seed).items():
             self.cv_log_loss_[method] = float(log_loss(y, oof, labels=[0, 1]))
         self.method_ = min(methods, key=lambda m: self.cv_log_loss_[m])  # ties keep the simpler map
+        if self.fixed is not None:
+            self.method_ = self.fixed
         fitted = _fit(self.method_, margin, y)
         if self.method_ != "isotonic":
             self.coef_, self.intercept_ = fitted.coef_, fitted.intercept_
