@@ -187,12 +187,11 @@ def component_sql(component: str, *, config: FeaturesConfig | None = None,
 
 
 def features_sql(components: list[str], *, config: FeaturesConfig | None = None,
-                 present: set[str] | None = None, recent_from: int | None = None) -> str:
+                 present: set[str] | None = None) -> str:
     """One query for several components (fewer round trips): ``row_id`` and every feature, by row_id.
 
-    ``recent_from``: the earliest observation day, so sources may skip rows no window reaches.
     """
-    w = Window(config=config or FeaturesConfig(), recent_from=recent_from)
+    w = Window(config=config or FeaturesConfig())
     present = set(OPTIONAL_INPUTS) if present is None else present
     ctes: list[str] = []
     for comp in components:
@@ -287,9 +286,7 @@ def build_features(ds, observations: pd.DataFrame, *, config: Config | FeaturesC
         for name, sql in derived_table_sql(cfg, present):
             con.execute(f"CREATE TEMP TABLE {name} AS {sql}")
         components = [c for c in REGISTRY if c in wanted]
-        first = obs["as_of"].min() if len(obs) else None
-        sql = features_sql(components, config=cfg, present=present,
-                           recent_from=None if pd.isna(first) else int(first))
+        sql = features_sql(components, config=cfg, present=present)
         # fetched as Arrow and turned into pandas only once DuckDB has let go of its working memory (up to
         # memory_limit): converting while it still held it was the peak of scoring 1M accounts (4.35 GiB)
         result = con.sql(sql).to_arrow_table()

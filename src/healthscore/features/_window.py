@@ -380,9 +380,6 @@ class Window:
     """
 
     config: FeaturesConfig = field(default_factory=FeaturesConfig)
-    #: the earliest observation day (None: unknown, e.g. SQL built for another engine); lets a source skip
-    #: rows no observation's window reaches (``reachable``)
-    recent_from: int | None = None
 
     # -- the cutoff --------------------------------------------------------------------------------
     @staticmethod
@@ -394,12 +391,6 @@ class Window:
     def pending(col: str, at: str = "as_of") -> str:
         """Not happened yet at as_of: missing, or stamped at or after it (e.g. a ticket still open)."""
         return f"({col} IS NULL OR {col} >= {at})"
-
-    @staticmethod
-    def pending_before(col: str, days: int, at: str = "as_of") -> str:
-        """Not happened yet ``days`` days before as_of: missing, or ``col >= as_of - days`` (an earlier window's
-        "still open at its end", e.g. a user's next active day after the window of the 30 days before)."""
-        return f"({col} IS NULL OR {col} >= {at} - {int(days)})"
 
     @staticmethod
     def started(col: str, at: str = "as_of") -> str:
@@ -417,13 +408,6 @@ class Window:
         if int(newer_days) < 1:
             raise ValueError("between() is for earlier windows: newer_days must be at least 1")
         return f"({col} >= {at} - {int(older_days)} AND {col} < {at} - {int(newer_days)})"
-
-    def reachable(self, col: str, lookback_days: int) -> str:
-        """Rows some observation's ``lookback_days`` window can reach (``col >= earliest as_of - days``);
-        TRUE when the earliest as_of is unknown. Only a pre-filter: the cutoff is ``events``'."""
-        if self.recent_from is None:
-            return "TRUE"
-        return f"({col} >= {int(self.recent_from) - int(lookback_days)})"
 
     @staticmethod
     def days_since(col: str, at: str = "as_of") -> str:

@@ -37,13 +37,9 @@ def _key_features(w: Window) -> list[str]:
     return sorted(set(w.config.key_features))
 
 
-def key_feature_bits(w: Window) -> dict[str, tuple[str, int, int]]:
-    """Each key feature's mask column, bit in it, and position in the sorted list."""
-    out: dict[str, tuple[str, int, int]] = {}
-    for col, names in key_feature_masks(w).items():
-        for bit, name in enumerate(names):
-            out[name] = (col, bit, len(out))
-    return out
+def key_feature_bits(w: Window) -> dict[str, tuple[str, int]]:
+    """Each key feature's mask column and bit in it."""
+    return {name: (col, bit) for col, names in key_feature_masks(w).items() for bit, name in enumerate(names)}
 
 
 def _uses(col: str, bit: int) -> str:
@@ -295,7 +291,7 @@ def uses_by_key_feature(w: Window) -> list[Column]:
     if changes and names:
         out.append(Column("_active_users_prev_30d", _active_users_prev_30d, "usage_users", 0.0, None, reads))
     for name in names:
-        slug, (col, bit, _i) = slugs[name], bits[name]
+        slug, (col, bit) = slugs[name], bits[name]
         now, before = f"_uses_{slug}_users_30d", f"_uses_{slug}_users_prev_30d"
         used_30d, used_prev = _uses(f"{col}_30d", bit), _uses(f"{col}_prev_30d", bit)
 

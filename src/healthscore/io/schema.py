@@ -160,7 +160,8 @@ TOUCHPOINT_KINDS: tuple[str, ...] = (
 def is_in(values, allowed) -> np.ndarray:
     """Whether each value is one of ``allowed`` (a missing value is not), as a numpy bool array.
 
-    The same answer as ``values.isin(allowed)`` for text, by Arrow's hash lookup: pandas' ``isin`` on Arrow
+    For text columns (both sides are compared as text), the same answer as ``values.isin(allowed)``
+    with missing values never matching, by Arrow's hash lookup: pandas' ``isin`` on Arrow
     strings turns every value into a Python object first (measured on 100k accounts: 0.44 s per call against
     0.02 s, and observations and references call it per table).
     """

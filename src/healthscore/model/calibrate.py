@@ -19,7 +19,8 @@ class Calibrator:
     ``method`` is ``sigmoid`` (Platt scaling: a logistic regression on the margin), ``isotonic``, or
     ``identity`` (the booster's own sigmoid, kept when neither map beats it: on a few hundred calibration
     rows a fitted map can add more noise than it removes). Isotonic is only tried with at least
-    ``isotonic_min_rows`` calibration rows; below that it overfits. The choice is made by cross-validated
+    ``isotonic_min_rows`` calibration rows and ``isotonic_min_class_rows`` of each outcome; below that it
+    overfits. The choice is made by cross-validated
     log loss *within* the calibration slice (choosing on in-sample loss would always favour isotonic; the
     identity map has nothing to fit, so its loss is simply measured). Do not calibrate on training rows.
 

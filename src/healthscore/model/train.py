@@ -424,7 +424,8 @@ def _one_standard_error(table: pd.DataFrame, row_losses: list[np.ndarray]) -> pd
     Candidates are compared row by row on the same validation rows: for each, ``d = loss − best loss`` per
     row, with its paired standard error ``sd(d) / √n`` (``cv_se_vs_best``). The CV's noise is the median of
     those standard errors over the candidates, and a candidate is *within one SE* when ``mean(d)`` is at most
-    that one threshold. Among those the one with the fewest trees wins (then the lower loss): a smaller
+    that one threshold. Among those the one with the fewest trees wins, then the hand-weighted scorecard over a
+    start that learns weights (``START_COMPLEXITY``), then the lower loss: a smaller
     difference is noise in the CV, and the simpler model is easier to explain and drifts less (Breiman et
     al., 1984; glmnet's ``lambda.1se``).
 
@@ -627,7 +628,8 @@ def _refit(ts: TrainingSet, settings: HealthModel, *, config: Config) -> HealthM
                                     settings.metadata.get("n_calibration", 0) >= config.model.isotonic_min_rows)
     if settings.calibrator.method_ != "isotonic" and not allowed:
         # the evaluation could not try isotonic (too few calibration rows, or of one outcome): nor may the
-        # refit, so the map the registered model uses is one the reported metrics measured
+        # refit, so the map the registered model uses is one the reported metrics measured (the one exception:
+        # a scorecard start alone, below, keeps its own fit; the forward check measures that map)
         final.calibrator = Calibrator(isotonic_min_rows=np.inf, seed=config.model.seed)
     X = final.prepare(ts.features)
     constraints, _ = _monotone(final.feature_names, config, ts.categorical, ts.directions)
