@@ -188,9 +188,7 @@ def component_sql(component: str, *, config: FeaturesConfig | None = None,
 
 def features_sql(components: list[str], *, config: FeaturesConfig | None = None,
                  present: set[str] | None = None) -> str:
-    """One query for several components (fewer round trips): ``row_id`` and every feature, by row_id.
-
-    """
+    """One query for several components (fewer round trips): ``row_id`` and every feature, by row_id."""
     w = Window(config=config or FeaturesConfig())
     present = set(OPTIONAL_INPUTS) if present is None else present
     ctes: list[str] = []
