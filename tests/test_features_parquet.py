@@ -28,3 +28,18 @@ def test_events_from_parquet_give_the_same_features(tmp_path):
     before = ds.usage_events.copy()
     build_features(ds, rows, usage_events_parquet=tmp_path / "usage_events.parquet")
     pd.testing.assert_frame_equal(ds.usage_events, before)  # inputs untouched
+
+
+def test_the_engine_memory_is_what_the_process_does_not_hold_of_the_budget(monkeypatch):
+    from healthscore.features import _build
+
+    gib = 2 ** 30
+    monkeypatch.setattr(_build, "_resident_bytes", lambda: gib // 2)
+    assert _build.default_memory_limit() == f"{(_build.MEMORY_BUDGET_BYTES - gib // 2) // 2 ** 20}MiB"
+    monkeypatch.setattr(_build, "_resident_bytes", lambda: _build.MEMORY_BUDGET_BYTES)  # already at the budget
+    assert _build.default_memory_limit() == "1024MiB"
+    monkeypatch.setattr(_build, "_resident_bytes", lambda: None)  # not Linux
+    assert _build.default_memory_limit() == _build.DEFAULT_MEMORY_LIMIT
+    monkeypatch.undo()
+    held = _build._resident_bytes()
+    assert held is None or 10 * 2 ** 20 < held < _build.MEMORY_BUDGET_BYTES  # this test process, read for real

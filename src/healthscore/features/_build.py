@@ -218,12 +218,36 @@ _USAGE_EVENTS_PARQUET_SQL = (
 )
 
 
-#: DuckDB's memory for the feature engine unless ``memory_limit`` or ``HEALTHSCORE_DUCKDB_MEMORY`` says
-#: otherwise; beyond it DuckDB spills to a temporary folder. DuckDB's own default is 80% of RAM. Measured
-#: (docs/performance.md): ``score`` on 1M accounts peaked at 4.35 GB with 3 GB (the query beside the loaded
-#: tables) and 3.88 GB with 2.5 GB, in the same time; ``features`` on 100k accounts / 50M events took 39.9 s
-#: at 2.9 GB with 2.5 GB, against 36.4 s at 3.3 GB with 3 GB
+#: the whole process's memory the feature engine aims to stay under unless ``memory_limit`` or
+#: ``HEALTHSCORE_DUCKDB_MEMORY`` says otherwise: DuckDB gets what the process does not already hold (measured
+#: with ``/proc/self/statm`` once the tables are registered) and spills to a temporary folder beyond it. Why a
+#: budget rather than one fixed limit: what the process holds beside the query grows with the accounts (the
+#: small tables, the observations), and a fixed limit either starves the small runs or overshoots the large
+#: ones. Measured (``benchmarks/cli.py``, 100k accounts / 50M events): ``features`` took 28.3-34.0 s at a
+#: 2.73 GiB peak with a fixed 2.5 GB, 26.9 s at 3.17 GiB with 3 GB; ``score`` on 1M accounts peaked at
+#: 3.88 GiB with 2.5 GB and 4.35 GiB with 3 GB (DuckDB's own default is 80% of RAM)
+MEMORY_BUDGET_BYTES = int(3.5 * 2 ** 30)
+#: DuckDB never gets less than this, however much the process already holds
+MIN_MEMORY_LIMIT_BYTES = 2 ** 30
+#: the limit where the process's resident memory cannot be read (not Linux)
 DEFAULT_MEMORY_LIMIT = "2.5GB"
+
+
+def _resident_bytes() -> int | None:
+    """This process's resident memory now (Linux ``/proc/self/statm``), else None."""
+    try:
+        with open("/proc/self/statm", encoding="ascii") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError, AttributeError):
+        return None
+
+
+def default_memory_limit() -> str:
+    """DuckDB's limit from the budget: ``MEMORY_BUDGET_BYTES`` less what the process holds (at least 1 GiB)."""
+    held = _resident_bytes()
+    if held is None:
+        return DEFAULT_MEMORY_LIMIT
+    return f"{max(MIN_MEMORY_LIMIT_BYTES, MEMORY_BUDGET_BYTES - held) // 2 ** 20}MiB"
 
 
 def build_features(ds, observations: pd.DataFrame, *, config: Config | FeaturesConfig | None = None,
@@ -249,11 +273,12 @@ def build_features(ds, observations: pd.DataFrame, *, config: Config | FeaturesC
     instead — the results are the same.
 
     ``memory_limit`` (e.g. ``"6GB"``) caps DuckDB's memory; beyond it DuckDB spills to a temporary folder.
-    Default: ``HEALTHSCORE_DUCKDB_MEMORY`` if set, else ``DEFAULT_MEMORY_LIMIT`` (2.5 GB).
+    Default: ``HEALTHSCORE_DUCKDB_MEMORY`` if set, else what the process does not hold of a 3.5 GiB budget
+    (``default_memory_limit``).
     """
     cfg = _features_config(config)
     if memory_limit is None:
-        memory_limit = os.environ.get("HEALTHSCORE_DUCKDB_MEMORY") or DEFAULT_MEMORY_LIMIT
+        memory_limit = os.environ.get("HEALTHSCORE_DUCKDB_MEMORY") or None
     names = selected_features(cfg)
     tables = prepare_small_tables(ds)
     tables["in_customers"] = customer_starts(tables)
@@ -264,9 +289,8 @@ def build_features(ds, observations: pd.DataFrame, *, config: Config | FeaturesC
     spill = None
     try:
         con.execute("SET TimeZone = 'UTC'")
-        if memory_limit:
+        if memory_limit != "":  # memory_limit="" leaves DuckDB's own default (80% of RAM)
             spill = tempfile.mkdtemp(prefix="healthscore-duckdb-")
-            con.execute(f"SET memory_limit = {sql_text(memory_limit)}")
             con.execute(f"SET temp_directory = {sql_text(spill)}")
         # straight from their files (pandas never holds them), without what no observation can see
         last = obs["as_of"].max() if len(obs) else None
@@ -281,6 +305,8 @@ def build_features(ds, observations: pd.DataFrame, *, config: Config | FeaturesC
         # Arrow tables scan about twice as fast as pandas frames with string columns
         for name, frame in {**tables, "obs": obs, "keys": keys}.items():
             con.register(name, pa.Table.from_pandas(frame, preserve_index=False))
+        if spill is not None:  # once everything the process holds beside the query is allocated
+            con.execute(f"SET memory_limit = {sql_text(memory_limit or default_memory_limit())}")
         for name, sql in derived_table_sql(cfg, present):
             con.execute(f"CREATE TEMP TABLE {name} AS {sql}")
         components = [c for c in REGISTRY if c in wanted]
