@@ -215,3 +215,33 @@ def test_ece_and_lift_hand_counted():
     y = np.array([0, 0] + [1] * 16 + [0, 0])
     p = np.array([0.1, 0.2] + [0.9] * 16 + [0.8, 0.8])
     assert top_decile_lift(y, p) == pytest.approx(5.0)
+
+
+def test_the_isotonic_map_is_scikit_learns_estimator_read_through_block_centres():
+    """The one-sort fit (pooled equal margins, then PAVA) gives the estimator's map exactly, ties or not."""
+    from sklearn.isotonic import IsotonicRegression
+
+    from healthscore.model.calibrate import _Isotonic, _out_of_fold
+
+    rng = np.random.default_rng(5)
+    for trial in range(60):
+        n = int(rng.integers(5, 2000))
+        margin = rng.normal(0, 1, n) if trial % 3 == 0 else np.round(rng.normal(0, 1, n), trial % 3)
+        y = (rng.random(n) < 1 / (1 + np.exp(-2 * margin))).astype(int)
+        fitted = IsotonicRegression(increasing=True, out_of_bounds="clip", y_min=0.0, y_max=1.0).fit_transform(margin, y)
+        order = np.argsort(margin, kind="stable")
+        m, f = margin[order], np.asarray(fitted)[order]
+        starts = np.flatnonzero(np.r_[True, np.diff(f) != 0])
+        ends = np.r_[starts[1:], len(f)] - 1
+        x_ref, y_ref = (m[starts] + m[ends]) / 2.0, f[starts]
+        keep = np.r_[True, np.diff(x_ref) > 0]
+        got = _Isotonic(margin, y)
+        np.testing.assert_array_equal(got.x, x_ref[keep])
+        np.testing.assert_array_equal(got.y, y_ref[keep])
+        # each CV split's fit from the one sort of every margin is the split's own fit
+        if np.bincount(y, minlength=2).min() >= 2:
+            from sklearn.model_selection import StratifiedKFold
+
+            oof = _out_of_fold(["isotonic"], margin, y, n_splits=2, seed=1)["isotonic"]
+            for tr, va in StratifiedKFold(n_splits=2, shuffle=True, random_state=1).split(margin, y):
+                np.testing.assert_array_equal(oof[va], _Isotonic(margin[tr], y[tr]).predict(margin[va]))
