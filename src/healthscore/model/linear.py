@@ -76,9 +76,10 @@ class LinearStart:
         used = list(names)
         # the inputs are prepared once for every feature; each round fits the regression on the columns of
         # the features still in (the same design a fit on those features alone would build)
-        pre = logistic_preprocessor(names, cat).fit(regression_input(inputs, cat))
+        pre = logistic_preprocessor(names, cat)
+        full = pre.fit_transform(regression_input(inputs, cat))  # fit() alone would transform and discard
         every = _design_sources(Pipeline([("pre", pre)]), names, cat)
-        design = None if pre.sparse_output_ else np.asarray(pre.transform(regression_input(inputs, cat)), dtype=float)
+        design = None if pre.sparse_output_ else np.asarray(full, dtype=float)
         onehot = {k for k, f in enumerate(every) if f in cat}
         ones = {k: int(np.count_nonzero(design[:, k])) for k in onehot} if design is not None else {}
         lr, pipeline = None, None
