@@ -225,7 +225,8 @@ _USAGE_EVENTS_PARQUET_SQL = (
 #: small tables, the observations), and a fixed limit either starves the small runs or overshoots the large
 #: ones. Measured (``benchmarks/cli.py``, 100k accounts / 50M events): ``features`` took 28.3-34.0 s at a
 #: 2.73 GiB peak with a fixed 2.5 GB, 26.9 s at 3.17 GiB with 3 GB; ``score`` on 1M accounts peaked at
-#: 3.88 GiB with 2.5 GB and 4.35 GiB with 3 GB (DuckDB's own default is 80% of RAM)
+#: 3.88 GiB with 2.5 GB and 4.35 GiB with 3 GB. With this budget: features 24.2 s at 3.60 GiB, score on 1M
+#: accounts 3.80 GiB (median of 3, docs/performance.md). DuckDB's own default is 80% of RAM
 MEMORY_BUDGET_BYTES = int(3.5 * 2 ** 30)
 #: DuckDB never gets less than this, however much the process already holds
 MIN_MEMORY_LIMIT_BYTES = 2 ** 30

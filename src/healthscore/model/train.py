@@ -511,7 +511,7 @@ def _references(X: pd.DataFrame, segments: pd.Series | None, categorical: list[s
     """Each numeric feature's median over the rows (``all``) and within each segment (NaN left out).
 
     The rows are split by segment once, and each part's medians taken for every column at once (the same
-    medians as column by column, measured 0.8 -> 0.1 s on 201k rows).
+    medians as column by column, measured 0.69 -> 0.19 s on 201k rows).
     """
     numeric = [name for name in X.columns if name not in categorical]
     frame = X[numeric]
