@@ -611,6 +611,21 @@ def _describe_rows(ts: TrainingSet, mask: np.ndarray) -> dict[str, Any]:
     return out
 
 
+def _own_map(start_name: str, n_trees: int, other: Calibrator, config: Config) -> Calibrator:
+    """The identity map for the hand-weighted scorecard alone (its start is already the map); else ``other``.
+
+    The scorecard start is already a Platt fit of its score (two numbers) on the rows it learned from; a
+    second map, fitted on other margins (the calibration slice, or out-of-fold margins of fold models that
+    learned from older rows), only adds their differences. The evaluated model and the registered one follow
+    the same rule, so the reported metrics measure the map that scores accounts. Measured forward on three
+    small b2b worlds where CV chose it: log loss 0.411 -> 0.398, 0.448 -> 0.443 and 0.424 -> 0.418 with the
+    identity (``benchmarks/model_quality.py``).
+    """
+    if start_name == "scorecard" and n_trees == 0:
+        return Calibrator(isotonic_min_rows=np.inf, seed=config.model.seed, fixed="identity")
+    return other
+
+
 def refit(ts: TrainingSet, settings: HealthModel, *, config: Config) -> HealthModel:
     """The same model form as ``settings`` (start, tree settings, number of trees) fitted on every row of ``ts``.
 
@@ -634,8 +649,8 @@ def _refit(ts: TrainingSet, settings: HealthModel, *, config: Config) -> HealthM
                                     settings.metadata.get("n_calibration", 0) >= config.model.isotonic_min_rows)
     if settings.calibrator.method_ != "isotonic" and not allowed:
         # the evaluation could not try isotonic (too few calibration rows, or of one outcome): nor may the
-        # refit, so the map the registered model uses is one the reported metrics measured (the one exception:
-        # a scorecard start alone, below, keeps its own fit; the forward check measures that map)
+        # refit, so the map the registered model uses is one the reported metrics measured (a scorecard start
+        # alone keeps its own fit in both, ``_own_map``)
         final.calibrator = Calibrator(isotonic_min_rows=np.inf, seed=config.model.seed)
     X = final.prepare(ts.features)
     constraints, _ = _monotone(final.feature_names, config, ts.categorical, ts.directions)
@@ -667,12 +682,7 @@ def _refit(ts: TrainingSet, settings: HealthModel, *, config: Config) -> HealthM
                                 monotone=dict(zip(final.feature_names, constraints)), components=final.components,
                                 directions=directions, blend_shares=shares)
     start_fit = fitters.get(start_name)
-    if start_name == "scorecard" and n_trees == 0:
-        # the hand-weighted scorecard alone is already a Platt fit of its score on every row (two numbers):
-        # a second map, fitted on the margins of fold models that learned from older rows, only adds their
-        # differences. Measured forward on three small b2b worlds where CV chose it: log loss 0.411 -> 0.398,
-        # 0.448 -> 0.443 and 0.424 -> 0.418 with the identity (benchmarks/model_quality.py)
-        final.calibrator = Calibrator(isotonic_min_rows=np.inf, seed=config.model.seed, fixed="identity")
+    final.calibrator = _own_map(start_name, n_trees, final.calibrator, config)
     n_cal = _fit_rows(final, X, y, every, ts, params=params, n_trees=n_trees, start_fit=start_fit,
                       calibration="cross_fit", folds=folds, cal_rows=None, config=config)
     final.params = {**settings.params, **({"blend_shares": list(shares)} if start_name == "blend" else {})}
@@ -766,6 +776,7 @@ def _fit_evaluated(ts: TrainingSet, r: _Rows, config: Config, warnings: list[str
     start_fit = start_fitters(config, categorical=ts.categorical, monotone=dict(zip(feature_names, constraints)),
                               components=model.components, directions=directions, blend_shares=shares
                               ).get(start_name)
+    model.calibrator = _own_map(start_name, n_trees, model.calibrator, config)
     n_calibration = _fit_rows(model, X, y, r.is_train, ts, params=params, n_trees=n_trees, start_fit=start_fit,
                               config=config, calibration=r.mode, folds=folds, cal_rows=r.is_cal)
     model.params = {**{k: v for k, v in params.items() if k != "monotone_constraints"}, "num_boost_round": n_trees,
