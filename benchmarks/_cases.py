@@ -103,16 +103,21 @@ def gen_events(data: Path, accounts: int, events: int, seed: int = 7) -> None:
     print(json.dumps({"step": "gen-events", "accounts": accounts, "events": events}), flush=True)
 
 
-def floor_sql(data: Path) -> str:
+def floor_sql(data: Path, cutoffs: list[date] | None = None) -> str:
     """The floor's query: every usage window healthscore builds, hand-written as one DuckDB aggregation.
 
     The same windows as ``features/usage.py`` computes, no more: per (date, account) users in 30/90 days,
     events in the last and previous 30 days, user-days and active days in 30 days, key features used in 90
     days (``KEY_FEATURES``), per key feature the share of 30-day active users using it, and the last
     active day up to a year back (through 30-day buckets, as healthscore does). Written the fast way: per-user last-seen days instead of DISTINCT counts, bit masks for distinct
-    days and key features, the per-user-day table materialised once.
+    days and key features, the per-user-day table materialised once, and only over the events some window
+    can see (before the latest cut-off), as anyone writing it by hand would: without that filter the floor
+    took 16.5 s instead of 11.2 s at one date on 50M events, and flattered every ratio against it.
+    ``cutoffs``: the dates (default ``CUTOFFS``).
     """
-    cut = ", ".join(f"{_days(d)}" for d in CUTOFFS)
+    cutoffs = list(cutoffs or CUTOFFS)
+    cut = ", ".join(f"{_days(d)}" for d in cutoffs)
+    before = max(cutoffs).isoformat()
     keyf = sorted(set(KEY_FEATURES))
     kf = "CASE feature " + " ".join(f"WHEN '{f}' THEN {1 << i}" for i, f in enumerate(keyf)) + " ELSE 0 END"
     per_user = "".join(
@@ -124,7 +129,7 @@ def floor_sql(data: Path) -> str:
     WITH ud AS MATERIALIZED (
         SELECT account_id, user_id, CAST(floor(epoch(ts) / 86400) AS INTEGER) AS day, sum(quantity) AS events,
                bit_or({kf}) AS kf
-        FROM read_parquet('{data / 'usage_events.parquet'}') GROUP BY ALL),
+        FROM read_parquet('{data / 'usage_events.parquet'}') WHERE ts < TIMESTAMP '{before}' GROUP BY ALL),
     cut AS (SELECT unnest([{cut}]) AS as_of),
     seen AS (
         SELECT c.as_of, account_id, user_id, max(day) AS last_day,

@@ -153,9 +153,7 @@ def slice_accounts(src: Path, dst: Path, accounts: int) -> Path:
 def floor_one_date(data: Path, as_of: date) -> int:
     import duckdb
 
-    sql = _cases.floor_sql(data).replace(
-        "unnest([" + ", ".join(str(_cases._days(d)) for d in _cases.CUTOFFS) + "])",
-        f"unnest([{_cases._days(as_of)}])")
+    sql = _cases.floor_sql(data, [as_of])
     return len(duckdb.connect().execute(sql).df())
 
 
