@@ -245,3 +245,23 @@ def test_the_isotonic_map_is_scikit_learns_estimator_read_through_block_centres(
             oof = _out_of_fold(["isotonic"], margin, y, n_splits=2, seed=1)["isotonic"]
             for tr, va in StratifiedKFold(n_splits=2, shuffle=True, random_state=1).split(margin, y):
                 np.testing.assert_array_equal(oof[va], _Isotonic(margin[tr], y[tr]).predict(margin[va]))
+
+
+def test_calibration_folds_are_computed_once_per_labels_and_equal_stratified_kfold() -> None:
+    from sklearn.model_selection import StratifiedKFold
+
+    from healthscore.model import calibrate
+
+    rng = np.random.default_rng(3)
+    y = (rng.random(500) < 0.3).astype(int)
+    first = calibrate._splits(y, 5, 42)
+    expected = list(StratifiedKFold(n_splits=5, shuffle=True, random_state=42).split(y, y))
+    assert len(first) == len(expected)
+    for (tr, va), (etr, eva) in zip(first, expected):
+        assert np.array_equal(tr, etr) and np.array_equal(va, eva)
+    assert calibrate._splits(y.copy(), 5, 42) is first  # the same labels again: the folds already made
+    other = y.copy()
+    other[0] = 1 - other[0]
+    assert calibrate._splits(other, 5, 42) is not first
+    assert calibrate._splits(y, 5, 7) is not first
+    assert calibrate._splits(y, 4, 42) is not first
