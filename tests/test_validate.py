@@ -117,6 +117,19 @@ def test_same_data_in_any_format_and_row_order_has_one_fingerprint(tmp_path: Pat
     assert changed.fingerprint != mixed.fingerprint
 
 
+def test_a_fingerprint_left_for_later_is_the_same_and_follows_the_events(tmp_path: Path) -> None:
+    frames = tiny_world_frames()
+    for fmt, formats in (("csv", ALL_CSV), ("parquet", ALL_PARQUET)):
+        root = write_world(frames, tmp_path / fmt, formats)
+        lazy = load_dataset(root, fingerprint=False)
+        assert lazy.events("usage_events").digest == ""  # the validation scan did not hash the rows
+        assert lazy.fingerprint == load_dataset(root).fingerprint
+    changed = {**frames, "usage_events": frames["usage_events"].copy()}
+    changed["usage_events"].loc[0, "quantity"] = float(changed["usage_events"]["quantity"].max()) + 1.0
+    other = write_world(changed, tmp_path / "changed", ALL_PARQUET)
+    assert load_dataset(other, fingerprint=False).fingerprint != load_dataset(tmp_path / "parquet").fingerprint
+
+
 def test_absent_optional_tables_are_none_and_listed(tmp_path: Path) -> None:
     frames = tiny_world_frames()
     ds = load_dataset(write_world({k: frames[k] for k in ("accounts", "contracts")}, tmp_path / "w"))

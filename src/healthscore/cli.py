@@ -141,7 +141,7 @@ def features(
     from healthscore.io import load_dataset
 
     cfg = _config(config)
-    ds = load_dataset(data)
+    ds = load_dataset(data, fingerprint=False)  # nothing here records which data it was
     path = write_features(ds, _parse_date(as_of, "--as-of"), out, config=cfg)
     console.print(f"features written to {path}")
 

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 from healthscore.io.events import EVENT_SIZED, EventTable, event_table_from_normalised
+from healthscore.io.schema import TABLES
 
 
 class _EventField:
@@ -34,6 +35,28 @@ class _EventField:
             value = event_table_from_normalised(self.name, value)
         elif value is not None and not isinstance(value, EventTable):
             raise TypeError(f"{self.name} must be a DataFrame, an EventTable or None, not {type(value).__name__}")
+        obj.__dict__[self.name] = value
+
+
+class _Fingerprint:
+    """The Dataset field ``fingerprint``: given, or (None) computed from the tables when first read."""
+
+    def __set_name__(self, owner, name: str) -> None:
+        self.name = name
+
+    def __get__(self, obj, owner=None):
+        if obj is None:
+            return ""  # the dataclass default
+        value = obj.__dict__.get(self.name)
+        if value is None:
+            from healthscore.io.read import fingerprint
+
+            value = fingerprint({n: (obj.__dict__.get(n) if n in EVENT_SIZED else getattr(obj, n))
+                                 for n in TABLES})
+            obj.__dict__[self.name] = value
+        return value
+
+    def __set__(self, obj, value) -> None:
         obj.__dict__[self.name] = value
 
 
@@ -71,8 +94,9 @@ class Dataset:
     warnings: tuple[str, ...] = ()
     #: where it was read from (None when built in memory)
     source: str | None = None
-    #: sha256 over the normalised tables, for tracking which data trained a model
-    fingerprint: str = ""
+    #: sha256 over the normalised tables, for tracking which data trained a model (``io.read.fingerprint``);
+    #: None: computed when first read (``load_dataset(fingerprint=False)``)
+    fingerprint: str | None = _Fingerprint()
     extra: dict = field(default_factory=dict)
 
     def __repr__(self) -> str:  # the generated one would materialise the event tables

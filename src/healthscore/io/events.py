@@ -321,6 +321,21 @@ class EventTable:
         cols += list(extra)
         return f"SELECT {', '.join(cols)} FROM {self.source_sql(con, row_numbers=row_numbers)} {self._joins(con)}"
 
+    def content_digest(self) -> str:
+        """The order-independent hash of the normalised rows (``io.read.fingerprint``), scanned when the
+        validation left it out (``check_event_table(digest=False)``); computed once."""
+        if self.digest:
+            return self.digest
+        if "digest" not in self._cache:
+            con = connect()
+            try:
+                row = con.execute(f"SELECT count(*), {', '.join(_hash_aggregates(self))} "
+                                  f"FROM {self.source_sql(con)} {self._joins(con)}").fetchall()[0]
+            finally:
+                con.close()
+            self._cache["digest"] = _digest_of(self.plans, *row)
+        return self._cache["digest"]
+
     def register(self, con, view: str) -> str:
         """Create the temp view ``view`` of the normalised rows in ``con``; returns ``view``."""
         con.execute(f"CREATE OR REPLACE TEMP VIEW {view} AS {self.select_sql(con)}")
@@ -502,8 +517,11 @@ def frame_to_arrow(name: str, frame: pd.DataFrame) -> tuple[pa.Table, list[str]]
 
 
 def check_event_table(name: str, *, path: Path | None = None, fmt: str = "frame", frame: pd.DataFrame | None = None,
-                      account_ids: pd.Series | None = None) -> EventCheck:
+                      account_ids: pd.Series | None = None, digest: bool = True) -> EventCheck:
     """Read and validate one event-sized table with DuckDB; the same problems as the pandas route.
+
+    ``digest=False`` leaves the content hash out of the scan (about 2 s of 4 on 50M usage events): the
+    table's ``content_digest()`` then computes it if someone asks.
 
     ``path`` and ``fmt`` (``parquet``/``csv``) name a file; ``fmt="frame"`` validates ``frame`` (registered in
     DuckDB as Arrow). ``account_ids`` (the accounts table's, when it could be read) checks references.
@@ -524,7 +542,7 @@ def check_event_table(name: str, *, path: Path | None = None, fmt: str = "frame"
         try:
             probe = EventTable(name, fmt, None if path is None else str(path), (), arrow=arrow,
                                csv_names=csv_names, csv_padded=padded)
-            out = _check(con, probe, account_ids)
+            out = _check(con, probe, account_ids, digest)
             out.warnings = warnings + out.warnings
             return out
         except _READ_ERRORS as exc:
@@ -536,7 +554,7 @@ def check_event_table(name: str, *, path: Path | None = None, fmt: str = "frame"
     return EventCheck(table=None, problems=[_unreadable(name, path, fmt, failure)])
 
 
-def _check(con, probe: EventTable, account_ids: pd.Series | None) -> EventCheck:
+def _check(con, probe: EventTable, account_ids: pd.Series | None, digest: bool = True) -> EventCheck:
     name, fmt = probe.name, probe.fmt
     table = TABLES[name]
     out = EventCheck(table=None)
@@ -583,20 +601,17 @@ def _check(con, probe: EventTable, account_ids: pd.Series | None) -> EventCheck:
         decided.append(_with_lookup(plan, _parse_delegated(plan.column, [t[0] for t in texts])))
     ref = EventTable(name, fmt, probe.path, tuple(decided), arrow=probe.arrow, csv_names=probe.csv_names,
                      csv_padded=probe.csv_padded)
-    stats = _scan(con, ref, account_ids)
+    stats = _scan(con, ref, account_ids, digest)
     out.problems += _parse_problems(con, ref, table, stats)
     out.check_problems += _check_problems(con, ref, table, stats, account_ids)
     ranges = {p.column.name: (stats.get(f"min_{p.column.name}"), stats.get(f"max_{p.column.name}"))
               for p in decided if p.column.kind in ("timestamp", "date") and p.raw is not None}
-    digest = hashlib.sha256(
-        repr([(p.column.name, p.column.kind) for p in decided]).encode()
-        + f"{stats['rows']}:{stats['h_sum']}:{stats['h_xor']}".encode()
-    ).hexdigest()
+    content = _digest_of(tuple(decided), stats["rows"], stats["h_sum"], stats["h_xor"]) if digest else ""
     out.table = EventTable(name, fmt, ref.path, ref.plans, arrow=ref.arrow, csv_names=ref.csv_names,
                            csv_padded=ref.csv_padded, rows=int(stats["rows"]),
                            ranges={k: tuple(None if v is None else pd.Timestamp(v) for v in pair)
                                    for k, pair in ranges.items()},
-                           digest=digest)
+                           digest=content)
     return out
 
 
@@ -629,7 +644,20 @@ def _unreadable(name: str, path: Path | None, fmt: str, exc: Exception) -> Probl
 
 
 #: the one scan: per column missing/bad counts, checks across rows, ranges, row count and the digest
-def _scan(con, ref: EventTable, account_ids: pd.Series | None) -> dict:
+def _hash_aggregates(ref: EventTable) -> list[str]:
+    """The order-independent content hash of the normalised rows: a sum and an XOR of row hashes."""
+    hashed = ", ".join(_normalised(ref.name, p) for p in ref.plans)
+    return [f"CAST(sum(CAST(hash({hashed}) AS HUGEINT)) AS VARCHAR) AS h_sum",
+            f"CAST(bit_xor(hash({hashed})) AS VARCHAR) AS h_xor"]
+
+
+def _digest_of(plans: tuple[_ColumnPlan, ...], rows, h_sum, h_xor) -> str:
+    return hashlib.sha256(
+        repr([(p.column.name, p.column.kind) for p in plans]).encode() + f"{rows}:{h_sum}:{h_xor}".encode()
+    ).hexdigest()
+
+
+def _scan(con, ref: EventTable, account_ids: pd.Series | None, digest: bool = True) -> dict:
     table = TABLES[ref.name]
     aggs = ["count(*) AS rows"]
     for p in ref.plans:
@@ -657,9 +685,8 @@ def _scan(con, ref: EventTable, account_ids: pd.Series | None) -> dict:
         acc = plans["account_id"].value
         joins = f"LEFT JOIN _hs_accounts AS acc ON acc.account_id = {acc}"
         aggs.append(f"count(*) FILTER (WHERE ({acc}) IS NOT NULL AND acc.account_id IS NULL) AS unknown_accounts")
-    hashed = ", ".join(_normalised(ref.name, p) for p in ref.plans)
-    aggs.append(f"CAST(sum(CAST(hash({hashed}) AS HUGEINT)) AS VARCHAR) AS h_sum")
-    aggs.append(f"CAST(bit_xor(hash({hashed})) AS VARCHAR) AS h_xor")
+    if digest:
+        aggs += _hash_aggregates(ref)
     sql = f"SELECT {', '.join(aggs)} FROM {ref.source_sql(con)} {ref._joins(con)} {joins}"
     cur = con.execute(sql)
     names = [d[0] for d in cur.description]

@@ -101,11 +101,15 @@ def _missing_table_problem(name: str, root: Path, near: list[str]) -> Problem:
                    fix=fix)
 
 
-def load_dataset(path: str | os.PathLike[str]) -> Dataset:
+def load_dataset(path: str | os.PathLike[str], *, fingerprint: bool = True) -> Dataset:
     """Read and validate a dataset directory; raise ``DataError`` listing every problem found.
 
     Each table is ``<table>.csv`` or ``<table>.parquet`` (formats may be mixed across tables); other files
     (such as ``truth.parquet``) are ignored and no file is ever modified.
+
+    ``fingerprint=False``, for a command that records no provenance (``features``): the validation scan of
+    the event-sized tables leaves out their content hash, and ``Dataset.fingerprint`` is computed (by a scan
+    of its own) only if read. The value is the same either way.
     """
     root = Path(path)
     if not root.is_dir():
@@ -141,7 +145,7 @@ def load_dataset(path: str | os.PathLike[str]) -> Dataset:
             problems.append(Problem(name, None, error, fix=fix))
             continue
         raw[name] = frame
-    tables, warnings = validate_tables(raw, problems=problems, source=str(root))
+    tables, warnings = validate_tables(raw, problems=problems, source=str(root), digest=fingerprint)
     for name, found in near.items():
         if raw.get(name) is None:
             warnings.append(f"{name} is absent, but {_did_you_mean(name, found)} Files under other names are "
@@ -151,7 +155,7 @@ def load_dataset(path: str | os.PathLike[str]) -> Dataset:
     if ignored:
         warnings.append(f"ignored file{'s' if len(ignored) > 1 else ''} (not a table of CONTRACT §1): "
                         f"{', '.join(ignored)}")
-    return _dataset(tables, warnings, source=str(root), near_files=near)
+    return _dataset(tables, warnings, source=str(root), near_files=near, eager=fingerprint)
 
 
 def dataset_from_frames(tables: Mapping[str, pd.DataFrame | None], *, source: str | None = None) -> Dataset:
@@ -187,7 +191,7 @@ def fingerprint(tables: Mapping[str, pd.DataFrame | EventTable | None]) -> str:
             digest.update(b"absent\0")
             continue
         if isinstance(frame, EventTable):
-            digest.update(f"sql:{frame.digest}\0".encode())
+            digest.update(f"sql:{frame.content_digest()}\0".encode())
             continue
         digest.update(repr([(str(c), str(frame[c].dtype)) for c in frame.columns]).encode())
         # sorted row hashes: row order carries no meaning in the contract, so it must not change the digest
@@ -198,13 +202,13 @@ def fingerprint(tables: Mapping[str, pd.DataFrame | EventTable | None]) -> str:
 
 
 def _dataset(tables: dict[str, pd.DataFrame | EventTable | None], warnings: list[str], *, source: str | None,
-             near_files: dict[str, list[str]] | None = None) -> Dataset:
+             near_files: dict[str, list[str]] | None = None, eager: bool = True) -> Dataset:
     absent = tuple(name for name, frame in tables.items() if frame is None and not TABLES[name].required)
     return Dataset(
         **tables,
         absent=absent,
         warnings=tuple(warnings),
         source=source,
-        fingerprint=fingerprint(tables),
+        fingerprint=fingerprint(tables) if eager else None,
         extra={"near_files": dict(near_files or {})},
     )

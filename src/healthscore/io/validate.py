@@ -344,6 +344,7 @@ def validate_tables(
     *,
     problems: Sequence[Problem] = (),
     source: str = "dataset",
+    digest: bool = True,
 ) -> tuple[dict[str, pd.DataFrame | EventTable | None], list[str]]:
     """Normalise and check every present table; raise one ``DataError`` with ``problems`` plus all found.
 
@@ -351,7 +352,8 @@ def validate_tables(
     also be an ``EventFile``. Small tables are parsed with pandas; event-sized ones — file or frame — are
     validated by SQL (``events.check_event_table``) with the same messages, and come back as ``EventTable``
     references, never as frames. Presence of required tables is the caller's check, since only the caller
-    knows whether a file or a frame was expected.
+    knows whether a file or a frame was expected. ``digest=False``: their content hash is left for later
+    (``EventTable.content_digest``).
     """
     found: list[Problem] = list(problems)
     warnings: dict[str, list[str]] = {name: [] for name in TABLES}
@@ -379,9 +381,9 @@ def validate_tables(
             events[name] = None
             continue
         if isinstance(given, EventFile):
-            check = check_event_table(name, path=given.path, fmt=given.fmt, account_ids=account_ids)
+            check = check_event_table(name, path=given.path, fmt=given.fmt, account_ids=account_ids, digest=digest)
         else:
-            check = check_event_table(name, frame=given, account_ids=account_ids)
+            check = check_event_table(name, frame=given, account_ids=account_ids, digest=digest)
         found += check.problems
         event_checks += check.check_problems
         warnings[name] += check.warnings
