@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+import numpy as np
 import pandas as pd
 
 from healthscore.io.events import EVENT_SIZED, EventTable, event_table_from_normalised
@@ -38,6 +41,31 @@ class _EventField:
         obj.__dict__[self.name] = value
 
 
+def fingerprint(tables: Mapping[str, pd.DataFrame | EventTable | None]) -> str:
+    """sha256 over normalised tables: same content gives the same digest, whatever the format or row order.
+
+    Event-sized tables contribute their content digest, computed in SQL (an order-independent sum of row
+    hashes; by the validation scan, or later, ``EventTable.content_digest``), so it never needs them in
+    memory.
+    """
+    digest = hashlib.sha256()
+    for name in TABLES:
+        frame = tables.get(name)
+        digest.update(f"{name}\0".encode())
+        if frame is None:
+            digest.update(b"absent\0")
+            continue
+        if isinstance(frame, EventTable):
+            digest.update(f"sql:{frame.content_digest()}\0".encode())
+            continue
+        digest.update(repr([(str(c), str(frame[c].dtype)) for c in frame.columns]).encode())
+        # sorted row hashes: row order carries no meaning in the contract, so it must not change the digest
+        rows = np.sort(pd.util.hash_pandas_object(frame, index=False).to_numpy())
+        digest.update(len(rows).to_bytes(8, "little"))
+        digest.update(rows.tobytes())
+    return digest.hexdigest()
+
+
 class _Fingerprint:
     """The Dataset field ``fingerprint``: given, or (None) computed from the tables when first read."""
 
@@ -49,8 +77,6 @@ class _Fingerprint:
             return ""  # the dataclass default
         value = obj.__dict__.get(self.name)
         if value is None:
-            from healthscore.io.read import fingerprint
-
             value = fingerprint({n: (obj.__dict__.get(n) if n in EVENT_SIZED else getattr(obj, n))
                                  for n in TABLES})
             obj.__dict__[self.name] = value
@@ -94,7 +120,7 @@ class Dataset:
     warnings: tuple[str, ...] = ()
     #: where it was read from (None when built in memory)
     source: str | None = None
-    #: sha256 over the normalised tables, for tracking which data trained a model (``io.read.fingerprint``);
+    #: sha256 over the normalised tables, for tracking which data trained a model (``fingerprint``);
     #: None: computed when first read (``load_dataset(fingerprint=False)``)
     fingerprint: str | None = _Fingerprint()
     extra: dict = field(default_factory=dict)

@@ -322,7 +322,7 @@ class EventTable:
         return f"SELECT {', '.join(cols)} FROM {self.source_sql(con, row_numbers=row_numbers)} {self._joins(con)}"
 
     def content_digest(self) -> str:
-        """The order-independent hash of the normalised rows (``io.read.fingerprint``), scanned when the
+        """The order-independent hash of the normalised rows (``io.dataset.fingerprint``), scanned when the
         validation left it out (``check_event_table(digest=False)``); computed once."""
         if self.digest:
             return self.digest

@@ -8,17 +8,15 @@ and stay there: the ``Dataset`` holds a reference.
 
 from __future__ import annotations
 
-import hashlib
 import os
 from collections.abc import Mapping
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import pyarrow as pa
 
 from healthscore.errors import DataError, Problem
-from healthscore.io.dataset import Dataset
+from healthscore.io.dataset import Dataset, fingerprint
 from healthscore.io.events import EVENT_SIZED, EventTable, csv_fix
 from healthscore.io.schema import TABLES
 from healthscore.io.validate import EventFile, validate_tables
@@ -175,30 +173,6 @@ def dataset_from_frames(tables: Mapping[str, pd.DataFrame | None], *, source: st
     if unknown:
         warnings.insert(0, f"unknown table{'s' if len(unknown) > 1 else ''} ignored: {', '.join(unknown)}")
     return _dataset(tables_out, warnings, source=source)
-
-
-def fingerprint(tables: Mapping[str, pd.DataFrame | EventTable | None]) -> str:
-    """sha256 over normalised tables: same content gives the same digest, whatever the format or row order.
-
-    Event-sized tables contribute the digest their validation scan computed in SQL (an order-independent sum
-    of row hashes), so the digest never needs them in memory.
-    """
-    digest = hashlib.sha256()
-    for name in TABLES:
-        frame = tables.get(name)
-        digest.update(f"{name}\0".encode())
-        if frame is None:
-            digest.update(b"absent\0")
-            continue
-        if isinstance(frame, EventTable):
-            digest.update(f"sql:{frame.content_digest()}\0".encode())
-            continue
-        digest.update(repr([(str(c), str(frame[c].dtype)) for c in frame.columns]).encode())
-        # sorted row hashes: row order carries no meaning in the contract, so it must not change the digest
-        rows = np.sort(pd.util.hash_pandas_object(frame, index=False).to_numpy())
-        digest.update(len(rows).to_bytes(8, "little"))
-        digest.update(rows.tobytes())
-    return digest.hexdigest()
 
 
 def _dataset(tables: dict[str, pd.DataFrame | EventTable | None], warnings: list[str], *, source: str | None,
