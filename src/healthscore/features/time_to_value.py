@@ -33,6 +33,10 @@ def ttv_blocks(w: Window) -> str:
     mask (one per ``ERA_BLOCKS`` blocks), one row per user; the bits are then summed per account, and each
     block becomes a row again. Measured on 34M user-days: 4.8 s, against 6.2 s for DISTINCT (account,
     block, user) and 10.6 s for a ``lead`` over each user's days.
+
+    Only each account's first block that reached the target is kept (one row per account, ``reached`` 1):
+    that is all ``days_to_target_utilization`` reads, since a later block completes later, and an observation
+    that cannot see the first one yet cannot see any later one either.
     """
     target = float(w.config.target_utilization)
     bits = ", ".join(f"sum(CASE WHEN (mask & CAST({1 << i} AS BIGINT)) <> 0 THEN 1 ELSE 0 END) AS u_{i}"
@@ -67,10 +71,13 @@ def ttv_blocks(w: Window) -> str:
               ON t.account_id = b.account_id
              AND t.start_day <= b.customer_start + b.block * {BLOCK_DAYS}
              AND t.end_day > b.customer_start + b.block * {BLOCK_DAYS}
+        ), first_reached AS (
+            SELECT account_id, customer_start, min(block) AS block FROM s
+            WHERE rn = 1 AND seats > 0 AND CAST(users AS DOUBLE) / seats >= {target!r}
+            GROUP BY account_id, customer_start
         )
-        SELECT account_id, block, customer_start + (block + 1) * {BLOCK_DAYS} - 1 AS last_day,
-               CASE WHEN seats > 0 AND CAST(users AS DOUBLE) / seats >= {target!r} THEN 1 ELSE 0 END AS reached
-        FROM s WHERE rn = 1
+        SELECT account_id, block, customer_start + (block + 1) * {BLOCK_DAYS} - 1 AS last_day, 1 AS reached
+        FROM first_reached
     """
 
 
