@@ -260,6 +260,7 @@ def test_calibration_folds_are_computed_once_per_labels_and_equal_stratified_kfo
     for (tr, va), (etr, eva) in zip(first, expected):
         assert np.array_equal(tr, etr) and np.array_equal(va, eva)
     assert calibrate._splits(y.copy(), 5, 42) is first  # the same labels again: the folds already made
+    assert not first[0][0].flags.writeable  # shared: nobody may write into them
     other = y.copy()
     other[0] = 1 - other[0]
     assert calibrate._splits(other, 5, 42) is not first

@@ -107,7 +107,7 @@ def load_dataset(path: str | os.PathLike[str], *, fingerprint: bool = True) -> D
 
     ``fingerprint=False``, for a command that records no provenance (``features``): the validation scan of
     the event-sized tables leaves out their content hash, and ``Dataset.fingerprint`` is computed (by a scan
-    of its own) only if read. The value is the same either way.
+    of its own) only if read: the same value, of the files as they are when it is read.
     """
     root = Path(path)
     if not root.is_dir():

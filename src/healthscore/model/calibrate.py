@@ -216,7 +216,7 @@ def allows_isotonic(rows: int, rarer_class_rows: int, min_rows: float, min_class
 
 #: the folds of the labels seen last (``_splits``); CV asks again for every candidate on one fold's rows
 _SPLITS: dict[tuple, list[tuple[np.ndarray, np.ndarray]]] = {}
-_SPLITS_KEPT = 8
+_SPLITS_KEPT = 4
 _SPLITS_LOCK = threading.Lock()  # CV calibrates the folds' candidates in threads (``train.parallel_map``)
 
 
@@ -232,6 +232,9 @@ def _splits(y: np.ndarray, n_splits: int, seed: int) -> list[tuple[np.ndarray, n
         found = _SPLITS.get(key)
     if found is None:
         found = list(StratifiedKFold(n_splits=n_splits, shuffle=True, random_state=seed).split(y, y))
+        for arrays in found:
+            for a in arrays:
+                a.setflags(write=False)
         with _SPLITS_LOCK:
             if len(_SPLITS) >= _SPLITS_KEPT:
                 _SPLITS.pop(next(iter(_SPLITS)))
