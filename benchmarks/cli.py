@@ -272,10 +272,7 @@ def run_cases(cases: list[str], work: Path, sizes: dict, repeat: int, log) -> li
                  "--model-dir", str(model_dir))
         results.append(pair(ours, ref, repeat=repeat, cwd=work, log=log, name=case, extra_env=uri))
     if "train" in cases:
-        tdata = slice_accounts(data, work / "train-data", sizes["train_accounts"])
-        store = work / "train-store"
-        store.mkdir(exist_ok=True)
-        uri = {"MLFLOW_TRACKING_URI": f"sqlite:///{store / 'mlflow.db'}"}
+        tdata, store, uri = training_world(work, data, sizes)
         ours = hs("train", "--data", str(tdata), "--as-of", d, "--quiet")
         runs, refs = [], []
         for i in range(repeat):
@@ -292,10 +289,7 @@ def run_cases(cases: list[str], work: Path, sizes: dict, repeat: int, log) -> li
         results.append({"case": "train", "ours": median_of(runs), "ref": median_of(refs)})
     if "retrain" in cases:
         # next to the train command on the same rows and store: its reference is train's own time
-        tdata = slice_accounts(data, work / "train-data", sizes["train_accounts"])
-        store = work / "train-store"
-        store.mkdir(exist_ok=True)
-        uri = {"MLFLOW_TRACKING_URI": f"sqlite:///{store / 'mlflow.db'}"}
+        tdata, store, uri = training_world(work, data, sizes)
         train = hs("train", "--data", str(tdata), "--as-of", d, "--quiet")
         # margins no challenger misses: every run takes the longer path, promoted and refit with the holdout
         always = work / "retrain-promotes.yaml"
@@ -308,6 +302,14 @@ def run_cases(cases: list[str], work: Path, sizes: dict, repeat: int, log) -> li
             log(f"  retrain run {i + 1}: ours {runs[-1]} train {refs[-1]}")
         results.append({"case": "retrain", "ours": median_of(runs), "ref": median_of(refs), "ref_name": "train"})
     return results
+
+
+def training_world(work: Path, data: Path, sizes: dict) -> tuple[Path, Path, dict]:
+    """The ~200k-row training slice, the SQLite store ``train`` and ``retrain`` share, and its tracking URI."""
+    tdata = slice_accounts(data, work / "train-data", sizes["train_accounts"])
+    store = work / "train-store"
+    store.mkdir(exist_ok=True)
+    return tdata, store, {"MLFLOW_TRACKING_URI": f"sqlite:///{store / 'mlflow.db'}"}
 
 
 def features_config(work: Path, model_dir: Path) -> Path:
