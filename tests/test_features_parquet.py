@@ -6,7 +6,8 @@ from datetime import date
 
 import pandas as pd
 
-from healthscore.features import build_features
+from healthscore.config import Config
+from healthscore.features import build_features, resolve_key_features
 from healthscore.io import load_dataset
 from healthscore.simulate import SimulationSpec, simulate, write_world
 from healthscore.timeline import scoring_rows
@@ -43,3 +44,16 @@ def test_the_engine_memory_is_what_the_process_does_not_hold_of_the_budget(monke
     monkeypatch.undo()
     held = _build._resident_bytes()
     assert held is None or 10 * 2 ** 20 < held < _build.MEMORY_BUDGET_BYTES  # this test process, read for real
+
+
+def test_one_observation_day_narrows_the_tables_not_the_features(tmp_path):
+    """Scoring as of one date builds narrower tables (``Window.one_day``); a simulated world's features are
+    the same as with the general tables, at a date in its first months and one two years in."""
+    write_world(simulate(SimulationSpec(accounts=60, seed=5, start=date(2021, 1, 1), months=40)), tmp_path)
+    ds = load_dataset(tmp_path)
+    for day in (date(2021, 3, 1), date(2023, 1, 1)):
+        rows = scoring_rows(ds, day)
+        cfg = resolve_key_features(ds, Config().features, cutoff=day)
+        narrowed = build_features(ds, rows, config=cfg)
+        pd.testing.assert_frame_equal(narrowed, build_features(ds, rows, config=cfg, one_day_tables=False))
+        assert narrowed["active_users_30d"].gt(0).sum() >= 5  # the usage features carry values

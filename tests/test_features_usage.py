@@ -223,3 +223,40 @@ def test_days_since_last_activity_looks_back_a_year(days_ago):
     obs = observations(("A-1", "C-1", T))
     feats = build_features(dataset(accounts=acc, contracts=con, usage_events=events), obs)
     assert feats["days_since_last_activity"].iloc[0] == days_ago
+
+
+# -- one observation day: the tables hold only what its windows read ----------------------------------
+def _one_day_stories():
+    """(dataset, observations) at one day each, with what the narrowed tables must still see: activity more
+    than 90 days back (last activity, time to value), before the customer's start, over a year back."""
+    stories = [(usage_world(seed=2), usage_observations())]
+    ds, start = ttv_world(seed=4)
+    stories += [(ds, observations(("A-1", "C-1", start + pd.Timedelta(days=d)),
+                                  ("A-2", "C-3", start + pd.Timedelta(days=d)))) for d in (89, 90, 200)]
+    acc = accounts(("A-1", "smb", "2024-03-01"), ("A-2", "smb", "2020-01-01"), ("A-3", "smb", None))
+    con = contracts(("C-1", "A-1", "2024-03-01", "2025-03-01", 1000.0, 1, None),
+                    ("C-2", "A-2", "2024-01-01", "2025-01-01", 1000.0, 4, None))
+    events = frame([ev("A-1", "u", "2024-02-10 10:00"),  # before the customer's start: activity, no block
+                    ev("A-2", "u", "2023-03-01 10:00"), ev("A-2", "v", "2023-03-02 10:00"),  # over a year back
+                    ev("A-3", "w", "2024-05-01 10:00")], EVENT_COLUMNS)  # no known start
+    ds = dataset(6, accounts=acc, contracts=con, usage_events=events)
+    stories += [(ds, observations(("A-1", "C-1", T), ("A-2", "C-2", T), ("A-3", None, T)))]
+    return stories
+
+
+@pytest.mark.parametrize("story", range(5))
+def test_one_observation_day_gives_the_same_features_as_the_general_tables(story):
+    ds, obs = _one_day_stories()[story]
+    narrowed = build_features(ds, obs, config=KEY)
+    general = build_features(ds, obs, config=KEY, one_day_tables=False)
+    pd.testing.assert_frame_equal(narrowed, general)
+    assert narrowed["days_since_last_activity"].notna().all()
+
+
+def test_one_day_tables_keep_last_activity_before_the_start_and_ttv_from_the_start():
+    ds, obs = _one_day_stories()[4]
+    feats = build_features(ds, obs, config=KEY)
+    # A-1's only activity is before its start: the days count from the start (the later of the two)
+    assert feats["days_since_last_activity"].tolist() == [(T - ts("2024-03-01")).days, 365,
+                                                          (T - ts("2024-05-01")).days]
+    assert feats["reached_target_utilization"].iloc[0] == 0.0  # its only user was active before the start

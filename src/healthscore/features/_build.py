@@ -200,10 +200,14 @@ def features_sql(components: list[str], *, config: FeaturesConfig | None = None,
     return "WITH " + ",\n".join(ctes) + f"\nSELECT * FROM c_{first} {joins} ORDER BY row_id"
 
 
-def derived_table_sql(config: FeaturesConfig | None = None, present: set[str] | None = None
-                      ) -> list[tuple[str, str]]:
-    """(name, SQL) of every derived table that does not depend on as_of, in creation order."""
-    w = Window(config=config or FeaturesConfig())
+def derived_table_sql(config: FeaturesConfig | None = None, present: set[str] | None = None, *,
+                      one_day: int | None = None) -> list[tuple[str, str]]:
+    """(name, SQL) of every derived table that does not depend on as_of, in creation order.
+
+    ``one_day``: every observation is at this day (``Window.one_day``); the tables then hold only what its
+    windows read. The features are the same either way.
+    """
+    w = Window(config=config or FeaturesConfig(), one_day=None if one_day is None else int(one_day))
     present = set(OPTIONAL_INPUTS) if present is None else present
     return [(t.name, t.sql(w)) for comp in REGISTRY.values() for t in comp.tables.values()
             if _ready(t.tables, present)]
@@ -253,7 +257,7 @@ def default_memory_limit() -> str:
 
 def build_features(ds, observations: pd.DataFrame, *, config: Config | FeaturesConfig | None = None,
                    usage_events_parquet: str | os.PathLike[str] | None = None,
-                   memory_limit: str | None = None) -> pd.DataFrame:
+                   memory_limit: str | None = None, one_day_tables: bool = True) -> pd.DataFrame:
     """Point-in-time features for each observation: same index and order, one column per raw feature.
 
     ``observations`` needs ``account_id``, ``contract_id`` (may be NA) and ``as_of`` (midnight dates). Each
@@ -276,6 +280,10 @@ def build_features(ds, observations: pd.DataFrame, *, config: Config | FeaturesC
     ``memory_limit`` (e.g. ``"6GB"``) caps DuckDB's memory; beyond it DuckDB spills to a temporary folder.
     Default: ``HEALTHSCORE_DUCKDB_MEMORY`` if set, else what the process does not hold of a 3.5 GiB budget
     (``default_memory_limit``).
+
+    When every observation is at one day (a batch as of a date), the derived tables hold only what that
+    day's windows read (``Window.one_day``: user-days of the last 90 days, per-user history from the events);
+    ``one_day_tables=False`` builds the general ones anyway (the tests compare the two).
     """
     cfg = _features_config(config)
     if memory_limit is None:
@@ -308,7 +316,9 @@ def build_features(ds, observations: pd.DataFrame, *, config: Config | FeaturesC
             con.register(name, pa.Table.from_pandas(frame, preserve_index=False))
         if spill is not None:  # once everything the process holds beside the query is allocated
             con.execute(f"SET memory_limit = {sql_text(memory_limit or default_memory_limit())}")
-        for name, sql in derived_table_sql(cfg, present):
+        days = obs["as_of"].dropna().unique() if one_day_tables else ()
+        one_day = int(days[0]) if len(days) == 1 else None
+        for name, sql in derived_table_sql(cfg, present, one_day=one_day):
             con.execute(f"CREATE TEMP TABLE {name} AS {sql}")
         components = [c for c in REGISTRY if c in wanted]
         sql = features_sql(components, config=cfg, present=present)
@@ -320,12 +330,15 @@ def build_features(ds, observations: pd.DataFrame, *, config: Config | FeaturesC
         if spill is not None:
             shutil.rmtree(spill, ignore_errors=True)
     segments = sorted(tables["in_accounts"]["segment"].dropna().unique().tolist())
-    # sums of integers are HUGEINT, Arrow decimals: as doubles (as DuckDB's own pandas output gives them),
-    # never a Python Decimal per cell
-    decimals = [i for i, f in enumerate(result.schema) if pa.types.is_decimal(f.type)]
-    for i in decimals:
+    return feature_frame(_doubles(result).to_pandas(), observations.index, names, segments)
+
+
+def _doubles(result: pa.Table) -> pa.Table:
+    """Sums of integers are HUGEINT, Arrow decimals: as doubles (as DuckDB's own pandas output gives them),
+    never a Python Decimal per cell."""
+    for i in [i for i, f in enumerate(result.schema) if pa.types.is_decimal(f.type)]:
         result = result.set_column(i, result.schema[i].name, result.column(i).cast(pa.float64(), safe=False))
-    return feature_frame(result.to_pandas(), observations.index, names, segments)
+    return result
 
 
 def feature_frame(result: pd.DataFrame, index: pd.Index, names: list[str], segments: list[str]) -> pd.DataFrame:

@@ -380,6 +380,9 @@ class Window:
     """
 
     config: FeaturesConfig = field(default_factory=FeaturesConfig)
+    #: every observation is at this one day (a batch scored as of a date): the derived tables then keep only
+    #: what that day's windows read, and give the same features with less work (None: any days)
+    one_day: int | None = None
 
     # -- the cutoff --------------------------------------------------------------------------------
     @staticmethod

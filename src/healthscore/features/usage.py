@@ -10,12 +10,15 @@ from __future__ import annotations
 
 from healthscore.features._registry import Column, Component, FeatureSpec, instantiate
 from healthscore.features._window import Window, sql_text
+from healthscore.features.time_to_value import BLOCK_DAYS, ERA_BLOCKS
 from healthscore.features.vocabulary import key_feature_slugs, unique_key_features
 
 component = Component("usage")
 
 #: days per bucket of the table that finds the last activity up to a year back
 BUCKET_DAYS = 30
+#: the longest window read from user-days (``usage_users``)
+USER_DAY_LOOKBACK_DAYS = 90
 #: decimal sums are exact, so event counts do not depend on row order or threads
 EXACT_QUANTITY = "CAST(quantity AS DECIMAL(18, 6))"
 #: how far back days_since_last_activity looks; older activity (or none) reads as this many days
@@ -51,9 +54,13 @@ def _uses(col: str, bit: int) -> str:
 def usage_user_days(w: Window) -> str:
     """Events (summed quantity) per account, user and day, and a bit per key feature used.
 
-    One pass over the raw events; every usage window reads this instead. Quantities are summed as decimals
-    so the result is exact whatever the order rows arrive in. Key-feature use is one bit mask per row (one
-    aggregate instead of one per key feature), bit ``i`` for the ``i``-th key feature of its column.
+    One pass over the raw events; every day-level usage window reads this instead. Quantities are summed as
+    decimals so the result is exact whatever the order rows arrive in. Key-feature use is one bit mask per
+    row (one aggregate instead of one per key feature), bit ``i`` for the ``i``-th key feature of its column.
+
+    With one observation day (``Window.one_day``) only the ``USER_DAY_LOOKBACK_DAYS`` days before it are
+    kept: no window reads a user-day further back (the longer ones read ``usage_user_eras``). Measured on
+    50M events at one date: 5.9M user-days instead of 33.9M.
     """
     masks = "".join(
         ", bit_or(CASE feature "
@@ -61,15 +68,49 @@ def usage_user_days(w: Window) -> str:
         + f" ELSE CAST(0 AS BIGINT) END) AS {col}"
         for col, names in key_feature_masks(w).items()
     )
+    where = "" if w.one_day is None else f"WHERE day >= {w.one_day - USER_DAY_LOOKBACK_DAYS} "
     return (
         f"SELECT account_id, user_id, day, sum({EXACT_QUANTITY}) AS events{masks} FROM in_usage_events "
-        "GROUP BY account_id, user_id, day"
+        f"{where}GROUP BY account_id, user_id, day"
     )
 
 
 @component.table(reads=("usage_events",))
+def usage_user_eras(w: Window) -> str:
+    """Per account, user and era (``ERA_BLOCKS`` 30-day blocks since the customer's start): a bit mask of the
+    blocks the user was active in, and the user's last active day.
+
+    Days before the customer's start (or with no known start) have era NULL and mask 0: they count for the
+    last active day only. Read by time to value (active users per block) and, with one observation day, by
+    ``usage_account_buckets``. Built from ``usage_user_days``, or, with one observation day (whose user-days
+    do not go back far enough), straight from the events.
+    """
+    source = "in_usage_events" if w.one_day is not None else "usage_user_days"
+    since = "(u.day - c.customer_start)"
+    started = "u.day >= c.customer_start"
+    era = f"CASE WHEN {started} THEN CAST(floor({since} / {BLOCK_DAYS * ERA_BLOCKS}.0) AS INTEGER) END"
+    block = f"CAST(floor({since} / {BLOCK_DAYS}.0) AS INTEGER) - {ERA_BLOCKS} * {era}"
+    return f"""
+        SELECT u.account_id, u.user_id, c.customer_start, {era} AS era,
+               bit_or(CASE WHEN {started} THEN CAST(power(2, {block}) AS BIGINT) ELSE CAST(0 AS BIGINT) END) AS mask,
+               max(u.day) AS last_day
+        FROM {source} AS u LEFT JOIN in_customers AS c ON c.account_id = u.account_id
+        GROUP BY u.account_id, u.user_id, c.customer_start, {era}
+    """
+
+
+@component.table(reads=("usage_events",))
 def usage_account_buckets(w: Window) -> str:
-    """The last active day of each account in each 30-day bucket (for days_since_last_activity)."""
+    """The last active day of each account in each 30-day bucket (for days_since_last_activity).
+
+    With one observation day only each account's last bucket (its last active day before that day): that
+    is all ``usage_last_day`` can read then, as every row is before the day.
+    """
+    if w.one_day is not None:
+        return (
+            f"SELECT account_id, CAST(floor(max(last_day) / {BUCKET_DAYS}.0) AS INTEGER) AS bucket, "
+            "max(last_day) AS last_day FROM usage_user_eras GROUP BY account_id"
+        )
     return (
         f"SELECT account_id, CAST(floor(day / {BUCKET_DAYS}.0) AS INTEGER) AS bucket, max(day) AS last_day "
         f"FROM usage_user_days GROUP BY account_id, CAST(floor(day / {BUCKET_DAYS}.0) AS INTEGER)"
@@ -107,7 +148,8 @@ def usage_users(w: Window) -> str:
         f"sum(CASE WHEN {prev} THEN events ELSE 0 END) AS events_prev_30d, "
         f"sum(CASE WHEN {recent} THEN 1 ELSE 0 END) AS days_30d, "
         f"bit_or(CASE WHEN {recent} THEN {bit} ELSE {zero} END) AS days_mask_30d{masks} "
-        f"FROM {w.events('usage_user_days', 'day', lookback_days=90)} AS e GROUP BY key_id, as_of, user_id"
+        f"FROM {w.events('usage_user_days', 'day', lookback_days=USER_DAY_LOOKBACK_DAYS)} AS e "
+        "GROUP BY key_id, as_of, user_id"
     )
 
 
