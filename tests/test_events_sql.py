@@ -68,6 +68,11 @@ EVENT_DEFECTS = [
      "touchpoints.kind: empty but required in 1 row (e.g. row 2); fill in kind or drop those rows"),
     ("bad-ts-touchpoint", "touchpoints", "ts", 0, "05/10/2023",
      "touchpoints.ts: not a timestamp in 1 row (e.g. row 1: '05/10/2023')"),
+    # a Parquet file's statistics may spare the scan a text column only when they prove every cell filled:
+    # each of these breaks that proof another way (empty: min, blank: min, non-ASCII blank: max, none: nulls)
+    *[(f"blank-user-{i}", "usage_events", "user_id", 3, value,
+       "usage_events.user_id: empty but required in 1 row (e.g. row 4)")
+      for i, value in enumerate(["", "\t", "\u00a0\u3000", None])],
 ]
 
 
@@ -306,3 +311,12 @@ def test_duckdb_reads_the_normalised_view(tmp_path: Path) -> None:
     assert got[0] == pytest.approx(13.0) and got[1] == 5
     assert pd.Timestamp(got[2]) == pd.Timestamp("2023-01-20 16:45:00")
     assert np.isclose(ds.usage_events["quantity"].sum(), 13.0)
+
+
+def test_parquet_statistics_spare_only_the_text_columns_they_prove_filled(tmp_path: Path) -> None:
+    from healthscore.io.events import _filled_by_statistics
+
+    clean = load_dataset(write_world(tiny_world_frames(), tmp_path / "clean", PARQUET))
+    assert _filled_by_statistics(connect(), clean.events("usage_events")) == {"account_id", "user_id", "feature"}
+    blank = _planted(tmp_path, "usage_events", "feature", 2, " ", PARQUET)
+    assert [p.column for p in _problems(blank)] == ["feature"]  # the unproven column is read, and its blank found

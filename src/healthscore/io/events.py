@@ -657,15 +657,39 @@ def _digest_of(plans: tuple[_ColumnPlan, ...], rows, h_sum, h_xor) -> str:
     ).hexdigest()
 
 
+def _filled_by_statistics(con, ref: EventTable) -> set[str]:
+    """Text columns of a Parquet file whose statistics prove no cell missing: in every row group no null, and
+    every value starting with a printable ASCII character (min at least ``!``, max below DEL), so none is
+    empty or blank. The validation scan then need not read them at all (about 0.4 s per column on 50M
+    rows). Without statistics in some row group (or another format), nothing is proven.
+    """
+    if ref.fmt != "parquet" or ref.path is None:
+        return set()
+    texts = {p.column.name: p.raw for p in ref.plans
+             if p.raw is not None and p.column.kind == "string" and _is_text_type(p.raw_type)}
+    if not texts:
+        return set()
+    rows = con.execute(
+        "SELECT path_in_schema, count(*), "
+        "count(*) FILTER (WHERE stats_null_count = 0 AND stats_min_value >= '!' AND stats_max_value < chr(127)) "
+        f"FROM parquet_metadata({literal(ref.path)}) GROUP BY path_in_schema").fetchall()
+    proven = {str(name) for name, groups, clean in rows if groups and groups == clean}
+    return {column for column in texts if column in proven}
+
+
 def _scan(con, ref: EventTable, account_ids: pd.Series | None, digest: bool = True) -> dict:
     table = TABLES[ref.name]
     aggs = ["count(*) AS rows"]
+    filled = _filled_by_statistics(con, ref)
     for p in ref.plans:
         if p.raw is None:
             continue
         c = p.column.name
-        aggs.append(f"count(*) FILTER (WHERE {p.missing}) AS miss_{c}")
-        aggs.append(f"count(*) FILTER (WHERE {p.bad}) AS bad_{c}")
+        if c in filled:  # nothing can be missing, and text is never bad: no need to read it for these two
+            aggs += [f"CAST(0 AS BIGINT) AS miss_{c}", f"CAST(0 AS BIGINT) AS bad_{c}"]
+        else:
+            aggs.append(f"count(*) FILTER (WHERE {p.missing}) AS miss_{c}")
+            aggs.append(f"count(*) FILTER (WHERE {p.bad}) AS bad_{c}")
         if p.column.kind in ("timestamp", "date"):
             aggs.append(f"min({p.value}) AS min_{c}")
             aggs.append(f"max({p.value}) AS max_{c}")
