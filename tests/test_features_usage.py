@@ -226,37 +226,80 @@ def test_days_since_last_activity_looks_back_a_year(days_ago):
 
 
 # -- one observation day: the tables hold only what its windows read ----------------------------------
+def _era_world(seed: int = 5):
+    """A customer since 2018-01-01 with 2 seats: blocks 59, 60 and 61 straddle the first 60-block mask (see
+    test_time_to_value_counts_users_in_blocks_past_the_first_five_years)."""
+    start = ts("2018-01-01")
+    acc = accounts(("A-1", "smb", "2018-01-01"))
+    con = contracts(("C-1", "A-1", "2018-01-01", "2026-01-01", 1000.0, 2, None))
+    day = lambda block, offset: str(start + pd.Timedelta(days=30 * block + offset))  # noqa: E731
+    rows = [ev("A-1", "a", day(59, 0)), ev("A-1", "a", day(59, 29)),
+            ev("A-1", "a", day(60, 29)), ev("A-1", "b", day(60, 0)),
+            ev("A-1", "a", day(61, 3)), ev("A-1", "c", day(61, 3))]
+    return dataset(seed, accounts=acc, contracts=con, usage_events=frame(rows, EVENT_COLUMNS)), start
+
+
+def _last_activity_world(seed: int = 6):
+    """Last activity the 90-day user-days cannot see: before the customer's start (A-1), over a year back
+    (A-2), 168 days back with no known start (A-3), 200 days back with a later event at and after as_of
+    (A-4: invisible)."""
+    acc = accounts(("A-1", "smb", "2024-03-01"), ("A-2", "smb", "2020-01-01"), ("A-3", "smb", None),
+                   ("A-4", "smb", "2022-01-01"))
+    con = contracts(("C-1", "A-1", "2024-03-01", "2025-03-01", 1000.0, 1, None),
+                    ("C-2", "A-2", "2024-01-01", "2025-01-01", 1000.0, 4, None),
+                    ("C-4", "A-4", "2022-01-01", "2026-01-01", 1000.0, 1, None))
+    events = frame([ev("A-1", "u", "2024-02-10 10:00"),
+                    ev("A-2", "u", "2023-03-01 10:00"), ev("A-2", "v", "2023-03-02 10:00"),
+                    ev("A-3", "w", "2024-01-15 10:00"),
+                    ev("A-4", "x", str(T - pd.Timedelta(days=200))), ev("A-4", "x", str(T)),
+                    ev("A-4", "y", str(T + pd.Timedelta(days=3)))], EVENT_COLUMNS)
+    ds = dataset(seed, accounts=acc, contracts=con, usage_events=events)
+    return ds, observations(("A-1", "C-1", T), ("A-2", "C-2", T), ("A-3", None, T), ("A-4", "C-4", T))
+
+
 def _one_day_stories():
     """(dataset, observations) at one day each, with what the narrowed tables must still see: activity more
-    than 90 days back (last activity, time to value), before the customer's start, over a year back."""
+    than 90 days back (last activity, time to value), before the customer's start, over a year back, in
+    the second 5-year era of a customer's life."""
     stories = [(usage_world(seed=2), usage_observations())]
     ds, start = ttv_world(seed=4)
     stories += [(ds, observations(("A-1", "C-1", start + pd.Timedelta(days=d)),
                                   ("A-2", "C-3", start + pd.Timedelta(days=d)))) for d in (89, 90, 200)]
-    acc = accounts(("A-1", "smb", "2024-03-01"), ("A-2", "smb", "2020-01-01"), ("A-3", "smb", None))
-    con = contracts(("C-1", "A-1", "2024-03-01", "2025-03-01", 1000.0, 1, None),
-                    ("C-2", "A-2", "2024-01-01", "2025-01-01", 1000.0, 4, None))
-    events = frame([ev("A-1", "u", "2024-02-10 10:00"),  # before the customer's start: activity, no block
-                    ev("A-2", "u", "2023-03-01 10:00"), ev("A-2", "v", "2023-03-02 10:00"),  # over a year back
-                    ev("A-3", "w", "2024-05-01 10:00")], EVENT_COLUMNS)  # no known start
-    ds = dataset(6, accounts=acc, contracts=con, usage_events=events)
-    stories += [(ds, observations(("A-1", "C-1", T), ("A-2", "C-2", T), ("A-3", None, T)))]
+    stories.append(_last_activity_world())
+    ds, start = _era_world()
+    stories += [(ds, observations(("A-1", "C-1", start + pd.Timedelta(days=30 * n)))) for n in (61, 62)]
     return stories
 
 
-@pytest.mark.parametrize("story", range(5))
+@pytest.mark.parametrize("story", range(7))
 def test_one_observation_day_gives_the_same_features_as_the_general_tables(story):
     ds, obs = _one_day_stories()[story]
     narrowed = build_features(ds, obs, config=KEY)
-    general = build_features(ds, obs, config=KEY, one_day_tables=False)
-    pd.testing.assert_frame_equal(narrowed, general)
-    assert narrowed["days_since_last_activity"].notna().all()
+    pd.testing.assert_frame_equal(narrowed, build_features(ds, obs, config=KEY, one_day_tables=False))
 
 
-def test_one_day_tables_keep_last_activity_before_the_start_and_ttv_from_the_start():
-    ds, obs = _one_day_stories()[4]
+def test_one_day_tables_see_last_activity_and_blocks_beyond_the_user_days():
+    ds, obs = _last_activity_world()
     feats = build_features(ds, obs, config=KEY)
-    # A-1's only activity is before its start: the days count from the start (the later of the two)
+    # A-1's only activity is before its start: the days count from the start (the later of the two);
+    # A-4's events at and after as_of are invisible
     assert feats["days_since_last_activity"].tolist() == [(T - ts("2024-03-01")).days, 365,
-                                                          (T - ts("2024-05-01")).days]
-    assert feats["reached_target_utilization"].iloc[0] == 0.0  # its only user was active before the start
+                                                          (T - ts("2024-01-15")).days, 200]
+    assert feats["reached_target_utilization"].tolist()[0] == 0.0  # its only user was active before the start
+    assert feats["reached_target_utilization"].tolist()[3] == 1.0  # 1 of 1 seat in its block 200 days back
+    ds, start = _era_world()
+    at = build_features(ds, observations(("A-1", "C-1", start + pd.Timedelta(days=30 * 61))), config=KEY)
+    assert at["days_to_target_utilization"].iloc[0] == 30 * 61  # block 60, the second era's first
+
+
+def test_one_day_tables_from_a_parquet_file_leave_out_what_as_of_cannot_see(tmp_path):
+    """``usage_events_parquet`` reads the raw file (no cut-off of its own): the one-day tables still see
+    only events before as_of."""
+    ds, obs = _last_activity_world()
+    path = tmp_path / "usage_events.parquet"
+    ds.usage_events.to_parquet(path)
+    without = ds.__class__(**{**ds.__dict__, "usage_events": None})
+    from_file = build_features(without, obs, config=KEY, usage_events_parquet=path)
+    pd.testing.assert_frame_equal(from_file, build_features(ds, obs, config=KEY))
+    pd.testing.assert_frame_equal(from_file, build_features(without, obs, config=KEY, usage_events_parquet=path,
+                                                            one_day_tables=False))

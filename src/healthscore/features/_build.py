@@ -307,8 +307,9 @@ def build_features(ds, observations: pd.DataFrame, *, config: Config | FeaturesC
         if usage_events_parquet is not None:
             present.add("usage_events")
             path = str(Path(usage_events_parquet)).replace("'", "''")
-            con.execute("CREATE OR REPLACE TEMP VIEW in_usage_events AS "
-                        + _USAGE_EVENTS_PARQUET_SQL.format(path=f"'{path}'"))
+            before = "" if pd.isna(last) else f" WHERE day < {int(last)}"  # as register_event_tables
+            con.execute("CREATE OR REPLACE TEMP VIEW in_usage_events AS SELECT * FROM ("
+                        + _USAGE_EVENTS_PARQUET_SQL.format(path=f"'{path}'") + f"){before}")
         # results are ordered explicitly (ORDER BY row_id): DuckDB need not keep insertion order on the way
         con.execute("SET preserve_insertion_order = false")
         # Arrow tables scan about twice as fast as pandas frames with string columns

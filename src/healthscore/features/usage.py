@@ -85,7 +85,10 @@ def usage_user_eras(w: Window) -> str:
     ``usage_account_buckets``. Built from ``usage_user_days``, or, with one observation day (whose user-days
     do not go back far enough), straight from the events.
     """
-    source = "in_usage_events" if w.one_day is not None else "usage_user_days"
+    # straight from the events, only those before the day: the feature engine's events are, but a caller's
+    # own file (``build_features(usage_events_parquet=...)``) is read as it is, and one later day would hide
+    # the account's last activity (``usage_account_buckets`` keeps one day per account)
+    source = "usage_user_days" if w.one_day is None else f"(SELECT * FROM in_usage_events WHERE day < {w.one_day})"
     since = "(u.day - c.customer_start)"
     started = "u.day >= c.customer_start"
     era = f"CASE WHEN {started} THEN CAST(floor({since} / {BLOCK_DAYS * ERA_BLOCKS}.0) AS INTEGER) END"
