@@ -30,8 +30,8 @@ from healthscore.features import (
 )
 from healthscore.features._build import derived_table_sql, features_sql
 from healthscore.features._window import Window
-from healthscore.features.usage import usage_users
 from healthscore.features.catalogue import render_catalogue
+from healthscore.features.usage import usage_users
 from healthscore.features.vocabulary import key_feature_slugs, key_feature_usage, vocabulary_warnings
 from healthscore.spark import to_spark_sql
 
