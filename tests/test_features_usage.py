@@ -172,10 +172,12 @@ def test_time_to_value_reached_only_once_the_block_is_complete():
     assert feats["months_since_contract_start"].iloc[2] == pytest.approx((T - ts("2024-02-01")).days / 30.4375)
 
 
-def test_time_to_value_counts_users_in_blocks_past_the_first_five_years():
-    # A customer since 2018-01-01 with 2 seats: blocks 59, 60 and 61 straddle the first 60-block mask.
-    # Block 59 has one user on two days (1 of 2: not reached), block 60 the same user on its last day
-    # and another on its first (2 of 2: reached), block 61 two users on one day each.
+def _era_world(seed: int = 5):
+    """A customer since 2018-01-01 with 2 seats: blocks 59, 60 and 61 straddle the first 60-block mask.
+
+    Block 59 has one user on two days (1 of 2: not reached), block 60 the same user on its last day and
+    another on its first (2 of 2: reached), block 61 two users on one day each.
+    """
     start = ts("2018-01-01")
     acc = accounts(("A-1", "smb", "2018-01-01"))
     con = contracts(("C-1", "A-1", "2018-01-01", "2026-01-01", 1000.0, 2, None))
@@ -183,7 +185,11 @@ def test_time_to_value_counts_users_in_blocks_past_the_first_five_years():
     rows = [ev("A-1", "a", day(59, 0)), ev("A-1", "a", day(59, 29)),
             ev("A-1", "a", day(60, 29)), ev("A-1", "b", day(60, 0)),
             ev("A-1", "a", day(61, 3)), ev("A-1", "c", day(61, 3))]
-    ds = dataset(5, accounts=acc, contracts=con, usage_events=frame(rows, EVENT_COLUMNS))
+    return dataset(seed, accounts=acc, contracts=con, usage_events=frame(rows, EVENT_COLUMNS)), start
+
+
+def test_time_to_value_counts_users_in_blocks_past_the_first_five_years():
+    ds, start = _era_world()
     end_60, end_61 = start + pd.Timedelta(days=30 * 61), start + pd.Timedelta(days=30 * 62)
     obs = observations(("A-1", "C-1", end_60 - pd.Timedelta(days=1)), ("A-1", "C-1", end_60),
                        ("A-1", "C-1", end_61))
@@ -226,19 +232,6 @@ def test_days_since_last_activity_looks_back_a_year(days_ago):
 
 
 # -- one observation day: the tables hold only what its windows read ----------------------------------
-def _era_world(seed: int = 5):
-    """A customer since 2018-01-01 with 2 seats: blocks 59, 60 and 61 straddle the first 60-block mask (see
-    test_time_to_value_counts_users_in_blocks_past_the_first_five_years)."""
-    start = ts("2018-01-01")
-    acc = accounts(("A-1", "smb", "2018-01-01"))
-    con = contracts(("C-1", "A-1", "2018-01-01", "2026-01-01", 1000.0, 2, None))
-    day = lambda block, offset: str(start + pd.Timedelta(days=30 * block + offset))  # noqa: E731
-    rows = [ev("A-1", "a", day(59, 0)), ev("A-1", "a", day(59, 29)),
-            ev("A-1", "a", day(60, 29)), ev("A-1", "b", day(60, 0)),
-            ev("A-1", "a", day(61, 3)), ev("A-1", "c", day(61, 3))]
-    return dataset(seed, accounts=acc, contracts=con, usage_events=frame(rows, EVENT_COLUMNS)), start
-
-
 def _last_activity_world(seed: int = 6):
     """Last activity the 90-day user-days cannot see: before the customer's start (A-1), over a year back
     (A-2), 168 days back with no known start (A-3), 200 days back with a later event at and after as_of
