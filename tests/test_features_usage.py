@@ -296,3 +296,19 @@ def test_one_day_tables_from_a_parquet_file_leave_out_what_as_of_cannot_see(tmp_
     pd.testing.assert_frame_equal(from_file, build_features(ds, obs, config=KEY))
     pd.testing.assert_frame_equal(from_file, build_features(without, obs, config=KEY, usage_events_parquet=path,
                                                             one_day_tables=False))
+
+
+def test_one_day_tables_count_a_day_with_several_events_once():
+    # the one-day tables keep each event as a row: user-days must still count days, events the events
+    acc = accounts(("A-1", "smb", "2024-01-01"))
+    con = contracts(("C-1", "A-1", "2024-01-01", "2025-01-01", 1000.0, 4, None))
+    days_ago = lambda d, hour: str(T - pd.Timedelta(days=d) + pd.Timedelta(hours=hour))  # noqa: E731
+    events = frame([ev("A-1", "u", days_ago(2, 10)), ev("A-1", "u", days_ago(2, 15), "reports"),
+                    ev("A-1", "u", days_ago(5, 9), quantity=2.0)], EVENT_COLUMNS)
+    ds = dataset(7, accounts=acc, contracts=con, usage_events=events)
+    obs = observations(("A-1", "C-1", T))
+    feats = build_features(ds, obs, config=KEY)
+    pd.testing.assert_frame_equal(feats, build_features(ds, obs, config=KEY, one_day_tables=False))
+    assert feats["active_days_30d"].iloc[0] == 2
+    assert feats["stickiness_dau_mau_30d"].iloc[0] == pytest.approx(2 / 30)  # 2 user-days / 30 / 1 user
+    assert feats["events_per_active_user_30d"].iloc[0] == 4.0  # 1 + 1 + 2
