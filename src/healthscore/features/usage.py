@@ -64,23 +64,17 @@ def usage_user_days(w: Window) -> str:
     events as over the day. Grouping them first was the cost: measured on 50M events at one date, 3.6 s to
     turn the last 90 days' 6.2M events into 5.9M user-days, against ~1 s to keep them as they are.
     """
+    # each event's key-feature bits, one mask column per MASK_BITS key features
+    bits = {col: "CASE feature " + " ".join(f"WHEN {sql_text(name)} THEN CAST({1 << bit} AS BIGINT)"
+                                             for bit, name in enumerate(names)) + " ELSE CAST(0 AS BIGINT) END"
+            for col, names in key_feature_masks(w).items()}
     if w.one_day is not None:
-        masks = "".join(
-            ", CASE feature "
-            + " ".join(f"WHEN {sql_text(name)} THEN CAST({1 << bit} AS BIGINT)" for bit, name in enumerate(names))
-            + f" ELSE CAST(0 AS BIGINT) END AS {col}"
-            for col, names in key_feature_masks(w).items()
-        )
+        masks = "".join(f", {expr} AS {col}" for col, expr in bits.items())
         return (
             f"SELECT account_id, user_id, day, {EXACT_QUANTITY} AS events{masks} FROM in_usage_events "
             f"WHERE day >= {w.one_day - USER_DAY_LOOKBACK_DAYS}"
         )
-    masks = "".join(
-        ", bit_or(CASE feature "
-        + " ".join(f"WHEN {sql_text(name)} THEN CAST({1 << bit} AS BIGINT)" for bit, name in enumerate(names))
-        + f" ELSE CAST(0 AS BIGINT) END) AS {col}"
-        for col, names in key_feature_masks(w).items()
-    )
+    masks = "".join(f", bit_or({expr}) AS {col}" for col, expr in bits.items())
     return (
         f"SELECT account_id, user_id, day, sum({EXACT_QUANTITY}) AS events{masks} FROM in_usage_events "
         "GROUP BY account_id, user_id, day"
