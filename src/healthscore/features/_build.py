@@ -320,7 +320,8 @@ def build_features(ds, observations: pd.DataFrame, *, config: Config | FeaturesC
         days = obs["as_of"].dropna().unique() if one_day_tables else ()
         one_day = int(days[0]) if len(days) == 1 else None
         for name, sql in derived_table_sql(cfg, present, one_day=one_day):
-            con.execute(f"CREATE TEMP TABLE {name} AS {sql}")
+            kind = "VIEW" if one_day is not None and name in usage.ONE_DAY_VIEWS else "TABLE"
+            con.execute(f"CREATE TEMP {kind} {name} AS {sql}")
         components = [c for c in REGISTRY if c in wanted]
         sql = features_sql(components, config=cfg, present=present)
         # fetched as Arrow and turned into pandas only once DuckDB has let go of its working memory (up to

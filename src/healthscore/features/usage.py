@@ -19,6 +19,9 @@ component = Component("usage")
 BUCKET_DAYS = 30
 #: the longest window read from user-days (``usage_users``)
 USER_DAY_LOOKBACK_DAYS = 90
+#: tables that are views with one observation day: the last 90 days' events, read once by ``usage_users``,
+#: stream through it instead of being copied (no memory that grows with the events per user and day)
+ONE_DAY_VIEWS = ("usage_user_days",)
 #: decimal sums are exact, so event counts do not depend on row order or threads
 EXACT_QUANTITY = "CAST(quantity AS DECIMAL(18, 6))"
 #: how far back days_since_last_activity looks; older activity (or none) reads as this many days
@@ -62,7 +65,8 @@ def usage_user_days(w: Window) -> str:
     days before that day, not summed per day: no window reads further back (the longer ones read
     ``usage_user_eras``), and ``usage_users`` reads only sums, maxima and OR-ed bits, the same over a day's
     events as over the day. Grouping them first was the cost: measured on 50M events at one date, 3.6 s to
-    turn the last 90 days' 6.2M events into 5.9M user-days, against ~1 s to keep them as they are.
+    turn the last 90 days' 6.2M events into 5.9M user-days; read as a view (``ONE_DAY_VIEWS``) they cost
+    the one scan ``usage_users`` makes of them.
     """
     # each event's key-feature bits, one mask column per MASK_BITS key features
     bits = {col: "CASE feature " + " ".join(f"WHEN {sql_text(name)} THEN CAST({1 << bit} AS BIGINT)"
