@@ -189,6 +189,9 @@ def test_records_at_or_after_as_of_change_no_feature(frames, data, seed):
     everything = FeaturesConfig(key_features=tuple(FEATURES_USED), usage_by_feature="share_and_change")
     pd.testing.assert_frame_equal(build_features(after, rows, config=everything),
                                   build_features(before, rows, config=everything))
+    # one as-of date narrows the tables (``Window.one_day``); the general ones, as training builds, hold too
+    pd.testing.assert_frame_equal(build_features(after, rows, config=everything, one_day_tables=False),
+                                  build_features(before, rows, config=everything))
 
 
 @settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -236,4 +239,6 @@ def test_usage_at_or_after_as_of_changes_no_usage_feature(world, seed):
     rows = scoring_rows(before, T.date())
     everything = FeaturesConfig(key_features=tuple(FEATURES_USED[-3:]), usage_by_feature="share_and_change")
     pd.testing.assert_frame_equal(build_features(after, rows, config=everything),
+                                  build_features(before, rows, config=everything))
+    pd.testing.assert_frame_equal(build_features(after, rows, config=everything, one_day_tables=False),
                                   build_features(before, rows, config=everything))
