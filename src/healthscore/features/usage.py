@@ -95,10 +95,8 @@ def usage_user_eras(w: Window) -> str:
     ``usage_account_buckets``. Built from ``usage_user_days``, or, with one observation day (whose user-days
     do not go back far enough), straight from the events.
     """
-    # straight from the events, only those before the day: the feature engine's events are, but a caller's
-    # own file (``build_features(usage_events_parquet=...)``) is read as it is, and one later day would hide
-    # the account's last activity (``usage_account_buckets`` keeps one day per account)
-    source = "usage_user_days" if w.one_day is None else f"(SELECT * FROM in_usage_events WHERE day < {w.one_day})"
+    # ``in_usage_events`` holds only events before the latest as_of (``build_features`` cuts every source)
+    source = "usage_user_days" if w.one_day is None else "in_usage_events"
     since = "(u.day - c.customer_start)"
     started = "u.day >= c.customer_start"
     era = f"CASE WHEN {started} THEN CAST(floor({since} / {BLOCK_DAYS * ERA_BLOCKS}.0) AS INTEGER) END"
@@ -137,9 +135,10 @@ def usage_users(w: Window) -> str:
     is aggregated from these partial sums.
 
     Two levels, as a hand-written query would: the account's user-days in the 90 days are first summed
-    per user (last active day, events and user-days in each 30-day window, a 30-bit mask of active days,
-    bit ``as_of - 1 - day``, whose bits count the user-days, and the key features used as bit masks: in the 90 days, and in the 30-day windows
-    the per-feature columns need, ``features.usage_by_feature``), then per observation.
+    per user (last active day, events in each 30-day window, a 30-bit mask of active days, bit
+    ``as_of - 1 - day``, whose bits count the user-days, and the key features used as bit masks: in the 90
+    days, and in the 30-day windows the per-feature columns need, ``features.usage_by_feature``), then per
+    observation.
     Distinct users are then plain counts of these rows, and distinct days and key features the bits of
     OR-ed masks: no window function over the user-days, and no DISTINCT.
     """
@@ -159,7 +158,6 @@ def usage_users(w: Window) -> str:
         f"max(CASE WHEN {prev} THEN 1 ELSE 0 END) AS active_prev_30d, "
         f"sum(CASE WHEN {recent} THEN events ELSE 0 END) AS events_30d, "
         f"sum(CASE WHEN {prev} THEN events ELSE 0 END) AS events_prev_30d, "
-        f"CAST(bit_count(bit_or(CASE WHEN {recent} THEN {bit} ELSE {zero} END)) AS BIGINT) AS days_30d, "
         f"bit_or(CASE WHEN {recent} THEN {bit} ELSE {zero} END) AS days_mask_30d{masks} "
         f"FROM {w.events('usage_user_days', 'day', lookback_days=USER_DAY_LOOKBACK_DAYS)} AS e "
         "GROUP BY key_id, as_of, user_id"
@@ -208,7 +206,8 @@ def seat_utilization_30d(w: Window) -> str:
 
 @component.measure(source="usage_users", empty=0.0)
 def _user_days_30d(w: Window) -> str:
-    return "sum(days_30d)"
+    # a user's days in the 30 days are the bits of their mask (the rows may be events, ``Window.one_day``)
+    return "sum(bit_count(days_mask_30d))"
 
 
 @component.measure(source="usage_users", empty=0.0)
