@@ -135,6 +135,23 @@ def test_stale_data_is_refused_and_allow_stale_scores_it(capsys, tmp_path, in_pr
     assert pd.read_parquet(out / "scores.parquet")["stale_data"].all()
 
 
+def test_score_loads_model_and_data_side_by_side_and_reports_the_model_first(capsys, tmp_path, mlflow_store):
+    """The model and the data load at once (jobs.score.load_model_and_data); what fails is reported as when
+    they loaded one after the other: the model's problem first, then the data's, each alone."""
+    world = ops_world()
+    bad_data = tmp_path / "data"
+    bad_data.mkdir()
+    (bad_data / "accounts.csv").write_text("account_id\nA1\n")  # no contracts: a data problem
+    out = tmp_path / "out"
+    code, _, err = run(capsys, "score", "--data", str(bad_data), "--as-of", "2024-03-01", "--out", str(out), "-q",
+                       "--model", "models:/no-such-model@champion")
+    assert code == 2 and "cannot load model models:/no-such-model@champion" in err and "contracts" not in err
+    code, _, err = run(capsys, "score", "--data", str(bad_data), "--as-of", "2024-03-01", "--out", str(out), "-q",
+                       "--model", world["model_uri"])
+    assert code == 2 and "required table is missing" in err and "contracts" in err
+    assert not out.joinpath("current").exists()
+
+
 def test_a_broken_store_is_one_line_with_the_fix(capsys, tmp_path, monkeypatch):
     db = tmp_path / "mlflow.db"
     db.write_bytes(b"this is not a database, a half-migrated one fails the same way" * 50)

@@ -346,7 +346,6 @@ def score(
 ) -> None:
     """Score every account as of a date (or every row of a --table): probability, score, band, contributions."""
     from healthscore.jobs.score import score_job
-    from healthscore.reports.console import at_risk_table, portfolio_summary
 
     _source(data, table, {"--id": id_column})
     if table is not None:
@@ -373,6 +372,9 @@ def score(
     for note in outcome.notes:
         err_console.print(f"note: {note}", markup=False, soft_wrap=True)
     if not quiet:
+        # imported once scored: the model's modules are imported beside the data's scan (jobs.score)
+        from healthscore.reports.console import at_risk_table, portfolio_summary
+
         console.print(at_risk_table(outcome.batch.scores))
         console.print(portfolio_summary(outcome.batch.portfolio))
     s = outcome.batch.scores

@@ -4,24 +4,27 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from healthscore import gates, tracking
+from healthscore import gates
 from healthscore.config import Config
 from healthscore.errors import TrackingError
 from healthscore.io import load_dataset
-from healthscore.io.flat_table import read_table
 from healthscore.io.output import OutputDir
-from healthscore.io.write import round_for_csv
-from healthscore.model.card import share_known
-from healthscore.model.flat_table import features_for_scoring
 from healthscore.reports.progress import NO_PROGRESS, Progress
-from healthscore.scoring import ScoreBatch, explanations_schema, score_batch, score_table, write_batch
+
+if TYPE_CHECKING:
+    from healthscore import tracking
+    from healthscore.scoring import ScoreBatch
+
+# MLflow, the model and scoring (mlflow, scikit-learn, LightGBM: about 4 s of imports) are imported where they
+# are used, so that ``score_job`` can import them beside the scan of the data (``load_model_and_data``)
 
 
 @dataclass
@@ -74,10 +77,10 @@ def score_job(
     uri = champion_uri(model_uri, model_name, config)
     out = Path(out)
     with OutputDir(out, lock_timeout=lock_timeout, keep_batches=config.output.keep_batches) as od:
-        with progress.step(f"loading model {uri}"):
-            loaded = tracking.load_model(uri)
-        with progress.step(f"loading data from {data}"):
-            ds = load_dataset(data)
+        with progress.step(f"loading model {uri} and data from {data}"):
+            loaded, ds = load_model_and_data(uri, data)
+        from healthscore.scoring import explanations_schema, score_batch, write_batch  # imported by the model
+
         readiness, notes = gates.check(ds, as_of, loaded.model, config, allow_stale=allow_stale,
                                        allow_missing=allow_missing)
         previous = od.current.read("history.parquet") if od.current is not None else None
@@ -98,6 +101,8 @@ def score_job(
             streamed.discard()  # moved into the batch when published; otherwise removed
     trained_on, known = _trained_on(loaded, batch)
     if uri.startswith(("models:/", "runs:/")):  # a model from the store: the batch is recorded beside it
+        from healthscore import tracking
+
         try:
             tracking.log_run(batch_record(batch, loaded, uri=uri, data=data, fingerprint=ds.fingerprint))
         except TrackingError as exc:  # the batch is published already: say so, do not fail the run
@@ -106,12 +111,37 @@ def score_job(
                         notes=[*ds.warnings, *od.notes, *notes, *known], readiness=readiness)
 
 
+def _load_model(uri: str):
+    from healthscore import tracking  # mlflow's import, on this thread while the other scans the data
+
+    return tracking.load_model(uri)
+
+
+def load_model_and_data(uri: str, data: str | Path):
+    """(the loaded model, the dataset), loaded side by side: the model here (the imports of MLflow,
+    scikit-learn and LightGBM, and MLflow's store: Python, about 4-6 s), the data on a thread of its own
+    (DuckDB's validation scans, which let go of the interpreter while they run).
+
+    The problems are those of loading one after the other: a model that cannot be loaded is reported first,
+    at once (the scan, which only reads, ends on its own), then the data's.
+    """
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="healthscore-data")
+    try:
+        scan = pool.submit(load_dataset, data)
+        loaded = _load_model(uri)
+        return loaded, scan.result()
+    finally:
+        pool.shutdown(wait=False)
+
+
 #: the experiment every score batch is recorded in (one run per batch)
 BATCH_EXPERIMENT = "healthscore-batches"
 
 
 def batch_record(batch: ScoreBatch, loaded, *, uri: str, data, fingerprint: str) -> tracking.RunRecord:
     """One score batch as a run: as-of, model version, counts by band and status, the drift summary."""
+    from healthscore import tracking
+
     s = batch.scores
     as_of = str(pd.Timestamp(s["as_of"].iloc[0]).date()) if len(s) else ""
     metrics = {"accounts": float(len(s))}
@@ -136,6 +166,8 @@ KNOWN_ACCOUNTS_WARN = 0.5
 
 def _trained_on(loaded, batch: ScoreBatch) -> tuple[str, list[str]]:
     """The model's training data in words, and a note when few scored accounts were in it."""
+    from healthscore.model.card import share_known
+
     meta = loaded.model.metadata or {}
     fingerprint = str(meta.get("data_fingerprint", ""))[:12]
     text = f"trained as of {meta.get('trained_as_of', 'unknown')}" + (f" on data {fingerprint}" if fingerprint else "")
@@ -165,6 +197,12 @@ def score_table_job(
     The output folder is checked and locked first and the files are published as one batch, as for
     ``score_job``.
     """
+    from healthscore import tracking
+    from healthscore.io.flat_table import read_table
+    from healthscore.io.write import round_for_csv
+    from healthscore.model.flat_table import features_for_scoring
+    from healthscore.scoring import score_table
+
     uri = champion_uri(model_uri, model_name, config)
     with OutputDir(Path(out), lock_timeout=lock_timeout, keep_batches=config.output.keep_batches) as od:
         loaded = tracking.load_model(uri)
