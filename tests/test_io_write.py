@@ -108,10 +108,19 @@ def test_a_crash_midway_leaves_the_old_file_intact(tmp_path, monkeypatch, suffix
 def test_new_file_gets_ordinary_permissions(tmp_path) -> None:
     import os
 
+    import pyarrow as pa
+
+    from healthscore.io.write import ParquetStream
+
     path = write_table_atomic(_scores(), tmp_path / "out" / "scores.csv")
     umask = os.umask(0)
     os.umask(umask)
     assert path.stat().st_mode & 0o777 == 0o666 & ~umask
+    # a streamed file too (score's explanations.parquet was private, 0600, unreadable by another user)
+    table = pa.Table.from_pandas(_scores(), preserve_index=False)
+    stream = ParquetStream(tmp_path / "out" / "explanations.parquet", table.schema)
+    stream.write(table)
+    assert stream.close().stat().st_mode & 0o777 == 0o666 & ~umask
 
 
 def test_unknown_extension_is_refused(tmp_path) -> None:

@@ -129,6 +129,7 @@ class ParquetStream:
             self._handle.flush()
             os.fsync(self._handle.fileno())
             self._handle.close()
+            _plain_permissions(self._tmp)
             os.replace(self._tmp, self.path)
         except BaseException:
             self.abort()
@@ -152,6 +153,14 @@ class ParquetStream:
             self.abort()
 
 
+def _plain_permissions(path: str | os.PathLike[str]) -> None:
+    """mkstemp makes a file private (0600): give it the permissions a plain ``open()`` would (0666 less the
+    umask), so the readers of a batch (CS ops, a BI tool under another user) can open every file."""
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(path, 0o666 & ~umask)
+
+
 def _write_csv(df: pd.DataFrame, handle) -> None:
     # CRLF rows (RFC 4180): Python's csv module then quotes every cell holding a CR or LF; with "\n" rows a
     # lone CR inside a name is written bare and splits the row for every reader
@@ -170,10 +179,7 @@ def write_atomic(path: str | os.PathLike[str], write: Callable[[IO], None], *, b
             write(handle)
             handle.flush()
             os.fsync(handle.fileno())
-        # mkstemp makes the file private (0600); give it the permissions a plain open() would
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp_name, 0o666 & ~umask)
+        _plain_permissions(tmp_name)
         os.replace(tmp_name, target)
     except BaseException:
         try:
