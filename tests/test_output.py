@@ -97,6 +97,19 @@ def test_keep_batches_bounds_the_folders_but_not_the_history(world, tmp_path):
     assert sorted(pd.read_csv(out / "portfolio.csv")["as_of"].unique()) == ["2024-03-01", "2024-04-01"]
 
 
+def test_every_file_of_a_batch_has_the_umasks_permissions_though_written_two_at_a_time(world, tmp_path):
+    out = tmp_path / "out"
+    old = os.umask(0o027)
+    try:
+        write_batch(world["first"], out)
+    finally:
+        os.umask(old)
+    batch = read_current(out)
+    modes = {p.name: p.stat().st_mode & 0o777 for p in batch.root.iterdir()}
+    assert set(modes) == {*FILES, "manifest.json"}
+    assert set(modes.values()) == {0o640}
+
+
 @pytest.mark.parametrize(("writer", "nth", "failing"), [
     ("_write_parquet", 2, "explanations.parquet"),  # scores.parquet went through, scores.csv too
     ("_write_csv", 2, "portfolio.csv"),

@@ -30,6 +30,7 @@ import json
 import os
 import secrets
 import shutil
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -213,6 +214,17 @@ def batch_name(as_of: str | None) -> str:
     return f"{as_of or 'table'}-{stamp}-{secrets.token_hex(3)}"
 
 
+def _write_file(path: Path, frame: pd.DataFrame | Path) -> dict[str, Any]:
+    """One file of a batch at ``path`` (a frame written, or a finished file moved): its rows, bytes, sha256."""
+    if isinstance(frame, Path):
+        os.replace(frame, path)
+        rows = pq.ParquetFile(path).metadata.num_rows
+    else:
+        write_table_atomic(frame, path)
+        rows = len(frame)
+    return {"rows": int(rows), "bytes": path.stat().st_size, "sha256": sha256_file(path)}
+
+
 class _BatchStream:
     """``ParquetStream`` whose disk errors are the batch's (``OutputError``); ``path`` is the finished file."""
 
@@ -376,14 +388,13 @@ class OutputDir:
         try:
             staging.mkdir(parents=True)
             files: dict[str, dict[str, Any]] = {}
-            for file_name, frame in tables.items():
-                writing = staging / file_name
-                if isinstance(frame, Path):
-                    os.replace(frame, writing)
-                    path, rows = writing, pq.ParquetFile(writing).metadata.num_rows
-                else:
-                    path, rows = write_table_atomic(frame, writing), len(frame)
-                files[file_name] = {"rows": int(rows), "bytes": path.stat().st_size, "sha256": sha256_file(path)}
+            # two files at a time: a CSV (pandas, holding the interpreter) beside a Parquet file (Arrow,
+            # which lets go of it); every write has finished when the block ends, failed or not
+            with ThreadPoolExecutor(max_workers=2, thread_name_prefix="healthscore-publish") as pool:
+                written = [(name, pool.submit(_write_file, staging / name, frame)) for name, frame in tables.items()]
+                for file_name, done in written:  # the first failure in the tables' order is the one reported
+                    writing = staging / file_name
+                    files[file_name] = done.result()
             manifest = {"format": MANIFEST_FORMAT, "batch": name, "as_of": as_of,
                         "created_at": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
                         "healthscore_version": __version__, **info, "files": files}

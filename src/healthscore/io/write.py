@@ -6,6 +6,7 @@ import hashlib
 import os
 import shutil
 import tempfile
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import IO
@@ -153,12 +154,31 @@ class ParquetStream:
             self.abort()
 
 
+_UMASK_LOCK = threading.Lock()
+
+
+def _umask() -> int:
+    """The process's umask, read without changing it where Linux says it (``/proc/self/status``): the
+    batch's files are written by several threads at once, and setting the umask to read it back would give
+    a file created meanwhile by another thread the wrong permissions. Elsewhere: set and restored under a lock.
+    """
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    with _UMASK_LOCK:
+        umask = os.umask(0)
+        os.umask(umask)
+    return umask
+
+
 def _plain_permissions(path: str | os.PathLike[str]) -> None:
     """mkstemp makes a file private (0600): give it the permissions a plain ``open()`` would (0666 less the
     umask), so the readers of a batch (CS ops, a BI tool under another user) can open every file."""
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(path, 0o666 & ~umask)
+    os.chmod(path, 0o666 & ~_umask())
 
 
 def _write_csv(df: pd.DataFrame, handle) -> None:
