@@ -142,12 +142,13 @@ def test_parquet_stream_writes_the_bytes_of_the_whole_frame_whatever_the_slices(
     whole = write_table_atomic(df, tmp_path / "whole.parquet").read_bytes()
     table = pa.Table.from_pandas(df, preserve_index=False)
     for step in (1, 33, 100, 1000):
-        path = tmp_path / f"s{step}.parquet"
-        stream = ParquetStream(path, table.schema)
-        for a in range(0, n, step):
-            stream.write(table.slice(a, step))
-            assert not path.exists()  # nothing appears before close
-        assert stream.close().read_bytes() == whole
+        for background in (False, True):  # row groups written here, or on the stream's own thread
+            path = tmp_path / f"s{step}-{background}.parquet"
+            stream = ParquetStream(path, table.schema, background=background)
+            for a in range(0, n, step):
+                stream.write(table.slice(a, step))
+                assert not path.exists()  # nothing appears before close
+            assert stream.close().read_bytes() == whole
     # an error inside the block removes the temporary file and leaves nothing at the path
     with pytest.raises(RuntimeError):
         with ParquetStream(tmp_path / "broken.parquet", table.schema) as stream:
@@ -155,3 +156,33 @@ def test_parquet_stream_writes_the_bytes_of_the_whole_frame_whatever_the_slices(
             raise RuntimeError("killed")
     assert not (tmp_path / "broken.parquet").exists()
     assert not list(tmp_path.glob(".*.tmp"))
+
+
+def test_a_failed_background_write_is_raised_and_leaves_nothing(tmp_path, monkeypatch):
+    import errno
+    import os
+
+    import pyarrow as pa
+
+    from healthscore.io import write as write_module
+    from healthscore.io.write import ParquetStream
+
+    monkeypatch.setattr(write_module, "ROW_GROUP_ROWS", 10)
+    real = write_module._write_row_groups
+    calls = []
+
+    def full_disk(writer, table):
+        calls.append(1)
+        if len(calls) == 2:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        real(writer, table)
+
+    monkeypatch.setattr(write_module, "_write_row_groups", full_disk)
+    table = pa.table({"x": list(range(100))})
+    stream = ParquetStream(tmp_path / "e.parquet", table.schema, background=True)
+    with pytest.raises(OSError, match="No space left"):
+        for a in range(0, 100, 10):  # the second row group fails on the thread: a later write or close says so
+            stream.write(table.slice(a, 10))
+        stream.close()
+    stream.abort()
+    assert not (tmp_path / "e.parquet").exists() and not list(tmp_path.glob(".*.tmp"))

@@ -368,7 +368,7 @@ class OutputDir:
         before = f"the previous batch ({self.current.describe()}) is still current" if self.current else \
             "nothing was made current"
         try:
-            return _BatchStream(ParquetStream(path, schema), before)
+            return _BatchStream(ParquetStream(path, schema, background=True), before)
         except OSError as exc:
             raise OutputError(f"cannot write the batch: {_os_problem(exc, path)}; {before}") from None
 

@@ -8,6 +8,7 @@ import shutil
 import tempfile
 import threading
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import IO
 
@@ -95,7 +96,7 @@ class ParquetStream:
     inside a ``with`` block, or ``abort()``, the temporary file is removed.
     """
 
-    def __init__(self, path: str | os.PathLike[str], schema: pa.Schema) -> None:
+    def __init__(self, path: str | os.PathLike[str], schema: pa.Schema, *, background: bool = False) -> None:
         self.path = Path(path)
         self.schema = schema
         self.rows = 0
@@ -106,6 +107,12 @@ class ParquetStream:
         self._writer = pq.ParquetWriter(self._handle, schema, compression=PARQUET_COMPRESSION)
         self._pending: list[pa.Table] = []
         self._pending_rows = 0
+        # ``background``: row groups are compressed and written on a thread of their own (Arrow lets go of
+        # the interpreter), one at a time and in order, while the caller computes the next slice; an error
+        # of that write is raised by the next ``write`` or by ``close``
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="healthscore-stream") if background \
+            else None
+        self._busy: Future | None = None
 
     def write(self, table: pa.Table) -> None:
         """Append rows (their columns and types must be the schema's)."""
@@ -116,16 +123,31 @@ class ParquetStream:
         if self._pending_rows >= ROW_GROUP_ROWS:
             whole = pa.concat_tables(self._pending)
             cut = (whole.num_rows // ROW_GROUP_ROWS) * ROW_GROUP_ROWS
-            _write_row_groups(self._writer, whole.slice(0, cut))
+            self._write_groups(whole.slice(0, cut))
             rest = whole.slice(cut)
             self._pending, self._pending_rows = ([rest] if rest.num_rows else []), rest.num_rows
+
+    def _write_groups(self, rows: pa.Table) -> None:
+        if self._pool is None:
+            _write_row_groups(self._writer, rows)
+            return
+        self._wait()
+        self._busy = self._pool.submit(_write_row_groups, self._writer, rows)
+
+    def _wait(self) -> None:
+        """The row groups handed to the thread are written (their error, if any, raised here)."""
+        busy, self._busy = self._busy, None
+        if busy is not None:
+            busy.result()
 
     def close(self) -> Path:
         """Write the last rows, sync, and move the file to ``path``; return it."""
         try:
+            self._wait()
             if self._pending or self.rows == 0:
                 rest = pa.concat_tables(self._pending) if self._pending else self.schema.empty_table()
                 _write_row_groups(self._writer, rest)
+            self._end_thread()
             self._writer.close()
             self._handle.flush()
             os.fsync(self._handle.fileno())
@@ -137,8 +159,17 @@ class ParquetStream:
             raise
         return self.path
 
+    def _end_thread(self) -> None:
+        if self._busy is not None:
+            self._busy.exception()  # never close the writer under a write still running
+            self._busy = None
+        if self._pool is not None:
+            self._pool.shutdown()
+            self._pool = None
+
     def abort(self) -> None:
         """Drop the file (nothing appears at ``path``)."""
+        self._end_thread()
         for step in (self._writer.close, self._handle.close):
             try:
                 step()

@@ -142,7 +142,6 @@ def score_batch(ds, as_of: date, loaded, config: Config, *, previous_history: pd
         drift = psi_table(model, ex.X, probability=ex.probability, config=config.drift)
         drift.insert(0, "as_of", pd.Timestamp(as_of))
         explanations = ex.explanations
-    explanations_file = stream.close() if stream is not None else None
     out = _add_model_columns(out, scored, ex)
     ex = None  # the model matrix, points and driver frames are in ``out`` now: let them go before the rest
     out = apply_adjustments(out, ds, feats, as_of, config)
@@ -160,6 +159,8 @@ def score_batch(ds, as_of: date, loaded, config: Config, *, previous_history: pd
     out["model_version"] = loaded.version
     out = out[list(SCORE_COLUMNS)].sort_values("account_id", kind="stable").reset_index(drop=True)
     history = update_history(previous_history, out)
+    # closed last: the stream's last row groups are written on its own thread while the rest was computed
+    explanations_file = stream.close() if stream is not None else None
     return ScoreBatch(scores=out, explanations=None if stream is not None else explanations.reset_index(drop=True),
                       history=history, portfolio=portfolio(out), features=feats, drift=drift,
                       explanations_file=explanations_file)
