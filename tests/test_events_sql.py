@@ -313,6 +313,25 @@ def test_duckdb_reads_the_normalised_view(tmp_path: Path) -> None:
     assert np.isclose(ds.usage_events["quantity"].sum(), 13.0)
 
 
+def test_last_before_answers_from_the_scans_range_when_it_decides_and_scans_otherwise(tmp_path: Path, monkeypatch):
+    import healthscore.io.events as events_module
+
+    ds = load_dataset(write_world(tiny_world_frames(), tmp_path / "w", PARQUET))
+    ref = ds.events("usage_events")
+    ts = ds.usage_events["ts"]
+    low, high = ts.min(), ts.max()
+    scans = []
+    real = events_module.connect
+    monkeypatch.setattr(events_module, "connect", lambda **k: scans.append(1) or real(**k))
+    assert ref.last_before("ts", high + pd.Timedelta(seconds=1)) == high  # every value before: the range says
+    assert ref.last_before("ts", low) is None  # none before
+    assert scans == []
+    middle = low + (high - low) / 2
+    assert ref.last_before("ts", middle) == ts[ts < middle].max()  # in between: one scan
+    assert ref.last_before("ts", high) == ts[ts < high].max()  # strictly before: the last value is not seen
+    assert len(scans) == 2
+
+
 def test_parquet_statistics_spare_only_the_text_columns_they_prove_filled(tmp_path: Path) -> None:
     from healthscore.io.events import _filled_by_statistics
 

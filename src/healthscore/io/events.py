@@ -378,7 +378,14 @@ class EventTable:
         return self._cache[key]
 
     def last_before(self, column: str, before: pd.Timestamp) -> pd.Timestamp | None:
-        """The latest value of a time column strictly before ``before`` (one SQL aggregate)."""
+        """The latest value of a time column strictly before ``before``: from the validation scan's range when
+        that decides it (every value before, or none), else one SQL aggregate (a scan of the column)."""
+        low, high = self.ranges.get(column, (None, None))
+        before = pd.Timestamp(before)
+        if high is not None and pd.notna(high) and pd.Timestamp(high) < before:
+            return pd.Timestamp(high)
+        if low is not None and pd.notna(low) and pd.Timestamp(low) >= before:
+            return None
         con = connect()
         try:
             view = self.register(con, "ev")
