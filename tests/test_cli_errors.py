@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import errno
 import os
+import threading
 from datetime import date
 
 import pytest
@@ -150,6 +151,47 @@ def test_score_loads_model_and_data_side_by_side_and_reports_the_model_first(cap
                        "--model", world["model_uri"])
     assert code == 2 and "required table is missing" in err and "contracts" in err
     assert not out.joinpath("current").exists()
+
+
+def test_a_model_that_cannot_load_stops_the_data_scan_beside_it(tmp_path, monkeypatch):
+    """The model's error is raised once the scan beside it has been stopped: its running query is
+    interrupted, a query it starts next is interrupted too (DuckDB forgets an interrupt between two
+    queries), and a connection it opens after that is refused. Without this the process waits for the
+    whole scan (minutes here) before it can exit."""
+    import healthscore.jobs.score as score_module
+    from healthscore.errors import TrackingError
+    from healthscore.io.events import connect
+
+    seen: list[str] = []
+    started = threading.Event()
+    endless = "SELECT count(*) FROM range(20000000000) t(x) WHERE x % 7 = 1"
+
+    def scan(data):
+        con = connect()
+        started.set()
+        for _ in range(2):
+            try:
+                con.execute(endless).fetchall()
+                seen.append("finished")
+            except Exception as exc:  # noqa: BLE001 (what stopped it is the point)
+                seen.append(type(exc).__name__)
+        try:
+            connect()
+            seen.append("connected")
+        except Exception as exc:  # noqa: BLE001
+            seen.append(type(exc).__name__)
+        raise AssertionError("the data's result is not wanted")
+
+    def model(uri):
+        started.wait(30)
+        raise TrackingError(f"cannot load model {uri}")
+
+    monkeypatch.setattr(score_module, "load_dataset", scan)
+    monkeypatch.setattr(score_module, "_load_model", model)
+    with pytest.raises(TrackingError, match="cannot load model"):
+        score_module.load_model_and_data("models:/gone@champion", tmp_path)
+    assert seen == ["InterruptException", "InterruptException", "ScanCancelled"]
+    assert not [t for t in threading.enumerate() if t.name.startswith("healthscore-data") and t.is_alive()]
 
 
 def test_a_broken_store_is_one_line_with_the_fix(capsys, tmp_path, monkeypatch):

@@ -105,22 +105,39 @@ def test_a_crash_midway_leaves_the_old_file_intact(tmp_path, monkeypatch, suffix
     assert [p.name for p in tmp_path.iterdir()] == [path.name]  # no temporary file left behind
 
 
-def test_new_file_gets_ordinary_permissions(tmp_path) -> None:
+@pytest.mark.parametrize("proc", [True, False], ids=["umask-from-proc", "no-proc"])
+def test_new_file_gets_ordinary_permissions(tmp_path, monkeypatch, proc) -> None:
+    """0666 less the umask (027 here: 0640, not mkstemp's private 0600), for a file written whole and a
+    streamed one (score's explanations.parquet was private, unreadable by another user), with the stream's
+    own thread or without; also where there is no /proc to read the umask from (macOS)."""
+    import builtins
     import os
 
     import pyarrow as pa
 
     from healthscore.io.write import ParquetStream
 
-    path = write_table_atomic(_scores(), tmp_path / "out" / "scores.csv")
-    umask = os.umask(0)
-    os.umask(umask)
-    assert path.stat().st_mode & 0o777 == 0o666 & ~umask
-    # a streamed file too (score's explanations.parquet was private, 0600, unreadable by another user)
-    table = pa.Table.from_pandas(_scores(), preserve_index=False)
-    stream = ParquetStream(tmp_path / "out" / "explanations.parquet", table.schema)
-    stream.write(table)
-    assert stream.close().stat().st_mode & 0o777 == 0o666 & ~umask
+    if not proc:
+        def no_proc(file, *args, **kwargs):
+            if str(file).startswith("/proc/"):
+                raise FileNotFoundError(2, "No such file or directory", str(file))
+            return builtins.open(file, *args, **kwargs)
+
+        monkeypatch.setattr(write_module, "open", no_proc, raising=False)
+    old = os.umask(0o027)
+    try:
+        assert write_module.process_umask() == 0o027
+        path = write_table_atomic(_scores(), tmp_path / "out" / "scores.csv")
+        table = pa.Table.from_pandas(_scores(), preserve_index=False)
+        streamed = []
+        for background in (False, True):
+            stream = ParquetStream(tmp_path / "out" / f"explanations-{background}.parquet", table.schema,
+                                   background=background)
+            stream.write(table)
+            streamed.append(stream.close())
+    finally:
+        os.umask(old)
+    assert [p.stat().st_mode & 0o777 for p in (path, *streamed)] == [0o640, 0o640, 0o640]
 
 
 def test_unknown_extension_is_refused(tmp_path) -> None:

@@ -12,9 +12,10 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
+from healthscore._environment import set_mlflow_defaults
 from healthscore.errors import HealthscoreError
 
-os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+set_mlflow_defaults()
 
 app = typer.Typer(
     name="healthscore",

@@ -16,16 +16,12 @@ from typing import Any, Iterator
 import joblib
 import pandas as pd
 
+from healthscore._environment import set_mlflow_defaults
 from healthscore.errors import TrackingError
 from healthscore.explain import CONTRIB_COLUMNS, DRIVER_COLUMNS
 from healthscore.io.lock import FileLock
 
-os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
-# An unreachable server must be reported fast, not after minutes of retries (PITFALLS).
-os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
-os.environ.setdefault("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "1")
-os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "20")
-os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+set_mlflow_defaults()  # before mlflow is imported
 
 import logging  # noqa: E402
 import warnings  # noqa: E402

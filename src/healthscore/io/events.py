@@ -21,10 +21,13 @@ How text cells are parsed without pandas, and still exactly as pandas would:
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import hashlib
 import itertools
-from collections.abc import Iterable
+import threading
+from collections.abc import Iterable, Iterator
+from concurrent.futures import Future, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -94,11 +97,74 @@ def literal(value: str) -> str:
     return "'" + str(value).replace("'", "''") + "'"
 
 
+class ScanCancelled(Exception):
+    """The thread's scans were cancelled (``ScanCancel.cancel``): nobody wants their result any more."""
+
+
+class ScanCancel:
+    """Lets one thread stop the DuckDB scans another runs inside ``cancellable(token)``: ``cancel()``
+    interrupts the query running now, and every later ``connect`` on that thread raises ``ScanCancelled``.
+
+    For a scan run beside other work (``jobs.score.load_model_and_data``): when that work fails, the process
+    can report it and exit at once instead of waiting for a scan of 50M events whose result is not wanted.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._open: list = []
+        self.cancelled = False
+
+    def cancel(self, scan: Future | None = None, *, poll: float = 0.05) -> None:
+        """Stop the scans; with ``scan`` (the future running them), return once it has ended.
+
+        DuckDB forgets an interrupt that comes between two queries, so until the scan has ended its
+        connections are interrupted again every ``poll`` seconds.
+        """
+        with self._lock:
+            self.cancelled = True
+        self._interrupt()
+        while scan is not None and not wait([scan], timeout=poll).done:
+            self._interrupt()
+
+    def _interrupt(self) -> None:
+        with self._lock:
+            running = list(self._open)
+        for con in running:
+            with contextlib.suppress(Exception):  # closed meanwhile: nothing left to stop
+                con.interrupt()
+
+    def _watch(self, con) -> None:
+        with self._lock:
+            if not self.cancelled:
+                self._open.append(con)
+                return
+        con.close()
+        raise ScanCancelled("the scan was cancelled")
+
+
+_scans = threading.local()
+
+
+@contextlib.contextmanager
+def cancellable(token: ScanCancel) -> Iterator[ScanCancel]:
+    """Every connection this thread opens inside the block can be interrupted by ``token.cancel()``."""
+    before = getattr(_scans, "token", None)
+    _scans.token = token
+    try:
+        yield token
+    finally:
+        _scans.token = before
+
+
 def connect(*, memory_limit: str | None = None, threads: int | None = None):
-    """A DuckDB connection with UTC as its zone (timestamps with a zone are converted to UTC)."""
+    """A DuckDB connection with UTC as its zone (timestamps with a zone are converted to UTC); inside
+    ``cancellable`` it is one the token can interrupt."""
     import duckdb
 
     con = duckdb.connect()
+    token = getattr(_scans, "token", None)
+    if token is not None:
+        token._watch(con)
     con.execute("SET TimeZone = 'UTC'")
     if memory_limit is not None:
         con.execute(f"SET memory_limit = {literal(memory_limit)}")

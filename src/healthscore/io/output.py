@@ -42,7 +42,14 @@ import pyarrow.parquet as pq
 from healthscore import __version__
 from healthscore.errors import HealthscoreError
 from healthscore.io.lock import FileLock
-from healthscore.io.write import ParquetStream, fsync_dir, sha256_file, write_table_atomic, write_text_atomic
+from healthscore.io.write import (
+    ParquetStream,
+    fsync_dir,
+    process_umask,
+    sha256_file,
+    write_table_atomic,
+    write_text_atomic,
+)
 
 LOCK = ".healthscore.lock"
 BATCHES = "batches"
@@ -214,13 +221,13 @@ def batch_name(as_of: str | None) -> str:
     return f"{as_of or 'table'}-{stamp}-{secrets.token_hex(3)}"
 
 
-def _write_file(path: Path, frame: pd.DataFrame | Path) -> dict[str, Any]:
+def _write_file(path: Path, frame: pd.DataFrame | Path, umask: int | None = None) -> dict[str, Any]:
     """One file of a batch at ``path`` (a frame written, or a finished file moved): its rows, bytes, sha256."""
     if isinstance(frame, Path):
         os.replace(frame, path)
         rows = pq.ParquetFile(path).metadata.num_rows
     else:
-        write_table_atomic(frame, path)
+        write_table_atomic(frame, path, umask=umask)
         rows = len(frame)
     return {"rows": int(rows), "bytes": path.stat().st_size, "sha256": sha256_file(path)}
 
@@ -390,11 +397,16 @@ class OutputDir:
             files: dict[str, dict[str, Any]] = {}
             # two files at a time: a CSV (pandas, holding the interpreter) beside a Parquet file (Arrow,
             # which lets go of it); every write has finished when the block ends, failed or not
-            with ThreadPoolExecutor(max_workers=2, thread_name_prefix="healthscore-publish") as pool:
-                written = [(name, pool.submit(_write_file, staging / name, frame)) for name, frame in tables.items()]
+            umask = process_umask()  # read once, before the threads: each file gets 0666 less it
+            pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="healthscore-publish")
+            try:
+                written = [(file_name, pool.submit(_write_file, staging / file_name, frame, umask))
+                           for file_name, frame in tables.items()]
                 for file_name, done in written:  # the first failure in the tables' order is the one reported
                     writing = staging / file_name
                     files[file_name] = done.result()
+            finally:  # a failure: the files not started are not written; every write has ended either way
+                pool.shutdown(wait=True, cancel_futures=True)
             manifest = {"format": MANIFEST_FORMAT, "batch": name, "as_of": as_of,
                         "created_at": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
                         "healthscore_version": __version__, **info, "files": files}

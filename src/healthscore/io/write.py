@@ -188,10 +188,11 @@ class ParquetStream:
 _UMASK_LOCK = threading.Lock()
 
 
-def _umask() -> int:
-    """The process's umask, read without changing it where Linux says it (``/proc/self/status``): the
-    batch's files are written by several threads at once, and setting the umask to read it back would give
-    a file created meanwhile by another thread the wrong permissions. Elsewhere: set and restored under a lock.
+def process_umask() -> int:
+    """The process's umask, read without changing it where Linux says it (``/proc/self/status``): setting
+    it to read it back would give a file another thread creates meanwhile the wrong permissions. Elsewhere
+    it is set and restored under a lock; a caller about to write from several threads reads it once first
+    (``OutputDir.publish``) and passes it to each writer.
     """
     try:
         with open("/proc/self/status", encoding="ascii") as status:
@@ -206,10 +207,11 @@ def _umask() -> int:
     return umask
 
 
-def _plain_permissions(path: str | os.PathLike[str]) -> None:
+def _plain_permissions(path: str | os.PathLike[str], umask: int | None = None) -> None:
     """mkstemp makes a file private (0600): give it the permissions a plain ``open()`` would (0666 less the
-    umask), so the readers of a batch (CS ops, a BI tool under another user) can open every file."""
-    os.chmod(path, 0o666 & ~_umask())
+    umask, ``process_umask()`` unless given), so the readers of a batch (CS ops, a BI tool under another
+    user) can open every file."""
+    os.chmod(path, 0o666 & ~(process_umask() if umask is None else umask))
 
 
 def _write_csv(df: pd.DataFrame, handle) -> None:
@@ -218,7 +220,8 @@ def _write_csv(df: pd.DataFrame, handle) -> None:
     neutralise_csv_cells(df).to_csv(handle, index=False, lineterminator="\r\n")
 
 
-def write_atomic(path: str | os.PathLike[str], write: Callable[[IO], None], *, binary: bool) -> Path:
+def write_atomic(path: str | os.PathLike[str], write: Callable[[IO], None], *, binary: bool,
+                 umask: int | None = None) -> Path:
     """The one temp-then-replace step of every writer (``write`` may be any function of a file handle): ``write(handle)`` fills a temporary file beside
     ``path``, which is synced and renamed over it. On any failure the temporary file is removed and a
     previous file at ``path`` is left as it was. Returns ``path``."""
@@ -230,7 +233,7 @@ def write_atomic(path: str | os.PathLike[str], write: Callable[[IO], None], *, b
             write(handle)
             handle.flush()
             os.fsync(handle.fileno())
-        _plain_permissions(tmp_name)
+        _plain_permissions(tmp_name, umask)
         os.replace(tmp_name, target)
     except BaseException:
         try:
@@ -241,7 +244,7 @@ def write_atomic(path: str | os.PathLike[str], write: Callable[[IO], None], *, b
     return target
 
 
-def write_table_atomic(df: pd.DataFrame, path: str | os.PathLike[str]) -> Path:
+def write_table_atomic(df: pd.DataFrame, path: str | os.PathLike[str], *, umask: int | None = None) -> Path:
     """Write ``df`` to ``path`` (.parquet or .csv) via a temporary file and ``os.replace``; return the path.
 
     A crash midway leaves any previous file intact. The same frame always gives the same bytes
@@ -251,8 +254,8 @@ def write_table_atomic(df: pd.DataFrame, path: str | os.PathLike[str]) -> Path:
     if suffix not in (".parquet", ".csv"):
         raise ValueError(f"cannot write {Path(path).name}: the file name must end in .parquet or .csv")
     if suffix == ".parquet":
-        return write_atomic(path, lambda handle: _write_parquet(df, handle), binary=True)
-    return write_atomic(path, lambda handle: _write_csv(df, handle), binary=False)
+        return write_atomic(path, lambda handle: _write_parquet(df, handle), binary=True, umask=umask)
+    return write_atomic(path, lambda handle: _write_csv(df, handle), binary=False, umask=umask)
 
 
 def write_arrow_atomic(table: pa.Table, path: str | os.PathLike[str]) -> Path:

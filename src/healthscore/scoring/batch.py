@@ -159,7 +159,9 @@ def score_batch(ds, as_of: date, loaded, config: Config, *, previous_history: pd
     out["model_version"] = loaded.version
     out = out[list(SCORE_COLUMNS)].sort_values("account_id", kind="stable").reset_index(drop=True)
     history = update_history(previous_history, out)
-    # closed last: the stream's last row groups are written on its own thread while the rest was computed
+    # closed last: the stream's last row groups are written on its own thread while the rest was computed. A
+    # disk error on that thread is raised here, after the steps above; if one of those fails first, its
+    # error is the one reported and the caller's discard() removes the stream's file
     explanations_file = stream.close() if stream is not None else None
     return ScoreBatch(scores=out, explanations=None if stream is not None else explanations.reset_index(drop=True),
                       history=history, portfolio=portfolio(out), features=feats, drift=drift,
