@@ -267,7 +267,6 @@ def train(
 ) -> None:
     """Train as if today were --as-of: learn from decided renewals (or a --table's rows), calibrate, evaluate, log."""
     from healthscore.jobs.train import train_job
-    from healthscore.reports.console import evaluation_table, fit_summary, group_table, weights_table
 
     _source(data, table, {"--id": id_column, "--target": target, "--churn-value": churn_value,
                           "--components": components, "--time": time_column})
@@ -278,6 +277,9 @@ def train(
     cfg = _config(config)
     outcome = train_job(data, config=cfg, as_of=_parse_date(as_of, "--as-of"), model_name=model_name or None,
                         config_path=config, progress=_progress(quiet))
+    # imported after: it imports the fitting code, which train_job imports beside the loading of the data
+    from healthscore.reports.console import evaluation_table, fit_summary, group_table, weights_table
+
     r = outcome.result
     for w in r.warnings:
         err_console.print(f"warning: {w}", markup=False)

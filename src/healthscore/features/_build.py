@@ -14,7 +14,6 @@ import tempfile
 from datetime import date, datetime
 from pathlib import Path
 
-import duckdb
 import pandas as pd
 import pyarrow as pa
 
@@ -30,6 +29,7 @@ from healthscore.features._window import (
     register_event_tables,
     sql_text,
 )
+from healthscore.io.events import connect
 
 #: the builders of each component, in the order of ``config.COMPONENTS``
 REGISTRY: dict[str, Component] = {
@@ -294,7 +294,7 @@ def build_features(ds, observations: pd.DataFrame, *, config: Config | FeaturesC
     obs, keys = observation_context(tables, observations)
     present = _present(ds)
     wanted = {f.component for f in feature_specs(cfg) if f.name in names}
-    con = duckdb.connect()
+    con = connect()  # io.events': a caller's ScanCancel can stop it (jobs.side_by_side)
     spill = None
     try:
         con.execute("SET TimeZone = 'UTC'")

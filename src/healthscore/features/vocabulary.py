@@ -49,9 +49,9 @@ def key_feature_usage(ds, *, cutoff: date, accounts: Iterable[str] | None = None
     empty = pd.DataFrame({"feature": pd.Series(dtype="object"), "accounts": pd.Series(dtype="int64")})
     if not ds.has("usage_events"):
         return empty
-    import duckdb
+    from healthscore.io.events import connect
 
-    con = duckdb.connect()
+    con = connect()
     try:
         con.execute("SET TimeZone = 'UTC'")
         register_event_tables(con, ds, ("usage_events",))  # one SQL aggregate over the file: the events never enter pandas

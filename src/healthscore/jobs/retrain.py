@@ -29,9 +29,9 @@ from healthscore import tracking
 from healthscore.config import Config
 from healthscore.errors import HealthscoreError, ModelMismatchError
 from healthscore.features import build_features
-from healthscore.io import load_dataset
 from healthscore.io.write import copy_file_atomic
-from healthscore.jobs.train import read_truth, summary_metrics, write_training_artifacts
+from healthscore.jobs._side_by_side import side_by_side
+from healthscore.jobs.train import summary_metrics, training_rows, write_training_artifacts
 from healthscore.model.card import ModelCard, account_hashes, as_of_text, features_config_of, seen_until
 from healthscore.model.evaluate import binary_metrics, evaluate_predictions
 from healthscore.model.gate import (
@@ -43,7 +43,7 @@ from healthscore.model.gate import (
     shuffle_labels,
     subset,
 )
-from healthscore.model.train import TrainResult, fit_health_model, refit, rows_text, training_set_from_dataset
+from healthscore.model.train import TrainResult, fit_health_model, refit, rows_text
 from healthscore.reports.progress import NO_PROGRESS, Progress
 from healthscore.reports.retrain import render_retrain_report
 from healthscore.scoring import batch_drift
@@ -237,6 +237,13 @@ def _record_decision(model_name, version, champion_version, cmp: _Comparison, ho
         tracking.remove_alias_if(model_name, tracking.CHALLENGER, version)
 
 
+def _champion_now(model_name: str):
+    """(the champion's version, its loaded model), or (None, None) when there is none yet."""
+    tracking.connect()  # fail fast, before any work is lost, when the server is unreachable
+    version = tracking.alias_version(model_name, tracking.CHAMPION)
+    return version, tracking.load_model(f"models:/{model_name}@{tracking.CHAMPION}") if version else None
+
+
 def retrain_job(
     data: str | Path,
     *,
@@ -256,14 +263,10 @@ def retrain_job(
     """
     shuffled = shuffle_labels_seed
     model_name = model_name or config.tracking.model_name
-    tracking.connect()  # fail fast, before any work, when the server is unreachable
-    champion_version = tracking.alias_version(model_name, tracking.CHAMPION)
-    champion = tracking.load_model(f"models:/{model_name}@{tracking.CHAMPION}") if champion_version else None
-
-    with progress.step(f"loading data from {data}"):
-        ds = load_dataset(data)
-    with progress.step("building training rows and point-in-time features"):
-        ts = training_set_from_dataset(ds, config=config, as_of=as_of, truth=read_truth(data))
+    with progress.step(f"loading data from {data} and building training rows and point-in-time features"):
+        # the champion is loaded from the store here while the data loads on a thread of its own
+        (champion_version, champion), (ds, ts) = side_by_side(
+            lambda: _champion_now(model_name), lambda: training_rows(data, config=config, as_of=as_of))
     held = holdout_mask(ts.rows, config.retrain.holdout_share)
     holdout = _holdout_summary(ts, held)
     train_set = subset(ts, ~held) if shuffled is None else shuffle_labels(subset(ts, ~held), seed=shuffled)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -13,12 +12,11 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from healthscore import gates
-from healthscore._environment import set_mlflow_defaults
 from healthscore.config import Config
 from healthscore.errors import TrackingError
 from healthscore.io import load_dataset
-from healthscore.io.events import ScanCancel, cancellable
 from healthscore.io.output import OutputDir
+from healthscore.jobs._side_by_side import side_by_side
 from healthscore.reports.progress import NO_PROGRESS, Progress
 
 if TYPE_CHECKING:
@@ -119,32 +117,10 @@ def _load_model(uri: str):
     return tracking.load_model(uri)
 
 
-def _load_data(data: str | Path, token: ScanCancel):
-    with cancellable(token):
-        return load_dataset(data)
-
-
 def load_model_and_data(uri: str, data: str | Path):
-    """(the loaded model, the dataset), loaded side by side: the model here (the imports of MLflow,
-    scikit-learn and LightGBM, and MLflow's store: Python, about 4-6 s), the data on a thread of its own
-    (DuckDB's validation scans, which let go of the interpreter while they run).
-
-    The problems are those of loading one after the other: a model that cannot be loaded is reported
-    first, then the data's. When the model fails (or the user interrupts), the scan is cancelled and has
-    ended when this returns: the process reports and exits at once, not after a scan nobody wants.
-    """
-    set_mlflow_defaults()  # the environment MLflow wants is set before the scan's thread starts
-    token = ScanCancel()
-    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="healthscore-data")
-    scan = pool.submit(_load_data, data, token)
-    try:
-        loaded = _load_model(uri)
-        return loaded, scan.result()
-    except BaseException:
-        token.cancel(scan)  # its own result or error is not wanted: the model's problem is the one reported
-        raise
-    finally:
-        pool.shutdown(wait=False)
+    """(the loaded model, the dataset), loaded side by side (``jobs.side_by_side``): the model here, the data
+    on a thread of its own. A model that cannot be loaded is reported first, at once; then the data's."""
+    return side_by_side(lambda: _load_model(uri), lambda: load_dataset(data))
 
 
 #: the experiment every score batch is recorded in (one run per batch)

@@ -6,21 +6,25 @@ import tempfile
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from healthscore import tracking
 from healthscore.config import Config
 from healthscore.io import load_dataset
 from healthscore.io.flat_table import read_table
 from healthscore.io.write import copy_file_atomic
+from healthscore.jobs._side_by_side import side_by_side
 from healthscore.model.card import ModelCard, account_hashes, as_of_text
-from healthscore.model.flat_table import load_components, table_fingerprint, training_set_from_table
-from healthscore.model.train import TrainResult, fit_health_model, rows_text, training_set_from_dataset
-from healthscore.reports import plots
-from healthscore.reports.global_report import test_slice_matrix, write_global_report
 from healthscore.reports.progress import NO_PROGRESS, Progress
+
+if TYPE_CHECKING:
+    from healthscore.io.dataset import Dataset
+    from healthscore.model.train import TrainingSet, TrainResult
+
+# MLflow, the fitting code and the reports (mlflow, scikit-learn, LightGBM, SHAP, matplotlib: about 3 s of
+# imports, then 1-2 s to open MLflow's store) are imported where they are used, so that ``train_job`` runs
+# them beside the loading of the data and the building of its rows (``training_rows``)
 
 
 def read_truth(data_dir: str | Path) -> pd.DataFrame | None:
@@ -76,6 +80,8 @@ def row_sets(model) -> dict[str, Any]:
 
 def row_set_params(model) -> dict[str, str]:
     """The same as flat MLflow params (``learned_from``: "6,990 rows (2,330 renewals, renewal dates … to …)")."""
+    from healthscore.model.train import rows_text
+
     out = {}
     for key, d in row_sets(model).items():
         if not isinstance(d, dict):
@@ -87,6 +93,8 @@ def row_set_params(model) -> dict[str, str]:
 
 def version_card(result: TrainResult) -> tuple[str, dict[str, str]]:
     """A registered version's description and tags: as-of, data fingerprint, rows learned from, test metrics."""
+    from healthscore.model.train import rows_text
+
     meta = result.model.metadata
     overall = result.evaluation[(result.evaluation["group"] == "all") & (result.evaluation["model"] == "healthscore")]
     metrics = overall.iloc[0] if len(overall) else None
@@ -119,6 +127,8 @@ def fit_params(result: TrainResult, config: Config, as_of: date | None) -> dict[
 
 def write_training_artifacts(result: TrainResult, out_dir: Path) -> dict[str, Path]:
     """Plots and tables of one training, written to ``out_dir``."""
+    from healthscore.reports import plots
+
     out_dir.mkdir(parents=True, exist_ok=True)
     tp = result.test_predictions
     y = tp["label"].to_numpy()
@@ -143,6 +153,9 @@ def write_training_artifacts(result: TrainResult, out_dir: Path) -> dict[str, Pa
 def _record(result: TrainResult, config: Config, *, run_name: str, params: dict, tags: dict,
             config_path, extra_files: dict[str, list[Path]], features: dict, tmpdir: Path, ts) -> tuple:
     """The run record of a training (shared by the dataset and the table path), and its evaluation files."""
+    from healthscore import tracking
+    from healthscore.reports.global_report import test_slice_matrix, write_global_report
+
     artifacts = write_training_artifacts(result, tmpdir / "evaluation")
     report = write_global_report(result, tmpdir / "model_report.html", X=test_slice_matrix(result, ts, config))
     record = tracking.RunRecord(
@@ -156,6 +169,21 @@ def _record(result: TrainResult, config: Config, *, run_name: str, params: dict,
                "evaluation": list(artifacts.values()), "reports": [report]},
     )
     return record, artifacts, report
+
+
+def _check_store() -> None:
+    from healthscore import tracking  # mlflow's import, here while the other thread loads the data
+
+    tracking.connect()  # fail fast, before any work is lost, when the server is unreachable
+    import healthscore.model.train  # noqa: F401 (LightGBM and scikit-learn, imported here meanwhile too)
+
+
+def training_rows(data: str | Path, *, config: Config, as_of: date | None) -> tuple[Dataset, TrainingSet]:
+    """The dataset and its training rows with their point-in-time features (``train``, ``retrain``)."""
+    from healthscore.model.train import training_set_from_dataset
+
+    ds = load_dataset(data)
+    return ds, training_set_from_dataset(ds, config=config, as_of=as_of, truth=read_truth(data))
 
 
 def train_job(
@@ -173,11 +201,12 @@ def train_job(
     The global model report is logged with the run; with ``report_dir`` a copy is written there too.
     """
     model_name = model_name or config.tracking.model_name
-    tracking.connect()  # fail fast, before any work, when the server is unreachable
-    with progress.step(f"loading data from {data}"):
-        ds = load_dataset(data)
-    with progress.step("building training rows and point-in-time features"):
-        ts = training_set_from_dataset(ds, config=config, as_of=as_of, truth=read_truth(data))
+    with progress.step(f"loading data from {data} and building training rows and point-in-time features"):
+        # the tracking store is checked first (an unreachable server fails fast) while the data loads
+        _, (ds, ts) = side_by_side(_check_store, lambda: training_rows(data, config=config, as_of=as_of))
+    from healthscore import tracking
+    from healthscore.model.train import fit_health_model
+
     with progress.step(f"fitting on {len(ts.label):,} rows: time-ordered CV, LightGBM, calibration, evaluation"):
         result = fit_health_model(ts, config=config)
     ModelCard(model_name=model_name, data_fingerprint=ds.fingerprint, trained_as_of=as_of,
@@ -214,6 +243,10 @@ def train_table_job(
     config_path: str | Path | None = None,
 ) -> TableTrainOutcome:
     """Train on one flat account table (CSV or Parquet): coerce, split, fit, calibrate, evaluate, log, register."""
+    from healthscore import tracking
+    from healthscore.model.flat_table import load_components, table_fingerprint, training_set_from_table
+    from healthscore.model.train import fit_health_model
+
     model_name = model_name or config.tracking.model_name
     spec = load_components(components)
     tracking.connect()  # fail fast, before any work, when the server is unreachable
