@@ -194,6 +194,30 @@ def test_a_model_that_cannot_load_stops_the_data_scan_beside_it(tmp_path, monkey
     assert not [t for t in threading.enumerate() if t.name.startswith("healthscore-data") and t.is_alive()]
 
 
+def test_ctrl_c_inside_a_duckdb_query_is_aborted_not_a_bug(tmp_path):
+    """DuckDB turns Ctrl-C during a query into ``RuntimeError("Query interrupted")``; the CLI says "aborted"
+    (exit 130) as for any Ctrl-C, not "internal error … this is a bug". In a process of its own: the signal
+    is real."""
+    import subprocess
+    import sys
+
+    script = tmp_path / "interrupted.py"
+    script.write_text(
+        "import os, signal, sys, threading\n"
+        "import healthscore.io as io_module\n"
+        "from healthscore.io.events import connect\n"
+        "def scan(path, **kwargs):\n"
+        "    con = connect()\n"
+        "    threading.Timer(0.5, lambda: os.kill(os.getpid(), signal.SIGINT)).start()\n"
+        "    con.execute('SELECT count(*) FROM range(20000000000) t(x) WHERE x % 7 = 1').fetchall()\n"
+        "io_module.load_dataset = scan\n"
+        "from healthscore.cli import main\n"
+        "main(['validate', '--data', sys.argv[1]])\n"
+    )
+    done = subprocess.run([sys.executable, str(script), str(tmp_path)], capture_output=True, text=True, timeout=120)
+    assert (done.returncode, done.stderr.strip()) == (130, "healthscore: aborted")
+
+
 def test_a_broken_store_is_one_line_with_the_fix(capsys, tmp_path, monkeypatch):
     db = tmp_path / "mlflow.db"
     db.write_bytes(b"this is not a database, a half-migrated one fails the same way" * 50)

@@ -160,6 +160,14 @@ def _usage_error_types() -> tuple[type, ...]:
     return tuple(types)
 
 
+def _interrupted(exc: Exception) -> bool:
+    """Ctrl-C inside a DuckDB query: DuckDB takes the KeyboardInterrupt and raises ``RuntimeError("Query
+    interrupted")`` (an ``InterruptException`` when another thread interrupted it)."""
+    if type(exc).__name__ == "InterruptException":
+        return True
+    return type(exc) is RuntimeError and str(exc).strip() == "Query interrupted"
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the console script: one-paragraph errors, never a traceback.
 
@@ -191,6 +199,9 @@ def main(argv: list[str] | None = None) -> None:
         err_console.print(f"healthscore: {exc.strerror or exc}{where}", markup=False, soft_wrap=True)
         sys.exit(2 if isinstance(exc, (PermissionError, FileNotFoundError)) else 1)
     except Exception as exc:
+        if _interrupted(exc):  # Ctrl-C while DuckDB ran a query on this thread
+            err_console.print("healthscore: aborted", markup=False)
+            sys.exit(130)
         if os.environ.get("HEALTHSCORE_DEBUG"):
             raise
         first = (str(exc).strip().splitlines() or [""])[0][:300]

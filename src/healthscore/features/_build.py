@@ -29,7 +29,7 @@ from healthscore.features._window import (
     register_event_tables,
     sql_text,
 )
-from healthscore.io.events import connect
+from healthscore.io.events import close, connect
 
 #: the builders of each component, in the order of ``config.COMPONENTS``
 REGISTRY: dict[str, Component] = {
@@ -328,7 +328,7 @@ def build_features(ds, observations: pd.DataFrame, *, config: Config | FeaturesC
         # memory_limit): converting while it still held it was the peak of scoring 1M accounts (4.35 GiB)
         result = con.sql(sql).to_arrow_table()
     finally:
-        con.close()
+        close(con)
         if spill is not None:
             shutil.rmtree(spill, ignore_errors=True)
     segments = sorted(tables["in_accounts"]["segment"].dropna().unique().tolist())

@@ -49,7 +49,7 @@ def key_feature_usage(ds, *, cutoff: date, accounts: Iterable[str] | None = None
     empty = pd.DataFrame({"feature": pd.Series(dtype="object"), "accounts": pd.Series(dtype="int64")})
     if not ds.has("usage_events"):
         return empty
-    from healthscore.io.events import connect
+    from healthscore.io.events import close, connect
 
     con = connect()
     try:
@@ -68,7 +68,7 @@ def key_feature_usage(ds, *, cutoff: date, accounts: Iterable[str] | None = None
             f"FROM in_usage_events AS e WHERE e.feature IS NOT NULL AND {where}) GROUP BY feature"
         ).df()
     finally:
-        con.close()
+        close(con)
     if counts.empty:
         return empty
     rows = sorted(((str(f), int(a)) for f, a in counts.itertuples(index=False)),

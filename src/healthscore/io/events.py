@@ -80,7 +80,7 @@ def _is_read_error(exc: BaseException) -> bool:
     import duckdb
 
     bugs = (duckdb.BinderException, duckdb.CatalogException, duckdb.ParserException, duckdb.InternalException,
-            duckdb.NotImplementedException)
+            duckdb.NotImplementedException, duckdb.InterruptException)  # interrupted: ScanCancel, not the file
     return isinstance(exc, duckdb.Error) and not isinstance(exc, bugs)
 
 
@@ -127,11 +127,11 @@ class ScanCancel:
             self._interrupt()
 
     def _interrupt(self) -> None:
+        # under the lock: a connection is let go (``close``) under it too, so none is interrupted as it closes
         with self._lock:
-            running = list(self._open)
-        for con in running:
-            with contextlib.suppress(Exception):  # closed meanwhile: nothing left to stop
-                con.interrupt()
+            for con in self._open:
+                with contextlib.suppress(Exception):
+                    con.interrupt()
 
     def _watch(self, con) -> None:
         with self._lock:
@@ -140,6 +140,11 @@ class ScanCancel:
                 return
         con.close()
         raise ScanCancelled("the scan was cancelled")
+
+    def _close(self, con) -> None:
+        with self._lock:
+            self._open = [c for c in self._open if c is not con]
+            con.close()
 
 
 _scans = threading.local()
@@ -154,6 +159,16 @@ def cancellable(token: ScanCancel) -> Iterator[ScanCancel]:
         yield token
     finally:
         _scans.token = before
+
+
+def close(con) -> None:
+    """Close a connection from ``connect``; inside ``cancellable`` its token first lets go of it, so that
+    ``ScanCancel.cancel`` never interrupts a connection while it is being closed."""
+    token = getattr(_scans, "token", None)
+    if token is None:
+        con.close()
+    else:
+        token._close(con)
 
 
 def connect(*, memory_limit: str | None = None, threads: int | None = None):
@@ -398,7 +413,7 @@ class EventTable:
                 row = con.execute(f"SELECT count(*), {', '.join(_hash_aggregates(self))} "
                                   f"FROM {self.source_sql(con)} {self._joins(con)}").fetchall()[0]
             finally:
-                con.close()
+                close(con)
             self._cache["digest"] = _digest_of(self.plans, *row)
         return self._cache["digest"]
 
@@ -414,7 +429,7 @@ class EventTable:
             try:
                 table = con.sql(self.select_sql(con, row_numbers=True) + " ORDER BY _rn").to_arrow_table()
             finally:
-                con.close()
+                close(con)
             frame = table.drop(["_rn"]).to_pandas()
             out = {}
             for plan in self.plans:
@@ -439,7 +454,7 @@ class EventTable:
                 rows = con.execute(f"SELECT DISTINCT {ident(column)} FROM {view} WHERE {ident(column)} IS NOT NULL "
                                    f"ORDER BY 1{lim}").fetchall()
             finally:
-                con.close()
+                close(con)
             self._cache[key] = [str(r[0]) for r in rows]
         return self._cache[key]
 
@@ -458,7 +473,7 @@ class EventTable:
             got = con.execute(f"SELECT max({ident(column)}) FROM {view} WHERE {ident(column)} < "
                               f"CAST({literal(pd.Timestamp(before).isoformat())} AS {_NS_TYPE})").fetchall()[0][0]
         finally:
-            con.close()
+            close(con)
         return None if got is None else pd.Timestamp(got)
 
 
@@ -623,7 +638,7 @@ def check_event_table(name: str, *, path: Path | None = None, fmt: str = "frame"
                 raise
             failure = exc  # a CSV with short rows reads on the second, padded attempt
         finally:
-            con.close()
+            close(con)
     return EventCheck(table=None, problems=[_unreadable(name, path, fmt, failure)])
 
 

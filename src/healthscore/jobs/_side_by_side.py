@@ -43,4 +43,4 @@ def side_by_side(here: Callable[[], A], scan: Callable[[], B]) -> tuple[A, B]:
         token.cancel(scanned)  # its own result or error is not wanted: here's problem is the one reported
         raise
     finally:
-        pool.shutdown(wait=False)
+        pool.shutdown(wait=scanned.done())  # joined when it has ended (at once); never waits on a running one

@@ -180,9 +180,10 @@ def _check_store() -> None:
 
 def training_rows(data: str | Path, *, config: Config, as_of: date | None) -> tuple[Dataset, TrainingSet]:
     """The dataset and its training rows with their point-in-time features (``train``, ``retrain``)."""
+    ds = load_dataset(data)
+    # imported once the data's scan has run beside MLflow's import (``_check_store`` imports it meanwhile)
     from healthscore.model.train import training_set_from_dataset
 
-    ds = load_dataset(data)
     return ds, training_set_from_dataset(ds, config=config, as_of=as_of, truth=read_truth(data))
 
 
