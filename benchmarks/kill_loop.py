@@ -50,7 +50,8 @@ def check(out: Path, finished: set[date]) -> str | None:
         Batch(out, top).verify()
         if top["batch"] != batch.name:
             return f"top-level manifest.json is {top['batch']}, current is {batch.name}"
-        exp = load_account(out, "A-00001")
+        account = str(batch.read("scores.parquet")["account_id"].iloc[0])  # any world's ids, not the simulator's
+        exp = load_account(out, account)
         if exp.as_of != batch.as_of:
             return f"explain shows as of {exp.as_of}, the current batch is as of {batch.as_of}"
         hist = batch.read("history.parquet")
