@@ -1,7 +1,7 @@
 """The process's environment defaults for MLflow, in one place, set before any thread starts.
 
 MLflow reads them when imported and when it talks to a server; they are set here, on the main thread,
-before ``jobs.score`` starts DuckDB on a thread of its own beside MLflow's import: setting a variable
+before ``jobs.side_by_side`` starts DuckDB on a thread of its own beside MLflow's import: setting a variable
 while another thread's native code reads the environment is not safe (glibc's ``setenv``).
 """
 

@@ -105,7 +105,7 @@ class ScanCancel:
     """Lets one thread stop the DuckDB scans another runs inside ``cancellable(token)``: ``cancel()``
     interrupts the query running now, and every later ``connect`` on that thread raises ``ScanCancelled``.
 
-    For a scan run beside other work (``jobs.score.load_model_and_data``): when that work fails, the process
+    For a scan run beside other work (``jobs.side_by_side``: score, train, retrain): when that work fails, the process
     can report it and exit at once instead of waiting for a scan of 50M events whose result is not wanted.
     """
 
