@@ -203,3 +203,68 @@ def test_a_failed_background_write_is_raised_and_leaves_nothing(tmp_path, monkey
         stream.close()
     stream.abort()
     assert not (tmp_path / "e.parquet").exists() and not list(tmp_path.glob(".*.tmp"))
+
+
+# -- the CSV text built with Arrow is pandas' to_csv, byte for byte ----------------------------------------
+TRICKY_TEXT = ["plain", "", " lead", "trail ", "a,b", 'say "hi"', "two\nlines", "cr\rhere", "crlf\r\n", "=1+1",
+               "=a,b", '-"q"', "@x", "\tTAB", "\rCR", "+1", "'=quoted", "é ü 日本", "🙂", ",", '"', "None", "nan"]
+
+
+def _pandas_bytes(frame: pd.DataFrame) -> bytes:
+    return neutralise_csv_cells(frame).to_csv(index=False, lineterminator="\r\n").encode("utf-8")
+
+
+def _arrow_bytes(frame: pd.DataFrame, step_rows: int) -> bytes | None:
+    steps = write_module.csv_text_steps(frame, step_rows=step_rows)
+    return None if steps is None else b"".join(steps)
+
+
+def _mixed_frame(seed: int, n: int) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    floats = np.concatenate([[0.0, -0.0, np.inf, -np.inf, np.nan, 1e16, 1e-4, 9.999e-5, 0.1 + 0.2, 5e-324, 3.0],
+                             rng.normal(size=n) * 10.0 ** rng.integers(-8, 20, n)])[:n]
+    text = rng.choice(np.array(TRICKY_TEXT, dtype=object), n)
+    missing = rng.random(n) < 0.2
+    days = pd.Timestamp("2024-01-01") + pd.to_timedelta(rng.integers(-40_000, 40_000, n), unit="D")
+    return pd.DataFrame({
+        "f": floats, "i": rng.integers(-10 ** 12, 10 ** 12, n), "b": rng.random(n) < 0.5,
+        "obj": np.where(missing, None, text), "obj_nan": np.where(missing, np.nan, text),
+        "s": pd.Series(np.where(missing, None, text), dtype="string"),
+        "s_py": pd.Series(np.where(missing, None, text), dtype=pd.StringDtype("python")),
+        "day": pd.Series(days.where(~missing)), "day_ms": pd.Series(days).astype("datetime64[ms]"),
+        "all_none": pd.Series([None] * n, dtype=object), 'odd, "name"': floats[::-1].copy(),
+        # pandas holds a concatenated text column as several Arrow chunks
+        "chunked": pd.concat([pd.Series(text[: n // 2], dtype="str"), pd.Series(text[n // 2:], dtype="str")],
+                             ignore_index=True),
+    })
+
+
+@pytest.mark.parametrize(("seed", "n", "step_rows"), [(0, 500, 7), (1, 2_000, 65_536), (2, 1, 1), (3, 64, 64)])
+def test_arrow_csv_text_is_pandas_to_csv_byte_for_byte(seed, n, step_rows):
+    frame = _mixed_frame(seed, n)
+    got = _arrow_bytes(frame, step_rows)
+    assert got is not None  # every column kind above is written by the Arrow route
+    assert got == _pandas_bytes(frame)
+
+
+@pytest.mark.parametrize("column", [
+    pd.Series([1.5, 2.5], dtype="float32"),  # float32 text is shorter than float64's
+    pd.Series(pd.to_datetime(["2024-01-01 10:30", "2024-01-02 00:00"])),  # not dates only: pandas writes the times
+    pd.Series(pd.to_datetime(["2024-01-01", "2024-01-02"]).tz_localize("UTC")),
+    pd.Series(["a", 1], dtype=object),  # a number among text
+    pd.Series(["a", "b"], dtype="category"),
+    pd.Series([1, None], dtype="Int64"),
+    pd.Series(pd.to_timedelta([1, 2], unit="D")),
+], ids=["float32", "times", "tz", "mixed-object", "category", "nullable-int", "timedelta"])
+def test_columns_the_arrow_route_does_not_write_are_left_to_pandas(column, tmp_path):
+    frame = pd.DataFrame({"account_id": ["A-1", "A-2"], "x": column})
+    assert _arrow_bytes(frame, 10) is None
+    path = write_table_atomic(frame, tmp_path / "t.csv")  # and the file is pandas' own
+    assert path.read_bytes() == _pandas_bytes(frame)
+
+
+def test_a_csv_file_is_the_same_bytes_either_way(tmp_path, monkeypatch):
+    frame = _mixed_frame(4, 300)
+    fast = write_table_atomic(frame, tmp_path / "fast.csv").read_bytes()
+    monkeypatch.setattr(write_module, "csv_text_steps", lambda df, step_rows=0: None)
+    assert write_table_atomic(frame, tmp_path / "pandas.csv").read_bytes() == fast

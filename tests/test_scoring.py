@@ -192,7 +192,7 @@ def test_scoring_in_small_chunks_gives_identical_frames(world):
 @pytest.mark.parametrize("seed", [0, 1])
 def test_float_text_is_exactly_numpy_str(seed):
     """The Arrow route writes every float as numpy's astype(str) does: whole numbers, exponents, -0.0, inf."""
-    from healthscore.explain import _float_text
+    from healthscore.io.write import float_text as _float_text
 
     rng = np.random.default_rng(seed)
     n = 20_000

@@ -27,10 +27,10 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from healthscore.config import COMPONENTS
 from healthscore.features import FEATURES, feature_spec
+from healthscore.io.write import float_text
 
 CONTRIB_COLUMNS = tuple(f"contrib_{c}" for c in COMPONENTS)
 _CONTRIB_INDEX = {c: k for k, c in enumerate(COMPONENTS)}
@@ -488,30 +488,4 @@ def _column_text(col: pd.Series):
         codes = col.cat.codes.to_numpy()
         cats = pa.array([str(c) for c in col.cat.categories], pa.large_string())
         return cats.take(pa.array(codes, mask=codes < 0))
-    return _float_text(col.to_numpy(dtype="float64", na_value=np.nan))
-
-
-def _float_text(v: np.ndarray):
-    """``str(x)`` of each float as Arrow text, NaN null: numpy's ``astype(str)`` (the shortest round-trip repr,
-    as Python writes it), 3–5× faster.
-
-    Arrow's float-to-text finds the same shortest digits but writes whole numbers without ".0" and turns
-    to exponents at other lengths than Python. So whole numbers are written from their int64 value plus
-    ".0", and any cell Arrow writes with an exponent, or Python would (below 1e-4, from 1e16 on), or that
-    is −0.0 or infinite, is written by numpy.
-    """
-    missing = np.isnan(v)
-    text = pc.cast(pa.array(v, mask=missing), pa.large_string())
-    with np.errstate(invalid="ignore"):
-        size = np.abs(v)
-        whole = np.isfinite(v) & (v == np.trunc(v)) & (size < 1e16) & ~((v == 0) & np.signbit(v))
-    if whole.any():
-        digits = pc.cast(pa.array(np.where(whole, v, 0).astype(np.int64)), pa.large_string())
-        suffix, sep = pa.scalar(".0", pa.large_string()), pa.scalar("", pa.large_string())
-        text = pc.if_else(pa.array(whole), pc.binary_join_element_wise(digits, suffix, sep), text)
-    exponent = pc.fill_null(pc.match_substring(text, "e"), False).to_numpy(zero_copy_only=False)
-    with np.errstate(invalid="ignore"):
-        odd = ~missing & ~whole & ((size < 1e-4) | (size >= 1e16) | exponent)
-    if odd.any():
-        text = pc.replace_with_mask(text, pa.array(odd), pa.array(v[odd].astype(str), pa.large_string()))
-    return text
+    return float_text(col.to_numpy(dtype="float64", na_value=np.nan))
