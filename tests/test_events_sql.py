@@ -339,3 +339,28 @@ def test_parquet_statistics_spare_only_the_text_columns_they_prove_filled(tmp_pa
     assert _filled_by_statistics(connect(), clean.events("usage_events")) == {"account_id", "user_id", "feature"}
     blank = _planted(tmp_path, "usage_events", "feature", 2, " ", PARQUET)
     assert [p.column for p in _problems(blank)] == ["feature"]  # the unproven column is read, and its blank found
+
+
+@pytest.mark.parametrize("fmt", ["parquet", "csv"])
+def test_the_validation_scan_finds_the_last_record_before_a_date_and_the_gates_ask_no_more(tmp_path: Path,
+                                                                                         monkeypatch, fmt):
+    """``load_dataset(before=T)`` (score's as-of): each time column's last value strictly before T comes from
+    the validation scan, the same as the scan ``last_before`` makes otherwise; no other connection opens."""
+    import healthscore.io.events as events_module
+    from healthscore.summary import data_ends
+
+    path = write_world(tiny_world_frames(), tmp_path / "w", PARQUET if fmt == "parquet" else CSV)
+    ts = load_dataset(path).usage_events["ts"]
+    for when in (ts.min() + (ts.max() - ts.min()) / 2, ts.max(), ts.sort_values().iloc[1]):  # on a record: strict
+        want = data_ends(load_dataset(path), before=when)
+        ds = load_dataset(path, before=when.date() if when == when.normalize() else when)
+        scans = []
+        real = events_module.connect
+        monkeypatch.setattr(events_module, "connect", lambda real=real, scans=scans, **k: scans.append(1) or real(**k))
+        assert data_ends(ds, before=when) == want
+        assert ds.last_before("usage_events", "ts", when) == ts[ts < when].max()
+        assert scans == []
+        monkeypatch.undo()
+    ds = load_dataset(path, before=ts.max())
+    other = ts.min() + (ts.max() - ts.min()) / 3  # another date than the scan's: one scan of its own
+    assert ds.last_before("usage_events", "ts", other) == ts[ts < other].max()

@@ -357,6 +357,8 @@ class EventTable:
     rows: int = 0
     ranges: dict = field(default_factory=dict)
     digest: str = ""
+    #: (a time, {time column: its last value strictly before that time}), from the validation scan
+    seen_before: tuple | None = None
     _cache: dict = field(default_factory=dict, repr=False)
 
     @property
@@ -463,6 +465,8 @@ class EventTable:
         that decides it (every value before, or none), else one SQL aggregate (a scan of the column)."""
         low, high = self.ranges.get(column, (None, None))
         before = pd.Timestamp(before)
+        if self.seen_before is not None and self.seen_before[0] == before and column in self.seen_before[1]:
+            return self.seen_before[1][column]
         if high is not None and pd.notna(high) and pd.Timestamp(high) < before:
             return pd.Timestamp(high)
         if low is not None and pd.notna(low) and pd.Timestamp(low) >= before:
@@ -605,11 +609,12 @@ def frame_to_arrow(name: str, frame: pd.DataFrame) -> tuple[pa.Table, list[str]]
 
 
 def check_event_table(name: str, *, path: Path | None = None, fmt: str = "frame", frame: pd.DataFrame | None = None,
-                      account_ids: pd.Series | None = None, digest: bool = True) -> EventCheck:
+                      account_ids: pd.Series | None = None, digest: bool = True, before=None) -> EventCheck:
     """Read and validate one event-sized table with DuckDB; the same problems as the pandas route.
 
     ``digest=False`` leaves the content hash out of the scan (about 2 s of 4 on 50M usage events): the
-    table's ``content_digest()`` then computes it if someone asks.
+    table's ``content_digest()`` then computes it if someone asks. ``before``: the scan also finds each time
+    column's last value strictly before it, kept for ``EventTable.last_before``.
 
     ``path`` and ``fmt`` (``parquet``/``csv``) name a file; ``fmt="frame"`` validates ``frame`` (registered in
     DuckDB as Arrow). ``account_ids`` (the accounts table's, when it could be read) checks references.
@@ -630,7 +635,7 @@ def check_event_table(name: str, *, path: Path | None = None, fmt: str = "frame"
         try:
             probe = EventTable(name, fmt, None if path is None else str(path), (), arrow=arrow,
                                csv_names=csv_names, csv_padded=padded)
-            out = _check(con, probe, account_ids, digest)
+            out = _check(con, probe, account_ids, digest, before)
             out.warnings = warnings + out.warnings
             return out
         except _READ_ERRORS as exc:
@@ -642,7 +647,8 @@ def check_event_table(name: str, *, path: Path | None = None, fmt: str = "frame"
     return EventCheck(table=None, problems=[_unreadable(name, path, fmt, failure)])
 
 
-def _check(con, probe: EventTable, account_ids: pd.Series | None, digest: bool = True) -> EventCheck:
+def _check(con, probe: EventTable, account_ids: pd.Series | None, digest: bool = True,
+           before=None) -> EventCheck:
     name, fmt = probe.name, probe.fmt
     table = TABLES[name]
     out = EventCheck(table=None)
@@ -689,7 +695,8 @@ def _check(con, probe: EventTable, account_ids: pd.Series | None, digest: bool =
         decided.append(_with_lookup(plan, _parse_delegated(plan.column, [t[0] for t in texts])))
     ref = EventTable(name, fmt, probe.path, tuple(decided), arrow=probe.arrow, csv_names=probe.csv_names,
                      csv_padded=probe.csv_padded)
-    stats = _scan(con, ref, account_ids, digest)
+    before = None if before is None else pd.Timestamp(before)
+    stats = _scan(con, ref, account_ids, digest, before)
     out.problems += _parse_problems(con, ref, table, stats)
     out.check_problems += _check_problems(con, ref, table, stats, account_ids)
     ranges = {p.column.name: (stats.get(f"min_{p.column.name}"), stats.get(f"max_{p.column.name}"))
@@ -699,7 +706,10 @@ def _check(con, probe: EventTable, account_ids: pd.Series | None, digest: bool =
                            csv_padded=ref.csv_padded, rows=int(stats["rows"]),
                            ranges={k: tuple(None if v is None else pd.Timestamp(v) for v in pair)
                                    for k, pair in ranges.items()},
-                           digest=content)
+                           digest=content,
+                           seen_before=None if before is None else (before, {
+                               c: None if stats[f"before_{c}"] is None else pd.Timestamp(stats[f"before_{c}"])
+                               for c in ranges}))
     return out
 
 
@@ -765,7 +775,8 @@ def _filled_by_statistics(con, ref: EventTable) -> set[str]:
     return {column for column in texts if column in proven}
 
 
-def _scan(con, ref: EventTable, account_ids: pd.Series | None, digest: bool = True) -> dict:
+def _scan(con, ref: EventTable, account_ids: pd.Series | None, digest: bool = True,
+          before: pd.Timestamp | None = None) -> dict:
     table = TABLES[ref.name]
     aggs = ["count(*) AS rows"]
     filled = _filled_by_statistics(con, ref)
@@ -781,6 +792,9 @@ def _scan(con, ref: EventTable, account_ids: pd.Series | None, digest: bool = Tr
         if p.column.kind in ("timestamp", "date"):
             aggs.append(f"min({p.value}) AS min_{c}")
             aggs.append(f"max({p.value}) AS max_{c}")
+            if before is not None:  # EventTable.last_before's aggregate, over the values this scan decodes
+                aggs.append(f"max({p.value}) FILTER (WHERE ({p.value}) < CAST({literal(before.isoformat())} AS "
+                            f"{_NS_TYPE})) AS before_{c}")
         if p.column.allowed:
             allowed = ", ".join(literal(v) for v in p.column.allowed)
             aggs.append(f"count(*) FILTER (WHERE ({p.value}) IS NOT NULL AND ({p.value}) NOT IN ({allowed})) "

@@ -99,7 +99,7 @@ def _missing_table_problem(name: str, root: Path, near: list[str]) -> Problem:
                    fix=fix)
 
 
-def load_dataset(path: str | os.PathLike[str], *, fingerprint: bool = True) -> Dataset:
+def load_dataset(path: str | os.PathLike[str], *, fingerprint: bool = True, before=None) -> Dataset:
     """Read and validate a dataset directory; raise ``DataError`` listing every problem found.
 
     Each table is ``<table>.csv`` or ``<table>.parquet`` (formats may be mixed across tables); other files
@@ -108,6 +108,10 @@ def load_dataset(path: str | os.PathLike[str], *, fingerprint: bool = True) -> D
     ``fingerprint=False``, for a command that records no provenance (``features``): the validation scan of
     the event-sized tables leaves out their content hash, and ``Dataset.fingerprint`` is computed (by a scan
     of its own) only if read: the same value, of the files as they are when it is read.
+
+    ``before`` (a date or timestamp; ``score`` passes its as-of): the validation scan also finds each event
+    table's last record time strictly before it, which ``Dataset.last_before`` then answers without a scan
+    of its own (the gates' ``data_through``: 0.4 s on 50M usage events). The results are the same.
     """
     root = Path(path)
     if not root.is_dir():
@@ -143,7 +147,8 @@ def load_dataset(path: str | os.PathLike[str], *, fingerprint: bool = True) -> D
             problems.append(Problem(name, None, error, fix=fix))
             continue
         raw[name] = frame
-    tables, warnings = validate_tables(raw, problems=problems, source=str(root), digest=fingerprint)
+    tables, warnings = validate_tables(raw, problems=problems, source=str(root), digest=fingerprint,
+                                       before=before)
     for name, found in near.items():
         if raw.get(name) is None:
             warnings.append(f"{name} is absent, but {_did_you_mean(name, found)} Files under other names are "

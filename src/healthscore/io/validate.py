@@ -345,6 +345,7 @@ def validate_tables(
     problems: Sequence[Problem] = (),
     source: str = "dataset",
     digest: bool = True,
+    before=None,
 ) -> tuple[dict[str, pd.DataFrame | EventTable | None], list[str]]:
     """Normalise and check every present table; raise one ``DataError`` with ``problems`` plus all found.
 
@@ -353,7 +354,8 @@ def validate_tables(
     validated by SQL (``events.check_event_table``) with the same messages, and come back as ``EventTable``
     references, never as frames. Presence of required tables is the caller's check, since only the caller
     knows whether a file or a frame was expected. ``digest=False``: their content hash is left for later
-    (``EventTable.content_digest``).
+    (``EventTable.content_digest``). ``before``: their scan also finds each time column's last value
+    strictly before it (``EventTable.last_before``).
     """
     found: list[Problem] = list(problems)
     warnings: dict[str, list[str]] = {name: [] for name in TABLES}
@@ -381,9 +383,10 @@ def validate_tables(
             events[name] = None
             continue
         if isinstance(given, EventFile):
-            check = check_event_table(name, path=given.path, fmt=given.fmt, account_ids=account_ids, digest=digest)
+            check = check_event_table(name, path=given.path, fmt=given.fmt, account_ids=account_ids, digest=digest,
+                                      before=before)
         else:
-            check = check_event_table(name, frame=given, account_ids=account_ids, digest=digest)
+            check = check_event_table(name, frame=given, account_ids=account_ids, digest=digest, before=before)
         found += check.problems
         event_checks += check.check_problems
         warnings[name] += check.warnings

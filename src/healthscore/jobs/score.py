@@ -78,7 +78,7 @@ def score_job(
     out = Path(out)
     with OutputDir(out, lock_timeout=lock_timeout, keep_batches=config.output.keep_batches) as od:
         with progress.step(f"loading model {uri} and data from {data}"):
-            loaded, ds = load_model_and_data(uri, data)
+            loaded, ds = load_model_and_data(uri, data, as_of)
         from healthscore.scoring import explanations_schema, score_batch, write_batch  # imported by the model
 
         readiness, notes = gates.check(ds, as_of, loaded.model, config, allow_stale=allow_stale,
@@ -117,10 +117,11 @@ def _load_model(uri: str):
     return tracking.load_model(uri)
 
 
-def load_model_and_data(uri: str, data: str | Path):
+def load_model_and_data(uri: str, data: str | Path, as_of: date | None = None):
     """(the loaded model, the dataset), loaded side by side (``jobs.side_by_side``): the model here, the data
-    on a thread of its own. A model that cannot be loaded is reported first, at once; then the data's."""
-    return side_by_side(lambda: _load_model(uri), lambda: load_dataset(data))
+    on a thread of its own. A model that cannot be loaded is reported first, at once; then the data's.
+    ``as_of``: the data's scan also finds what the gates ask of it (each table's last record before it)."""
+    return side_by_side(lambda: _load_model(uri), lambda: load_dataset(data, before=as_of))
 
 
 #: the experiment every score batch is recorded in (one run per batch)
