@@ -189,6 +189,26 @@ def test_scoring_in_small_chunks_gives_identical_frames(world):
         pd.testing.assert_frame_equal(getattr(chunked, name), getattr(whole, name), check_exact=True, obj=name)
 
 
+@pytest.mark.parametrize("workers", [1, 2, 3])
+def test_steps_explained_at_once_come_back_in_order(world, monkeypatch, workers):
+    """One, two or three steps at a time (5 rows each, taken as they finish): the same frames, in order."""
+    import healthscore.explain as explain_module
+    from healthscore import tracking
+
+    ds = load_dataset(world["data"])
+    loaded = tracking.load_model(world["uri"])
+    monkeypatch.setattr(explain_module, "_workers", lambda: 1)
+    one_at_a_time = score_batch(ds, AS_OF_2, loaded, world["cfg"], chunk_rows=5)
+    monkeypatch.setattr(explain_module, "_workers", lambda: workers)
+    steps = []
+    at_once = score_batch(ds, AS_OF_2, loaded, world["cfg"], chunk_rows=5,
+                          progress=lambda done, total: steps.append(done))
+    assert steps == sorted(steps) and len(steps) > 3
+    for name in ("scores", "explanations", "history", "drift"):
+        pd.testing.assert_frame_equal(getattr(at_once, name), getattr(one_at_a_time, name), check_exact=True,
+                                      obj=name)
+
+
 @pytest.mark.parametrize("seed", [0, 1])
 def test_float_text_is_exactly_numpy_str(seed):
     """The Arrow route writes every float as numpy's astype(str) does: whole numbers, exponents, -0.0, inf."""

@@ -18,10 +18,14 @@ component's own position. When Σ Φ_c is ~0 (|Σ| < 1e-9) the (then ~0) differe
 from __future__ import annotations
 
 import functools
+import itertools
 import math
+import os
 import re
 import time
+from collections import deque
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -375,9 +379,10 @@ def _sentences(model, X: pd.DataFrame, names: list[str], specs: dict, seg: np.nd
 # --------------------------------------------------------------------------------------------------------
 
 #: scored rows per step: TreeSHAP, points and text work on one step's arrays at a time, so working memory
-#: stays that of one step at any batch size. Measured on 300k accounts of the benchmark's world: 200k rows
-#: per step held ~1.1 GB more at the end than 50k and took 2.73 s against 2.26 s; 25k took 2.60 s
-CHUNK_ROWS = 50_000
+#: stays that of a few steps at any batch size. Measured on 300k accounts of the benchmark's world, one
+#: step at a time: 200k rows per step held ~1.1 GB more at the end than 50k and took 2.73 s against
+#: 2.26 s; 25k took 2.60 s. Two steps run at once on two cores, so 25k keeps about the rows of 50k in flight
+CHUNK_ROWS = 25_000
 
 
 @dataclass
@@ -395,19 +400,64 @@ class Explained:
     timings: dict[str, float]
 
 
+def _workers() -> int:
+    """Steps explained at once: two where the process may use two cores (each releases the interpreter in
+    LightGBM, numpy and Arrow for most of its work), else one."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        cores = os.cpu_count() or 1
+    return 2 if cores >= 2 else 1
+
+
+@dataclass
+class _Step:
+    """One step of ``explain_rows``: its rows' probability, points, long-table rows and drivers."""
+
+    probability: np.ndarray
+    baseline: float
+    points: np.ndarray
+    component_points: pd.DataFrame
+    text: dict
+    drivers: pd.DataFrame
+    seconds: dict
+
+
+def _explain_step(model, X: pd.DataFrame, ids: pa.Array, a: int, b: int, repeated: tuple, min_points: float) -> _Step:
+    t1 = time.perf_counter()
+    rows = X.iloc[a:b]
+    fpoints, probability, baseline = feature_points(model, rows)
+    points = fpoints.to_numpy(dtype=float)
+    t2 = time.perf_counter()
+    comp = component_points(fpoints, model.components)
+    m, k = b - a, points.shape[1]
+    feature_text, component_text = repeated
+    text = {"account_id": ids.slice(a, m).take(np.repeat(np.arange(m, dtype=np.int64), k)),
+            "feature": feature_text, "component": component_text,
+            "value": _value_text(rows, list(model.feature_names))}
+    t3 = time.perf_counter()
+    drivers = driver_sentences(model, rows, fpoints, min_points=min_points)
+    t4 = time.perf_counter()
+    return _Step(probability, baseline, points, comp, text, drivers,
+                 {"contributions": t2 - t1, "explanations": t3 - t2, "drivers": t4 - t3})
+
+
 def explain_rows(model, feats: pd.DataFrame, account_ids: np.ndarray, *, chunk_rows: int = CHUNK_ROWS,
                  progress: Callable[[int, int], None] | None = None, min_points: float = 0.5,
                  sink: Callable[[pa.Table], None] | None = None) -> Explained:
     """Score raw feature rows and explain them: per-component points, long-format explanations, drivers.
 
     Rows go through in steps of ``chunk_rows``; every output is the same, byte for byte, whatever the step
-    (each row's TreeSHAP, calibration and text depend on that row alone). ``progress(rows_done, rows_total)``
-    is called after each step. With ``sink``, each step's rows of the long table (an Arrow table of
-    ``EXPLANATION_COLUMNS``) go to ``sink`` and are not kept (``explanations`` is then None): the table
-    with a row per account and feature is never held whole (``scoring.batch`` streams it to Parquet).
+    (each row's TreeSHAP, calibration and text depend on that row alone). On two cores two steps run at
+    once (``_workers``), their results taken in order. ``progress(rows_done, rows_total)`` is called after
+    each step. With ``sink``, each step's rows
+    of the long table (an Arrow table of ``EXPLANATION_COLUMNS``) go to ``sink`` and are not kept
+    (``explanations`` is then None): the table with a row per account and feature is never held whole
+    (``scoring.batch`` streams it to Parquet).
     """
     t0 = time.perf_counter()
     X = model.prepare(feats)
+    getattr(model, "booster", None)  # built from its text once, here, not by two steps at once
     timings = {"prepare": time.perf_counter() - t0, "contributions": 0.0, "explanations": 0.0, "drivers": 0.0}
     n = len(X)
     names = list(model.feature_names)
@@ -421,17 +471,10 @@ def explain_rows(model, feats: pd.DataFrame, account_ids: np.ndarray, *, chunk_r
     repeated: dict[int, tuple] = {}
     drivers = []
     baseline = model.baseline_points
+    workers = _workers() if n > 1 else 1
     step = max(1, int(chunk_rows))
-    for a in range(0, max(n, 1), step):
-        b = min(a + step, n)
-        t1 = time.perf_counter()
-        fpoints, step_probability, baseline = feature_points(model, X.iloc[a:b])
-        probability[a:b] = step_probability
-        points = fpoints.to_numpy(dtype=float)
-        t2 = time.perf_counter()
-        comp_points.append(component_points(fpoints, model.components))
-        if sink is None:
-            contribution[a * k:b * k] = points.ravel()
+    bounds = [(a, min(a + step, n)) for a in range(0, max(n, 1), step)]
+    for a, b in bounds:
         m = b - a
         if m not in repeated:
             # feature and component names repeat identically for every step of the same size: one Arrow
@@ -439,22 +482,34 @@ def explain_rows(model, feats: pd.DataFrame, account_ids: np.ndarray, *, chunk_r
             col = np.tile(np.arange(k, dtype=np.int64), m)
             repeated[m] = (pa.array(names, pa.large_string()).take(col),
                            pa.array(components, pa.large_string()).take(col))
-        feature_text, component_text = repeated[m]
-        step_text = {"account_id": ids.slice(a, m).take(np.repeat(np.arange(m, dtype=np.int64), k)),
-                     "feature": feature_text, "component": component_text,
-                     "value": _value_text(X.iloc[a:b], names)}
-        if sink is not None:
-            sink(pa.table({**step_text, "contribution": pa.array(points.ravel(), pa.float64())}))
-        else:
-            for column, values in step_text.items():
-                text[column].append(values)
-        t3 = time.perf_counter()
-        drivers.append(driver_sentences(model, X.iloc[a:b], fpoints, min_points=min_points))
-        t4 = time.perf_counter()
-        for key, seconds in (("contributions", t2 - t1), ("explanations", t3 - t2), ("drivers", t4 - t3)):
-            timings[key] += seconds
-        if progress is not None:
-            progress(b, n)
+    pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="healthscore-explain")
+    try:
+        running: deque = deque()
+        upcoming = iter(bounds)
+        for a, b in itertools.islice(upcoming, workers):
+            running.append((a, b, pool.submit(_explain_step, model, X, ids, a, b, repeated[b - a], min_points)))
+        while running:
+            a, b, future = running.popleft()
+            done = future.result()
+            for nxt in itertools.islice(upcoming, 1):  # the next step starts before this one is written
+                running.append((*nxt, pool.submit(_explain_step, model, X, ids, *nxt, repeated[nxt[1] - nxt[0]],
+                                                  min_points)))
+            probability[a:b] = done.probability
+            baseline = done.baseline
+            comp_points.append(done.component_points)
+            if sink is not None:
+                sink(pa.table({**done.text, "contribution": pa.array(done.points.ravel(), pa.float64())}))
+            else:
+                contribution[a * k:b * k] = done.points.ravel()
+                for column, values in done.text.items():
+                    text[column].append(values)
+            drivers.append(done.drivers)
+            for key, seconds in done.seconds.items():
+                timings[key] += seconds
+            if progress is not None:
+                progress(b, n)
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
     t5 = time.perf_counter()
     explanations = None if sink is not None else pd.DataFrame(
         {**{c: pa.chunked_array(chunks, pa.large_string()).to_pandas() for c, chunks in text.items()},
