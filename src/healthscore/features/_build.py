@@ -218,7 +218,7 @@ _USAGE_EVENTS_PARQUET_SQL = (
     "SELECT CAST(account_id AS VARCHAR) AS account_id, CAST(user_id AS VARCHAR) AS user_id, "
     "CAST(feature AS VARCHAR) AS feature, COALESCE(CAST(quantity AS DOUBLE), 1.0) AS quantity, "
     # whole days since 1970-01-01 (floor), as day_numbers: timestamps are naive UTC
-    "CAST(datediff('day', DATE '1970-01-01', CAST(ts AS DATE)) AS INTEGER) AS day FROM read_parquet({path})"
+    "CAST(datediff('day', DATE '1970-01-01', CAST(ts AS DATE)) AS INTEGER) AS day, ts FROM read_parquet({path})"
 )
 
 

@@ -91,11 +91,13 @@ def usage_events_frame(ev: pd.DataFrame) -> pd.DataFrame:
 
 #: the engine's event tables as SQL over each table's normalised view ``ev_<table>`` (``EventTable.register``):
 #: the same columns and values as ``prepare_tables`` computes in pandas. Day numbers: whole days since
-#: 1970-01-01 of the (naive UTC) timestamp; resolution hours as pandas' ``total_seconds() / 3600``.
+#: 1970-01-01 of the (naive UTC) timestamp; resolution hours as pandas' ``total_seconds() / 3600``. The usage
+#: events keep ``ts`` too, so a window of days can also be said on it (``usage.usage_user_days``), a filter
+#: DuckDB applies in the scan.
 EVENT_TABLE_SQL: dict[str, str] = {
     "usage_events": (
         "SELECT account_id, user_id, feature, quantity, "
-        "CAST(CAST(ts AS DATE) - DATE '1970-01-01' AS INTEGER) AS day FROM ev_usage_events"
+        "CAST(CAST(ts AS DATE) - DATE '1970-01-01' AS INTEGER) AS day, ts FROM ev_usage_events"
     ),
     "tickets": (
         "SELECT ticket_id, account_id, priority, csat, "
