@@ -166,7 +166,7 @@ def test_a_model_that_cannot_load_stops_the_data_scan_beside_it(tmp_path, monkey
     started = threading.Event()
     endless = "SELECT count(*) FROM range(20000000000) t(x) WHERE x % 7 = 1"
 
-    def scan(data):
+    def scan(data, before=None):
         con = connect()
         started.set()
         for _ in range(2):
