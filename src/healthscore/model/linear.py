@@ -82,7 +82,7 @@ class LinearStart:
         design = None if pre.sparse_output_ else np.asarray(full, dtype=float)
         onehot = {k for k, f in enumerate(every) if f in cat}
         ones = {k: int(np.count_nonzero(design[:, k])) for k in onehot} if design is not None else {}
-        lr, pipeline = None, None
+        lr, pipeline, fitted = None, None, None
         for _ in range(len(names) + 1):
             keep = set(used)
             columns = [k for k, f in enumerate(every) if f in keep]
@@ -92,7 +92,7 @@ class LinearStart:
                 pipeline = logistic_baseline(inputs[used], y, categorical=[c for c in cat if c in used], seed=seed)
                 lr, source = pipeline.named_steps["lr"], _design_sources(pipeline, used, cat)
             else:
-                pipeline, source = None, [every[k] for k in columns]
+                pipeline, source, fitted = None, [every[k] for k in columns], columns
                 lr = logistic_regression(seed).fit(design[:, columns], y)
             coef = lr.coef_[0]
             wrong = []
@@ -115,6 +115,10 @@ class LinearStart:
             rate = float(np.clip(np.mean(y), 1e-6, 1 - 1e-6))
             base.intercept, base.design_mean = float(np.log(rate / (1 - rate))), np.zeros(0)
             return base
+        # the mean of the design the regression was fitted on: the columns of the rows' own design (the same
+        # values the refitted pipeline gives, as it is fitted column by column; 0.76 s of a 4 s fit on 201k rows
+        # to transform them again)
+        design_mean = design[:, fitted].mean(axis=0) if pipeline is None else None
         if pipeline is None:
             used_cat = [c for c in cat if c in used]
             pipeline = Pipeline([("pre", logistic_preprocessor(used, used_cat).fit(regression_input(inputs[used],
@@ -124,7 +128,7 @@ class LinearStart:
         base.used, base.pipeline, base.source = used, pipeline, source
         base.coef = np.asarray(coef, dtype=float)
         base.intercept = float(pipeline.named_steps["lr"].intercept_[0])
-        base.design_mean = base._design(X).mean(axis=0)
+        base.design_mean = base._design(X).mean(axis=0) if design_mean is None else design_mean
         return base
 
     def _inputs(self, X: pd.DataFrame) -> pd.DataFrame:
