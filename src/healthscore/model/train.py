@@ -583,8 +583,12 @@ def _new_model(ts: TrainingSet, rows: np.ndarray, config: Config) -> HealthModel
 
 def _fit_rows(model: HealthModel, X: pd.DataFrame, y: np.ndarray, rows: np.ndarray, ts: TrainingSet, *,
               params: dict[str, Any], n_trees: int, start_fit, calibration: str,
-              folds: list[tuple[np.ndarray, np.ndarray]], cal_rows: np.ndarray | None, config: Config) -> int:
+              folds: list[tuple[np.ndarray, np.ndarray]], cal_rows: np.ndarray | None, config: Config,
+              starts: list | None = None) -> int:
     """Fit the margin on ``rows``, calibrate it, store the training references; the calibration row count.
+
+    ``starts``: the start's fits on ``rows`` and on each calibration fold's training rows, already made
+    (``_start_fits``, as ``fit_health_model`` makes the refit's beside the evaluation); else fitted here.
 
     ``calibration="cross_fit"``: the map is fitted on out-of-fold margins over ``folds`` (positions within
     ``rows``) — from the same folds that chose the settings when evaluating (as a tuned estimator inside
@@ -593,13 +597,10 @@ def _fit_rows(model: HealthModel, X: pd.DataFrame, y: np.ndarray, rows: np.ndarr
     ``"holdout"``: on ``cal_rows``, which the margin never saw.
     """
     Xf, yf = X[rows], y[rows]
-    used = [(tr, va) for tr, va in folds if len(np.unique(yf[tr])) == 2] if calibration == "cross_fit" else []
+    used = _calibration_folds(folds, yf, calibration)
     # the starts of the model and of each cross-fitting fold first, on parallel threads; then the trees
-    starts = [None] * (1 + len(used))
-    if start_fit is not None:
-        parts = [None] + [tr for tr, _ in used]
-        starts = parallel_map(lambda idx: start_fit(Xf, yf) if idx is None else start_fit(Xf.iloc[idx], yf[idx]),
-                              parts, threads=default_threads(config.model.num_threads))
+    if starts is None:
+        starts = _start_fits(start_fit, Xf, yf, used, config)
     start, booster = fit_margin(Xf, yf, params, n_trees, start_fit=None, start=starts[0])
     model.linear = start
     model.use_booster(booster)
@@ -625,6 +626,23 @@ def _fit_rows(model: HealthModel, X: pd.DataFrame, y: np.ndarray, rows: np.ndarr
     model.metadata["drift_reference"] = {"rows": int(len(Xr)), "population": "batch at the training cutoff"
                                          if ts.reference_features is not None else "training rows"}
     return n_calibration
+
+
+def _calibration_folds(folds: list[tuple[np.ndarray, np.ndarray]], y: np.ndarray, calibration: str
+                       ) -> list[tuple[np.ndarray, np.ndarray]]:
+    """The folds whose out-of-fold margins calibrate the map (cross-fitting: those with both outcomes to learn)."""
+    return [(tr, va) for tr, va in folds if len(np.unique(y[tr])) == 2] if calibration == "cross_fit" else []
+
+
+def _start_fits(start_fit, X: pd.DataFrame, y: np.ndarray, used: list[tuple[np.ndarray, np.ndarray]],
+                config: Config) -> list:
+    """The start fitted on every row of ``X``, then on each fold's training rows (on parallel threads);
+    ``None`` for each without a start to fit (a constant start)."""
+    if start_fit is None:
+        return [None] * (1 + len(used))
+    parts = [None] + [tr for tr, _ in used]
+    return parallel_map(lambda idx: start_fit(X, y) if idx is None else start_fit(X.iloc[idx], y[idx]),
+                        parts, threads=default_threads(config.model.num_threads))
 
 
 def _describe_rows(ts: TrainingSet, mask: np.ndarray) -> dict[str, Any]:
@@ -667,25 +685,30 @@ def refit(ts: TrainingSet, settings: HealthModel, *, config: Config) -> HealthMo
         return _refit(ts, settings, config=config)
 
 
-def _refit(ts: TrainingSet, settings: HealthModel, *, config: Config) -> HealthModel:
-    """``refit``'s body (under its BLAS limit)."""
+@dataclass
+class _RefitStarts:
+    """What a refit prepares from the chosen start alone (before the evaluated model is fitted): the model
+    on every row, its matrix, the calibration folds, the start (blend shares stacked again) and its fits."""
+
+    final: HealthModel
+    X: pd.DataFrame
+    y: np.ndarray
+    folds: list[tuple[np.ndarray, np.ndarray]]
+    how: str
+    constraints: list[int]
+    shares: tuple[float, float]
+    start_fit: Callable | None
+    starts: list
+
+
+def _refit_starts(ts: TrainingSet, start_name: str, shares: tuple[float, float], *, config: Config) -> _RefitStarts:
+    """The refit's model, matrix, folds and start fits: they depend on the chosen start only, so
+    ``fit_health_model`` makes them on a thread beside the evaluated model's fit and test."""
     every = np.ones(len(ts.label), dtype=bool)
     y = np.asarray(ts.label, dtype=int)
     final = _new_model(ts, every, config)
-    allowed = settings.metadata.get("isotonic_allowed",
-                                    settings.metadata.get("n_calibration", 0) >= config.model.isotonic_min_rows)
-    if settings.calibrator.method_ != "isotonic" and not allowed:
-        # the evaluation could not try isotonic (too few calibration rows, or of one outcome): nor may the
-        # refit, so the map the registered model uses is one the reported metrics measured (a scorecard start
-        # alone keeps its own fit in both, ``_own_map``)
-        final.calibrator = Calibrator(isotonic_min_rows=np.inf, seed=config.model.seed)
     X = final.prepare(ts.features)
     constraints, _ = _monotone(final.feature_names, config, ts.categorical, ts.directions)
-    start_name = str(settings.params.get("start", "linear" if settings.linear is not None else "constant"))
-    n_trees = int(settings.params.get("num_boost_round", 0))
-    params, shares = split_blend_shares({**_base_params(config), **{k: v for k, v in settings.params.items()
-                                          if k not in ("num_boost_round", "linear_start", "start")},
-                                         "monotone_constraints": constraints})
     directions = {f: int(ts.directions.get(f, 0)) for f in final.feature_names}
     if "renewal_date" in ts.rows:
         folds = time_folds(pd.to_datetime(ts.rows["renewal_date"]), config.model.cv_folds)
@@ -709,9 +732,32 @@ def _refit(ts: TrainingSet, settings: HealthModel, *, config: Config) -> HealthM
                                 monotone=dict(zip(final.feature_names, constraints)), components=final.components,
                                 directions=directions, blend_shares=shares)
     start_fit = fitters.get(start_name)
+    starts = _start_fits(start_fit, X, y, _calibration_folds(folds, y, "cross_fit"), config)
+    return _RefitStarts(final=final, X=X, y=y, folds=folds, how=how, constraints=constraints, shares=shares,
+                        start_fit=start_fit, starts=starts)
+
+
+def _refit(ts: TrainingSet, settings: HealthModel, *, config: Config,
+           prepared: _RefitStarts | None = None) -> HealthModel:
+    """``refit``'s body (under its BLAS limit); ``prepared``: its ``_refit_starts`` for ``settings``' start."""
+    start_name = str(settings.params.get("start", "linear" if settings.linear is not None else "constant"))
+    n_trees = int(settings.params.get("num_boost_round", 0))
+    params, shares = split_blend_shares({k: v for k, v in settings.params.items()
+                                         if k not in ("num_boost_round", "linear_start", "start")})
+    p = prepared or _refit_starts(ts, start_name, shares, config=config)
+    final, X, y, every, shares = p.final, p.X, p.y, np.ones(len(ts.label), dtype=bool), p.shares
+    allowed = settings.metadata.get("isotonic_allowed",
+                                    settings.metadata.get("n_calibration", 0) >= config.model.isotonic_min_rows)
+    if settings.calibrator.method_ != "isotonic" and not allowed:
+        # the evaluation could not try isotonic (too few calibration rows, or of one outcome): nor may the
+        # refit, so the map the registered model uses is one the reported metrics measured (a scorecard start
+        # alone keeps its own fit in both, ``_own_map``)
+        final.calibrator = Calibrator(isotonic_min_rows=np.inf, seed=config.model.seed)
+    params = {**_base_params(config), **params, "monotone_constraints": p.constraints}
     final.calibrator = _own_map(start_name, n_trees, final.calibrator, config)
-    n_cal = _fit_rows(final, X, y, every, ts, params=params, n_trees=n_trees, start_fit=start_fit,
-                      calibration="cross_fit", folds=folds, cal_rows=None, config=config)
+    n_cal = _fit_rows(final, X, y, every, ts, params=params, n_trees=n_trees, start_fit=p.start_fit,
+                      calibration="cross_fit", folds=p.folds, cal_rows=None, config=config, starts=p.starts)
+    how = p.how
     final.params = {**settings.params, **({"blend_shares": list(shares)} if start_name == "blend" else {})}
     final.metadata.update({k: v for k, v in settings.metadata.items()
                            if k not in ("expected_margin", "score_reference", "calibration_method",
@@ -768,8 +814,11 @@ def _rows(ts: TrainingSet, config: Config) -> _Rows:
     return _Rows(is_train=is_train, is_cal=is_cal, is_test=(part == "test").to_numpy(), mode=mode, ordered=ordered)
 
 
-def _fit_evaluated(ts: TrainingSet, r: _Rows, config: Config, warnings: list[str]):
-    """The evaluated model: settings chosen by CV inside the training rows, fitted, calibrated; and its CV table."""
+def _fit_evaluated(ts: TrainingSet, r: _Rows, config: Config, warnings: list[str],
+                   chosen: Callable[[str, tuple[float, float]], None] | None = None):
+    """The evaluated model: settings chosen by CV inside the training rows, fitted, calibrated; and its CV table.
+
+    ``chosen(start, blend shares)`` is called once CV has chosen them, before the model is fitted."""
     y = np.asarray(ts.label, dtype=int)
     model = _new_model(ts, r.is_train, config)
     X = model.prepare(ts.features)
@@ -800,6 +849,8 @@ def _fit_evaluated(ts: TrainingSet, r: _Rows, config: Config, warnings: list[str
         warnings.append("too few churned or retained rows to cross-validate (each fold needs 2 of each): the "
                         f"first candidate was used with {n_trees} trees, untuned. Add history or lower model.cv_folds.")
     params, shares = split_blend_shares(params)
+    if chosen is not None:
+        chosen(start_name, shares)
     start_fit = start_fitters(config, categorical=ts.categorical, monotone=dict(zip(feature_names, constraints)),
                               components=model.components, directions=directions, blend_shares=shares
                               ).get(start_name)
@@ -909,15 +960,26 @@ def fit_health_model(ts: TrainingSet, *, config: Config) -> TrainResult:
 def _fit_health_model(ts: TrainingSet, *, config: Config) -> TrainResult:
     warnings: list[str] = []
     r = _rows(ts, config)
-    model, X, cv_table, n_calibration, directions = _fit_evaluated(ts, r, config, warnings)
-    evaluation, reliability, test_predictions = _evaluate_on_test(model, X, ts, r, config, directions)
+    refitting = config.model.refit and r.is_test.any() and len(np.unique(np.asarray(ts.label))) == 2
+    # the refit's start fits depend on the chosen start only: made on a thread of their own while the
+    # evaluated model is fitted and tested (on 201k rows: its single-threaded fits beside the refit's four)
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="healthscore-refit") as side:
+        pending = []
+
+        def chosen(start_name: str, shares: tuple[float, float]) -> None:
+            if refitting:
+                pending.append(side.submit(_refit_starts, ts, start_name, shares, config=config))
+
+        model, X, cv_table, n_calibration, directions = _fit_evaluated(ts, r, config, warnings, chosen=chosen)
+        evaluation, reliability, test_predictions = _evaluate_on_test(model, X, ts, r, config, directions)
+        prepared = pending[0].result() if pending else None
     sizes = _sizes(ts, r, n_calibration, len(model.feature_names))
     evaluated = {"learned_from": _describe_rows(ts, r.is_train), "metrics_from": _describe_rows(ts, r.is_test)}
 
     # refit: the same procedure on every row; this model is registered and scores accounts
     final = model
-    if config.model.refit and r.is_test.any() and len(np.unique(np.asarray(ts.label))) == 2:
-        final = _refit(ts, model, config=config)
+    if refitting:
+        final = _refit(ts, model, config=config, prepared=prepared)
         sizes["rows_refit"] = final.metadata["n_train"]
         sizes["rows_refit_calibration"] = final.metadata["n_calibration"]
         if "contract_id" in ts.rows:
