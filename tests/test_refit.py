@@ -14,7 +14,7 @@ from healthscore.config import config_from_dict
 from healthscore.explain import explain_frame
 from healthscore.model.linear import LearnedScorecardStart, ScorecardStart
 from healthscore.model.split import split_by_renewal_date
-from healthscore.model.train import TrainingSet, fit_health_model
+from healthscore.model.train import TrainingSet, fit_health_model, refit
 
 FAST = {"model": fast_model(reg_lambda_grid=[1.0], n_estimators=60, early_stopping_rounds=10,
                             learned_scorecard_start="auto")}
@@ -235,6 +235,20 @@ def test_the_registered_blend_is_restacked_on_every_row() -> None:
     assert shares != result.evaluated_model.params["blend_shares"]  # stacked again, on every row
     assert abs(sum(shares) - 1) < 1e-12
     np.testing.assert_allclose(result.model.linear.shares, shares)
+
+
+@pytest.mark.parametrize("make", [lambda: _dated_set(900, 0), lambda: _weighted_wrong(900, 23)], ids=["line", "blend"])
+def test_the_refit_prepared_beside_the_evaluation_is_the_refit_made_alone(make) -> None:
+    # fit_health_model fits the refit's starts on a thread while the evaluated model is fitted; retrain calls
+    # refit() alone: both must register the same model
+    ts = make()
+    cfg = config_from_dict(FAST)
+    result = fit_health_model(ts, config=cfg)
+    alone = refit(ts, result.evaluated_model, config=cfg)
+    assert alone.params == result.model.params
+    X = result.model.prepare(ts.features)
+    np.testing.assert_array_equal(alone.predict_proba(X), result.model.predict_proba(X))
+    np.testing.assert_array_equal(alone.contributions(X)[0].to_numpy(), result.model.contributions(X)[0].to_numpy())
 
 
 def test_a_saved_scorecard_start_does_not_carry_its_lookup_tables() -> None:
