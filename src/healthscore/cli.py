@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import os
-import signal
 import sys
-import threading
 from datetime import date
 from pathlib import Path
 from typing import Annotated, Optional
@@ -170,24 +168,6 @@ def _interrupted(exc: Exception) -> bool:
     return type(exc) is RuntimeError and str(exc).strip() == "Query interrupted"
 
 
-def _note_ctrl_c() -> tuple[list[int], object]:
-    """Note each Ctrl-C as it arrives, then raise ``KeyboardInterrupt`` as Python's own handler does.
-
-    Whatever error a Ctrl-C then surfaces as (DuckDB turns it into errors of its own, which differ with the
-    moment it lands) is reported as the interruption it is. Only on the main thread with Python's default
-    handler in place; returns the notes and the handler to restore (None: nothing installed)."""
-    seen: list[int] = []
-    if threading.current_thread() is not threading.main_thread() \
-            or signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
-        return seen, None
-
-    def on_sigint(signum, frame):
-        seen.append(signum)
-        signal.default_int_handler(signum, frame)
-
-    return seen, signal.signal(signal.SIGINT, on_sigint)
-
-
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the console script: one-paragraph errors, never a traceback.
 
@@ -195,7 +175,6 @@ def main(argv: list[str] | None = None) -> None:
     folder or the store is busy (a cron job may retry), 1 anything unexpected (set ``HEALTHSCORE_DEBUG=1``
     for its traceback), 130 interrupted.
     """
-    ctrl_c, previous = _note_ctrl_c()
     try:
         code = app(args=argv, standalone_mode=False)
         if isinstance(code, int) and code:
@@ -220,7 +199,7 @@ def main(argv: list[str] | None = None) -> None:
         err_console.print(f"healthscore: {exc.strerror or exc}{where}", markup=False, soft_wrap=True)
         sys.exit(2 if isinstance(exc, (PermissionError, FileNotFoundError)) else 1)
     except Exception as exc:
-        if _interrupted(exc) or ctrl_c:  # Ctrl-C while DuckDB ran a query on this thread, or any error after one
+        if _interrupted(exc):  # Ctrl-C while DuckDB ran a query on this thread
             err_console.print("healthscore: aborted", markup=False)
             sys.exit(130)
         if os.environ.get("HEALTHSCORE_DEBUG"):
@@ -229,9 +208,6 @@ def main(argv: list[str] | None = None) -> None:
         err_console.print(f"healthscore: internal error: {type(exc).__name__}: {first} (this is a bug; rerun with "
                           "HEALTHSCORE_DEBUG=1 for the traceback and report it)", markup=False, soft_wrap=True)
         sys.exit(1)
-    finally:
-        if previous is not None:
-            signal.signal(signal.SIGINT, previous)
 
 
 OptDataOpt = Annotated[Optional[Path], typer.Option("--data", help="Dataset directory (CONTRACT §1); or use --table.")]
