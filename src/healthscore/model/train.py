@@ -692,7 +692,6 @@ class _RefitStarts:
 
     final: HealthModel
     X: pd.DataFrame
-    y: np.ndarray
     folds: list[tuple[np.ndarray, np.ndarray]]
     how: str
     constraints: list[int]
@@ -733,7 +732,7 @@ def _refit_starts(ts: TrainingSet, start_name: str, shares: tuple[float, float],
                                 directions=directions, blend_shares=shares)
     start_fit = fitters.get(start_name)
     starts = _start_fits(start_fit, X, y, _calibration_folds(folds, y, "cross_fit"), config)
-    return _RefitStarts(final=final, X=X, y=y, folds=folds, how=how, constraints=constraints, shares=shares,
+    return _RefitStarts(final=final, X=X, folds=folds, how=how, constraints=constraints, shares=shares,
                         start_fit=start_fit, starts=starts)
 
 
@@ -745,7 +744,8 @@ def _refit(ts: TrainingSet, settings: HealthModel, *, config: Config,
     params, shares = split_blend_shares({k: v for k, v in settings.params.items()
                                          if k not in ("num_boost_round", "linear_start", "start")})
     p = prepared or _refit_starts(ts, start_name, shares, config=config)
-    final, X, y, every, shares = p.final, p.X, p.y, np.ones(len(ts.label), dtype=bool), p.shares
+    final, X, shares, how = p.final, p.X, p.shares, p.how
+    y, every = np.asarray(ts.label, dtype=int), np.ones(len(ts.label), dtype=bool)
     allowed = settings.metadata.get("isotonic_allowed",
                                     settings.metadata.get("n_calibration", 0) >= config.model.isotonic_min_rows)
     if settings.calibrator.method_ != "isotonic" and not allowed:
@@ -757,7 +757,6 @@ def _refit(ts: TrainingSet, settings: HealthModel, *, config: Config,
     final.calibrator = _own_map(start_name, n_trees, final.calibrator, config)
     n_cal = _fit_rows(final, X, y, every, ts, params=params, n_trees=n_trees, start_fit=p.start_fit,
                       calibration="cross_fit", folds=p.folds, cal_rows=None, config=config, starts=p.starts)
-    how = p.how
     final.params = {**settings.params, **({"blend_shares": list(shares)} if start_name == "blend" else {})}
     final.metadata.update({k: v for k, v in settings.metadata.items()
                            if k not in ("expected_margin", "score_reference", "calibration_method",
