@@ -124,8 +124,11 @@ def test_slice(case: WorldCase, ds, truth, config: Config) -> tuple[pd.DataFrame
     tp = tp[tp["lead_time_days"] == case.judged_lead]
     noise = _noise(tp["label"].to_numpy(), {"healthscore": tp["p_healthscore"], "scorecard": tp["p_scorecard"]},
                    tp["account_id"].astype(str).to_numpy())
+    cv = result.cv_results  # the chosen setting's row first
     return _overall(result.evaluation, case.judged_lead), {"form": result.model.metadata.get("form", ""),
-                                                          "sizes": result.sizes, "noise": noise}
+                                                          "sizes": result.sizes, "noise": noise,
+                                                          "cv_chosen": float(cv["cv_log_loss"].iloc[0]),
+                                                          "cv_best": float(cv["cv_log_loss"].min())}
 
 
 def forward(case: WorldCase, ds, truth, config: Config, start: dt.date, *, share: float = 0.6) -> tuple[pd.DataFrame, dict]:
@@ -228,7 +231,9 @@ def render(results: list[dict], real: str | None, elapsed: float) -> str:
         lines += [f"## {case.business} world, {case.accounts} accounts, seed {case.seed}", ""]
         fi = r["forward_info"]
         lines += [f"Forward: trained as of {fi['as_of']} on {fi['renewals_learned']} decided renewals "
-                  f"({fi['form']}); {fi['rows']} later renewals judged. Test-slice model: {r['slice_info']['form']}. "
+                  f"({fi['form']}); {fi['rows']} later renewals judged. Test-slice model: {r['slice_info']['form']}, "
+                  f"calibrated CV log loss {r['slice_info']['cv_chosen']:.4f} (the lowest setting's "
+                  f"{r['slice_info']['cv_best']:.4f}). "
                   f"{r['seconds']:.0f} s.", ""]
         lines += ["| measure | model | AUC | Brier | ECE | top-decile lift | log loss |", "|---|---|---|---|---|---|---|"]
         for label, key in (("test slice", "test_slice"), ("forward", "forward")):

@@ -56,16 +56,19 @@ def key_feature_usage(ds, *, cutoff: date, accounts: Iterable[str] | None = None
         con.execute("SET TimeZone = 'UTC'")
         register_event_tables(con, ds, ("usage_events",))  # one SQL aggregate over the file: the events never enter pandas
         where = Window.within("e.day", LOOKBACK_DAYS, at=str(_day(cutoff)))
+        wanted = ""
         if accounts is not None:
             con.register("wanted", pd.DataFrame({"account_id": pd.Series(sorted({str(a) for a in accounts}),
                                                                          dtype="string")}))
-            where += " AND e.account_id IN (SELECT account_id FROM wanted)"
+            wanted = " WHERE d.account_id IN (SELECT account_id FROM wanted)"
         # distinct (feature, account) pairs first, then a plain count: measured on 50M events, 2.0 s against
-        # 5.9 s for counting distinct users as well (which nothing used)
+        # 5.9 s for counting distinct users as well (which nothing used). The accounts are kept after the
+        # DISTINCT (the same pairs), not tested on every event: on 33M events of 67k accounts, 1.3 s against
+        # 1.7-2.1 s (the materialised CTE keeps DuckDB from moving the test back onto the events)
         counts = con.execute(
-            "SELECT feature, count(*) AS accounts FROM ("
-            "SELECT DISTINCT e.feature, e.account_id "
-            f"FROM in_usage_events AS e WHERE e.feature IS NOT NULL AND {where}) GROUP BY feature"
+            "WITH d AS MATERIALIZED (SELECT DISTINCT e.feature, e.account_id "
+            f"FROM in_usage_events AS e WHERE e.feature IS NOT NULL AND {where}) "
+            f"SELECT feature, count(*) AS accounts FROM d{wanted} GROUP BY feature"
         ).df()
     finally:
         close(con)
