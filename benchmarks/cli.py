@@ -389,14 +389,17 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = p.add_subparsers(dest="step")
     run = sub.add_parser("run")
-    for q in (run, p):
-        q.add_argument("--cases", default="validate,features,score,score-1m,train,retrain")
-        q.add_argument("--scale", type=float, default=1.0)
-        q.add_argument("--repeat", type=int, default=3)
-        q.add_argument("--work", type=Path, default=Path(os.environ.get("HEALTHSCORE_BENCH_DATA", "/tmp/healthscore-bench"))
-                       / "cli")
-        q.add_argument("--json", type=Path, default=None)
-        q.add_argument("--doc", type=Path, default=None,
+    # the options go before or after ``run``; the subcommand's copies default to "not given", so an option
+    # given before ``run`` is not reset by them (``--doc P run`` once measured 20 minutes and wrote nothing)
+    for q, keep in ((p, False), (run, True)):
+        d = (lambda v: argparse.SUPPRESS) if keep else (lambda v: v)  # noqa: E731
+        q.add_argument("--cases", default=d("validate,features,score,score-1m,train,retrain"))
+        q.add_argument("--scale", type=float, default=d(1.0))
+        q.add_argument("--repeat", type=int, default=d(3))
+        q.add_argument("--work", type=Path, default=d(Path(os.environ.get("HEALTHSCORE_BENCH_DATA",
+                                                                          "/tmp/healthscore-bench")) / "cli"))
+        q.add_argument("--json", type=Path, default=d(None))
+        q.add_argument("--doc", type=Path, default=d(None),
                        help="rewrite the measured table between the cli-bench markers of this page")
     f = sub.add_parser("floor")
     f.add_argument("--data", type=Path, required=True)
